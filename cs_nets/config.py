@@ -1,0 +1,373 @@
+"""YAML config -> typed, validated ``Config``; ``--set section.key=value`` overrides.
+
+A config file has the sections ``data``, ``features``, ``model``, ``optim``,
+``train``, ``search``, ``output`` and the top-level key ``seed``. Every key has a
+type and a range; anything else is a ``ConfigError`` (exit 2) that names the
+key, the file and line, and what was expected or the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cs_nets.errors import ConfigError
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads exponent floats without a dot (1e-3), as YAML 1.2 does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str):
+    """Parse YAML text with the config's rules (safe; 1e-3 is a float)."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def _opt(default, doc, *, choices=None, min=None, gt=None, max=None):
+    """A config field with its validation rules and a one-line description."""
+    return field(default=default, metadata=dict(doc=doc, choices=choices, min=min, gt=gt, max=max))
+
+
+def _opt_factory(factory, doc):
+    return field(default_factory=factory, metadata=dict(doc=doc))
+
+
+@dataclass
+class DataConfig:
+    source: str = _opt("cifar10", "where images come from", choices=("cifar10", "synthetic"))
+    dir: str | None = _opt(None, "data folder (else $CS_NETS_DATA, else ~/.cache/cs_nets)")
+    format: str = _opt("python", "archive layout to download", choices=("python", "binary"))
+    url: str | None = _opt(None, "archive URL of a mirror (default: the official one)")
+    md5: str | None = _opt(None, "MD5 of the archive at `url`")
+    num_train: int | None = _opt(None, "training images (default: all but the validation ones)", gt=0)
+    num_val: int = _opt(1000, "validation images carved from the training set", gt=0)
+    shuffle: bool = _opt(False, "draw the validation split at random (seeded) instead of the last images")
+    normalize: str = _opt("mean", "pixel preprocessing fit on the training split",
+                          choices=("none", "mean", "mean_std"))
+    dtype: str = _opt("float32", "floating type of model inputs and parameters", choices=("float32", "float64"))
+    synthetic_train: int = _opt(2000, "training images of the synthetic source", gt=0)
+    synthetic_test: int = _opt(500, "test images of the synthetic source", gt=0)
+
+
+@dataclass
+class ModelConfig:
+    type: str = _opt("linear", "model", choices=("linear", "two_layer", "fc_net"))
+    loss: str = _opt("softmax", "data loss", choices=("svm", "softmax"))
+    reg: float = _opt(0.0, "L2 strength: loss += reg * sum(W**2) over weight matrices", min=0.0)
+    hidden_dim: int = _opt(100, "hidden units of two_layer", gt=0)
+    hidden_dims: list[int] = _opt_factory(lambda: [100], "hidden layer sizes of fc_net")
+    activation: str = _opt("relu", "hidden activation",
+                           choices=("relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu"))
+    init: float | str | None = _opt(None, "weight init: a std, 'he' or 'xavier' (default: the model's own)")
+
+
+@dataclass
+class OptimConfig:
+    learning_rate: float = _opt(1e-3, "initial learning rate", gt=0.0)
+    schedule: str = _opt("constant", "learning-rate schedule over epochs", choices=("constant", "step", "cosine"))
+    lr_decay: float = _opt(1.0, "step schedule: lr is multiplied by this after every epoch", gt=0.0, max=1.0)
+    momentum: float = _opt(0.0, "momentum coefficient (0 = plain SGD)", min=0.0, max=0.999)
+    nesterov: bool = _opt(False, "Nesterov momentum")
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = _opt(200, "images per minibatch", gt=0)
+    num_epochs: int = _opt(10, "passes over the training split", gt=0)
+    patience: int | None = _opt(None, "stop after this many epochs without a better validation accuracy", gt=0)
+    train_eval_size: int = _opt(1000, "fixed training subsample scored for train_accuracy each epoch", gt=0)
+    hflip: bool = _opt(False, "augment: flip each minibatch image left-right with probability 1/2 (pixels only)")
+
+
+@dataclass
+class SearchConfig:
+    attempts: int = _opt(1000, "random weight matrices tried", gt=0)
+    scale: float = _opt(1e-4, "std of the random weights", gt=0.0)
+    subsample: int | None = _opt(None, "score each attempt on this many training images (default: all)", gt=0)
+
+
+@dataclass
+class OutputConfig:
+    dir: str | None = _opt(None, "run directory (default: runs/<config name>-<timestamp>)")
+    plot: bool = _opt(False, "write the PNG pictures at the end of training")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    features: list[dict] = field(default_factory=list)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    seed: int = 0
+    name: str = "run"  # taken from the file name, not from the file
+
+    def to_dict(self) -> dict:
+        """The resolved config as plain data (what is written to config.yaml)."""
+        out = dataclasses.asdict(self)
+        out.pop("name")
+        return out
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+_SECTION_CLASSES = {
+    "data": DataConfig, "model": ModelConfig, "optim": OptimConfig,
+    "train": TrainConfig, "search": SearchConfig, "output": OutputConfig,
+}
+TOP_LEVEL = ("features", "seed")
+
+
+class _Where:
+    """Tells where a key came from: `file:line` or `--set key=value`."""
+
+    def __init__(self, source: str, lines: dict[tuple, int] | None = None):
+        self.source = source
+        self.lines = lines or {}
+
+    def __call__(self, path: tuple) -> str:
+        line = self.lines.get(path)
+        return f"{self.source}:{line}" if line else self.source
+
+
+def _key_lines(node, prefix=()) -> dict[tuple, int]:
+    """Map each mapping-key path, e.g. ('model', 'reg'), to its 1-based line in the YAML."""
+    lines = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = prefix + (str(key_node.value),)
+            lines[path] = key_node.start_mark.line + 1
+            lines.update(_key_lines(value_node, path))
+    return lines
+
+
+def _parse_yaml(text: str, source: str) -> tuple[dict, dict]:
+    try:
+        data = yaml_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of sections, got {type(data).__name__}")
+    return data, _key_lines(node)
+
+
+def _suggest(key: str, valid) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
+
+
+def _type_name(tp) -> str:
+    names = []
+    for t in typing.get_args(tp) or (tp,):
+        names.append("null" if t is type(None) else getattr(t, "__name__", str(t)))
+    return " or ".join(names)
+
+
+def _coerce(value, tp, what: str):
+    """Check `value` against the annotation `tp`; return it converted (int -> float where a float is wanted)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(value, option, what)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{what}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, list):
+            return [_coerce(v, item_tp, f"{what}[{i}]") for i, v in enumerate(value)]
+    else:  # pragma: no cover - only the annotations above are used
+        raise TypeError(tp)
+    raise ConfigError(f"{what}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _check_range(value, meta: dict, what: str):
+    if value is None:
+        return
+    choices = meta.get("choices")
+    if choices:
+        if value not in choices:
+            raise ConfigError(f"{what}: expected one of {', '.join(choices)}, got {value!r}")
+        return
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if not isinstance(v, (int, float)):
+            continue
+        if meta.get("min") is not None and v < meta["min"]:
+            raise ConfigError(f"{what}: expected a value >= {meta['min']}, got {v!r}")
+        if meta.get("gt") is not None and v <= meta["gt"]:
+            raise ConfigError(f"{what}: expected a value > {meta['gt']}, got {v!r}")
+        if meta.get("max") is not None and v > meta["max"]:
+            raise ConfigError(f"{what}: expected a value <= {meta['max']}, got {v!r}")
+
+
+def _build_section(cls, raw, section: str, where: _Where):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where((section,))}: section '{section}' must be a mapping, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in raw.items():
+        key = str(key)
+        path = (section, key)
+        if key not in fields:
+            raise ConfigError(f"{where(path)}: unknown key '{section}.{key}'{_suggest(key, fields)}")
+        what = f"{where(path)}: {section}.{key}"
+        value = _coerce(value, hints[key], what)
+        _check_range(value, fields[key].metadata, what)
+        values[key] = value
+    return cls(**values)
+
+
+def build_config(raw: dict, where: _Where, name: str = "run") -> Config:
+    """Validate plain data (as read from YAML) into a ``Config``."""
+    for key in raw:
+        if key not in SECTIONS or key == "name":
+            valid = [k for k in SECTIONS if k != "name"]
+            raise ConfigError(f"{where((str(key),))}: unknown section '{key}'{_suggest(str(key), valid)}")
+    sections = {s: _build_section(cls, raw.get(s), s, where) for s, cls in _SECTION_CLASSES.items()}
+    features = raw.get("features") or []
+    if not isinstance(features, list):
+        raise ConfigError(f"{where(('features',))}: features must be a list of transforms, got {features!r}")
+    seed = _coerce(raw.get("seed", 0), int, f"{where(('seed',))}: seed")
+    _check_range(seed, {"min": 0}, f"{where(('seed',))}: seed")
+    config = Config(features=features, seed=seed, name=name, **sections)
+    _check_features(config, where)
+    return config
+
+
+def _check_features(config: Config, where: _Where):
+    """Validate and fill in the feature transforms (their schema lives with the transforms)."""
+    if not config.features:
+        return
+    from cs_nets.features import normalize_transforms
+
+    try:
+        config.features = normalize_transforms(config.features)
+    except ConfigError as err:
+        raise ConfigError(f"{where(('features',))}: {err}") from None
+
+
+def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
+    """'model.reg=1e-3' -> (('model', 'reg'), 0.001); the value is read as YAML."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    try:
+        parsed = yaml_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML") from None
+    return tuple(key.split(".")), parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Set each `section.key=value` into the raw dict (validation happens afterwards)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        if len(path) == 1 and path[0] in TOP_LEVEL:
+            raw[path[0]] = value
+            continue
+        if len(path) != 2:
+            raise ConfigError(f"--set {text!r}: expected section.key=value (or seed=N, features=[...])")
+        section, key = path
+        if section not in _SECTION_CLASSES:
+            raise ConfigError(f"--set {text!r}: unknown section '{section}'{_suggest(section, _SECTION_CLASSES)}")
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"--set {text!r}: section '{section}' is not a mapping")
+        target[key] = value
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or the defaults when `path` is None) and apply `--set` overrides."""
+    overrides = list(overrides or [])
+    if path is None:
+        raw, lines, source, name = {}, {}, "defaults", "run"
+    else:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
+        raw, lines = _parse_yaml(text, str(path))
+        source, name = str(path), path.stem
+    # Keys set on the command line are reported as such, not with the file's line.
+    overridden = {parse_override(o)[0] for o in overrides}
+    raw = apply_overrides(raw, overrides)
+    where = _OverrideAwareWhere(source, lines, overridden)
+    return build_config(raw, where, name=name)
+
+
+class _OverrideAwareWhere(_Where):
+    def __init__(self, source, lines, overridden: set[tuple]):
+        super().__init__(source, lines)
+        self.overridden = overridden
+
+    def __call__(self, path: tuple) -> str:
+        if path in self.overridden:
+            return f"--set {'.'.join(path)}"
+        return super().__call__(path)
+
+
+def config_from_dict(raw: dict, name: str = "run") -> Config:
+    """Validate a resolved config dict (e.g. the config.yaml of a run directory)."""
+    raw = dict(raw)
+    return build_config(raw, _Where("config"), name=name)
+
+
+def dump_config(config: Config) -> str:
+    """YAML text of the resolved config, sections in their usual order."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def reference_table() -> list[tuple[str, str, str]]:
+    """(key, default, description) of every config key, for docs and `--help`."""
+    rows = []
+    for section, cls in _SECTION_CLASSES.items():
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((f"{section}.{f.name}", repr(default), f.metadata.get("doc", "")))
+    return rows
