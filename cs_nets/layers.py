@@ -1,0 +1,59 @@
+"""Layers as forward/backward pairs with caches (the modular form of backprop).
+
+``*_forward`` returns ``(out, cache)``; ``*_backward`` takes the upstream gradient
+``dout`` and that cache and returns the gradients of the forward's inputs.
+Stacking pairs and calling the backwards in reverse order is all ``fc_net`` does.
+"""
+
+from cs_nets.activations import ACTIVATIONS
+
+
+def affine_forward(x, w, b):
+    """out = x @ w + b.
+
+    x: (N, D), w: (D, M), b: (M,) -> out: (N, M), cache: (x, w)
+    """
+    out = x @ w
+    out += b
+    return out, (x, w)
+
+
+def affine_backward(dout, cache, need_dx=True):
+    """Gradients of out = x @ w + b.
+
+    dout: (N, M) upstream gradient -> dx: (N, D) or None, dw: (D, M), db: (M,)
+    need_dx=False skips dx (for a first layer, whose input is data, not a parameter).
+    """
+    x, w = cache
+    dx = dout @ w.T if need_dx else None  # w.T is a view; matmul reads it transposed
+    dw = x.T @ dout
+    db = dout.sum(axis=0)
+    return dx, dw, db
+
+
+def activation_forward(x, name):
+    """Elementwise activation ``name`` (see cs_nets.activations). x: (N, H) -> (out, cache)."""
+    forward, _ = ACTIVATIONS[name]
+    out, act_cache = forward(x)
+    return out, (name, act_cache)
+
+
+def activation_backward(dout, cache):
+    """dx = dout * f'(x) for the activation cached by activation_forward. dout: (N, H)."""
+    name, act_cache = cache
+    _, backward = ACTIVATIONS[name]
+    return backward(dout, act_cache)
+
+
+def affine_activation_forward(x, w, b, name):
+    """An affine layer followed by an activation: the hidden layer of an MLP."""
+    z, affine_cache = affine_forward(x, w, b)
+    a, act_cache = activation_forward(z, name)
+    return a, (affine_cache, act_cache)
+
+
+def affine_activation_backward(dout, cache, need_dx=True):
+    """Backward of affine_activation_forward -> (dx or None, dw, db)."""
+    affine_cache, act_cache = cache
+    dz = activation_backward(dout, act_cache)
+    return affine_backward(dz, affine_cache, need_dx=need_dx)

@@ -1,0 +1,91 @@
+"""Fully connected network of any depth, built from layer forward/backward pairs.
+
+    {affine -> activation} x len(hidden_dims)  ->  affine  ->  loss
+
+The modular counterpart of TwoLayerNet: hidden_dims=[H] is the same network
+(same params, loss and grads); hidden_dims=[H1, H2] is the lecture's 3-layer net.
+"""
+
+import numbers
+
+import numpy as np
+
+from cs_nets.activations import ACTIVATIONS
+from cs_nets.errors import ConfigError
+from cs_nets.layers import (
+    affine_activation_backward,
+    affine_activation_forward,
+    affine_backward,
+    affine_forward,
+)
+from cs_nets.losses import add_l2_grad, l2_penalty
+from cs_nets.models.base import Model, check_choice, init_weight, make_rng
+
+
+class FullyConnectedNet(Model):
+    """params: W1 (D, H1), b1 (H1,), ..., WL (H_{L-1}, C), bL (C,), L = len(hidden_dims) + 1."""
+
+    model_type = "fc_net"
+    HYPERPARAMS = ("hidden_dims", "activation", "loss", "reg", "init")
+
+    def __init__(self, input_dim, num_classes, *, dtype="float32", seed=0, hidden_dims=(100,),
+                 activation="relu", loss="softmax", reg=0.0, init="he"):
+        super().__init__(input_dim, num_classes, dtype=dtype, loss=loss, reg=reg, init=init)
+        self.hidden_dims = check_hidden_dims(hidden_dims)
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
+        self.num_layers = len(self.hidden_dims) + 1
+        rng = make_rng(seed)
+        dims = (self.input_dim, *self.hidden_dims, self.num_classes)
+        for layer in range(1, self.num_layers + 1):
+            fan_in, fan_out = dims[layer - 1], dims[layer]
+            self.params[f"W{layer}"] = init_weight(rng, (fan_in, fan_out), self.init, self.dtype)
+            self.params[f"b{layer}"] = np.zeros(fan_out, dtype=self.dtype)
+
+    def loss(self, X, y=None):
+        """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params)."""
+        X = self.check_X(X)
+        L = self.num_layers
+
+        out, caches = X, []
+        for layer in range(1, L):
+            W, b = self.params[f"W{layer}"], self.params[f"b{layer}"]
+            out, cache = affine_activation_forward(out, W, b, self.activation)
+            caches.append(cache)
+        scores, last_cache = affine_forward(out, self.params[f"W{L}"], self.params[f"b{L}"])
+        if y is None:
+            return scores
+
+        data_loss, dscores = self.loss_fn()(scores, np.asarray(y))
+        reg = float(self.reg)  # the trainer may have set a NumPy float64
+        weights = [self.params[f"W{layer}"] for layer in range(1, L + 1)]
+        loss = data_loss + l2_penalty(weights, reg)
+
+        grads = {}
+        # the first layer's input is X, which needs no gradient
+        dout, grads[f"W{L}"], grads[f"b{L}"] = affine_backward(dscores, last_cache, need_dx=L > 1)
+        for layer in range(L - 1, 0, -1):
+            dout, grads[f"W{layer}"], grads[f"b{layer}"] = affine_activation_backward(
+                dout, caches[layer - 1], need_dx=layer > 1
+            )
+        for layer in range(1, L + 1):
+            add_l2_grad(grads[f"W{layer}"], self.params[f"W{layer}"], reg)
+        return loss, grads
+
+    def hyperparams(self):
+        return {
+            "hidden_dims": list(self.hidden_dims),
+            "activation": self.activation,
+            "loss": self.loss_name,
+            "reg": float(self.reg),
+            "init": self.init,
+        }
+
+
+def check_hidden_dims(value):
+    """hidden_dims as a tuple of ints >= 1 (an empty list means a linear softmax/SVM)."""
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in value
+    )
+    if not ok:
+        raise ConfigError(f"hidden_dims: expected a list of integers >= 1, got {value!r}")
+    return tuple(int(h) for h in value)

@@ -1,0 +1,44 @@
+"""Linear classifier: scores = X W + b, trained with the SVM or the Softmax loss."""
+
+import numpy as np
+
+from cs_nets.losses import add_l2_grad, l2_penalty
+from cs_nets.models.base import Model, init_weight, make_rng
+
+
+class LinearClassifier(Model):
+    """params: W (D, C), b (C,). Loss "svm" (default) or "softmax"; reg * Σ W²."""
+
+    model_type = "linear"
+    HYPERPARAMS = ("loss", "reg", "init")
+
+    def __init__(self, input_dim, num_classes, *, dtype="float32", seed=0,
+                 loss="svm", reg=0.0, init=1e-3):
+        super().__init__(input_dim, num_classes, dtype=dtype, loss=loss, reg=reg, init=init)
+        rng = make_rng(seed)
+        D, C = self.input_dim, self.num_classes
+        self.params = {
+            "W": init_weight(rng, (D, C), self.init, self.dtype),
+            "b": np.zeros(C, dtype=self.dtype),
+        }
+
+    def loss(self, X, y=None):
+        """X: (N, D) -> scores (N, C) if y is None else (loss, {"W": (D, C), "b": (C,)})."""
+        X = self.check_X(X)
+        W, b = self.params["W"], self.params["b"]
+        scores = X @ W
+        scores += b
+        if y is None:
+            return scores
+
+        data_loss, dscores = self.loss_fn()(scores, np.asarray(y))
+        # No dX: X is data, not a parameter. X.T is a view, matmul reads it transposed.
+        dW = X.T @ dscores
+        db = dscores.sum(axis=0)
+        reg = float(self.reg)  # the trainer may have set a NumPy float64
+        loss = data_loss + l2_penalty([W], reg)
+        add_l2_grad(dW, W, reg)
+        return loss, {"W": dW, "b": db}
+
+    def hyperparams(self):
+        return {"loss": self.loss_name, "reg": float(self.reg), "init": self.init}

@@ -1,0 +1,81 @@
+"""Two-layer network written as flat, staged backprop (CS231n lecture 4, "Flat Backprop").
+
+    forward:  z1 = X W1 + b1  ->  h1 = f(z1)  ->  scores = h1 W2 + b2  ->  loss
+    backward: the same stages in reverse, each gradient = upstream * local
+
+Every intermediate has a name, so each line of the backward pass reads as one
+application of the chain rule. fc_net builds the same network from layer pairs.
+"""
+
+import numpy as np
+
+from cs_nets.activations import ACTIVATIONS
+from cs_nets.losses import add_l2_grad, l2_penalty
+from cs_nets.models.base import Model, check_choice, check_int, init_weight, make_rng
+
+
+class TwoLayerNet(Model):
+    """affine -> activation -> affine -> loss.
+
+    params: W1 (D, H), b1 (H,), W2 (H, C), b2 (C,). Biases start at zero.
+    """
+
+    model_type = "two_layer"
+    HYPERPARAMS = ("hidden_dim", "activation", "loss", "reg", "init")
+
+    def __init__(self, input_dim, num_classes, *, dtype="float32", seed=0, hidden_dim=100,
+                 activation="relu", loss="softmax", reg=0.0, init="he"):
+        super().__init__(input_dim, num_classes, dtype=dtype, loss=loss, reg=reg, init=init)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1)
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
+        rng = make_rng(seed)
+        D, H, C = self.input_dim, self.hidden_dim, self.num_classes
+        self.params = {
+            "W1": init_weight(rng, (D, H), self.init, self.dtype),
+            "b1": np.zeros(H, dtype=self.dtype),
+            "W2": init_weight(rng, (H, C), self.init, self.dtype),
+            "b2": np.zeros(C, dtype=self.dtype),
+        }
+
+    def loss(self, X, y=None):
+        """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params)."""
+        X = self.check_X(X)
+        W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
+        act_forward, act_backward = ACTIVATIONS[self.activation]
+
+        # ---- forward pass: compute and name every intermediate
+        z1 = X @ W1                                 # (N, H) hidden pre-activation
+        z1 += b1
+        h1, act_cache = act_forward(z1, out=z1)     # (N, H) hidden activation (z1 reused)
+        scores = h1 @ W2                            # (N, C)
+        scores += b2
+        if y is None:
+            return scores
+        data_loss, grad_scores = self.loss_fn()(scores, np.asarray(y))
+        reg = float(self.reg)  # the trainer may have set a NumPy float64
+        loss = data_loss + l2_penalty([W1, W2], reg)
+
+        # ---- backward pass: reverse order, grad = upstream * local
+        # scores = h1 W2 + b2
+        grad_W2 = h1.T @ grad_scores                # local grad wrt W2 is h1
+        grad_b2 = grad_scores.sum(axis=0)           # local grad wrt b2 is 1 per row
+        grad_h1 = grad_scores @ W2.T                # local grad wrt h1 is W2
+        # h1 = f(z1)
+        grad_z1 = act_backward(grad_h1, act_cache, out=grad_h1)  # local grad f'(z1), in place
+        # z1 = X W1 + b1 (no grad wrt X: it is data)
+        grad_W1 = X.T @ grad_z1                     # local grad wrt W1 is X
+        grad_b1 = grad_z1.sum(axis=0)
+        # reg * (ΣW1² + ΣW2²)
+        add_l2_grad(grad_W1, W1, reg)
+        add_l2_grad(grad_W2, W2, reg)
+
+        return loss, {"W1": grad_W1, "b1": grad_b1, "W2": grad_W2, "b2": grad_b2}
+
+    def hyperparams(self):
+        return {
+            "hidden_dim": self.hidden_dim,
+            "activation": self.activation,
+            "loss": self.loss_name,
+            "reg": float(self.reg),
+            "init": self.init,
+        }
