@@ -1,0 +1,146 @@
+"""The minibatch SGD loop: any model with ``params`` and ``loss(X, y)`` plugs in.
+
+Each epoch visits the training split in a fresh random order (no sampling with
+replacement), then scores a fixed training subsample and the validation split.
+The parameters of the best validation epoch are kept and restored at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from cs_nets.config import OptimConfig, TrainConfig
+from cs_nets.optim import learning_rate, update_rule
+
+
+@dataclass
+class TrainResult:
+    """What training did. ``status``: completed, early_stopped, diverged or interrupted."""
+
+    history: list[dict] = field(default_factory=list)  # one metrics dict per finished epoch
+    batch_losses: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (num_batches,)
+    best_epoch: int = 0  # 1-based; 0 = no epoch finished, the initial parameters are kept
+    best_val_accuracy: float = float("nan")
+    status: str = "completed"
+    message: str = ""
+    train_seconds: float = 0.0
+
+
+def accuracy(model, X: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of rows of X (N, D) whose predicted class equals y (N,)."""
+    if len(y) == 0:
+        return float("nan")
+    return float(np.mean(model.predict(X) == y))
+
+
+def _flip_half(batch: np.ndarray, rng: np.random.Generator) -> None:
+    """Mirror a random half of the images of batch (B, 3*32*32) left-right, in place."""
+    images = batch.reshape(len(batch), 3, 32, 32)
+    flip = rng.random(len(batch)) < 0.5
+    images[flip] = images[flip, :, :, ::-1]
+
+
+def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: TrainConfig,
+          seed: int = 0, progress: bool = True, on_epoch=None) -> TrainResult:
+    """Train `model` in place with minibatch SGD and return what happened.
+
+    X_train: (N, D) float, y_train: (N,) int; X_val: (M, D), y_val: (M,).
+    on_epoch: optional callable(metrics: dict) after each epoch (the CLI logs with it).
+    Same seed, data and config -> bit-identical parameters.
+    """
+    rng = np.random.default_rng(seed)
+    n, dim = X_train.shape
+    batch_size = min(train.batch_size, n)
+    batches_per_epoch = math.ceil(n / batch_size)
+    if train.hflip and dim != 3 * 32 * 32:
+        raise ValueError("train.hflip needs 32x32 colour images as inputs, not features")
+    eval_idx = np.sort(rng.choice(n, size=min(train.train_eval_size, n), replace=False))
+    X_eval, y_eval = X_train[eval_idx], y_train[eval_idx]
+
+    rule = update_rule(optim.momentum, optim.nesterov)
+    rule_state = {name: {"momentum": optim.momentum} for name in model.params}
+    best_params = {name: p.copy() for name, p in model.params.items()}
+    result = TrainResult(batch_losses=np.empty(train.num_epochs * batches_per_epoch, np.float32))
+    batch_buf = np.empty((batch_size, dim), X_train.dtype)
+    label_buf = np.empty(batch_size, y_train.dtype)
+    show_bar = progress and sys.stderr.isatty()
+    done_batches = 0
+    epochs_since_best = 0
+
+    try:
+        for epoch in range(train.num_epochs):
+            lr = learning_rate(optim.learning_rate, optim.schedule, epoch, train.num_epochs, optim.lr_decay)
+            for state in rule_state.values():
+                state["learning_rate"] = lr
+            order = rng.permutation(n)
+            losses = result.batch_losses
+            bar = tqdm(total=batches_per_epoch, desc=f"epoch {epoch + 1}/{train.num_epochs}",
+                       disable=not show_bar, leave=False, file=sys.stderr, unit="batch")
+            epoch_start = done_batches
+            start = time.perf_counter()
+            for b in range(batches_per_epoch):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                xb, yb = batch_buf[:len(idx)], label_buf[:len(idx)]
+                np.take(X_train, idx, axis=0, out=xb)
+                np.take(y_train, idx, out=yb)
+                if train.hflip:
+                    _flip_half(xb, rng)
+                loss, grads = model.loss(xb, yb)
+                if not math.isfinite(loss):
+                    result.status = "diverged"
+                    result.message = (f"the loss became {loss} in epoch {epoch + 1}; "
+                                      f"try a smaller learning rate (optim.learning_rate={lr:g} now)")
+                    break
+                for name, w in model.params.items():
+                    rule(w, grads[name], rule_state[name])
+                losses[done_batches] = loss
+                done_batches += 1
+                if show_bar and (b % 10 == 0 or b == batches_per_epoch - 1):
+                    running = losses[epoch_start:done_batches].mean()
+                    bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.2e}", refresh=False)
+                bar.update(1)
+            seconds = time.perf_counter() - start
+            bar.close()
+            result.train_seconds += seconds
+            if result.status == "diverged":
+                break
+
+            epoch_losses = losses[epoch_start:done_batches]
+            metrics = {
+                "epoch": epoch + 1,
+                "train_loss": float(epoch_losses.mean()),
+                "train_accuracy": accuracy(model, X_eval, y_eval),
+                "val_accuracy": accuracy(model, X_val, y_val),
+                "lr": lr,
+                "seconds": seconds,
+            }
+            result.history.append(metrics)
+            if not metrics["val_accuracy"] <= result.best_val_accuracy:  # also true while best is nan
+                result.best_val_accuracy = metrics["val_accuracy"]
+                result.best_epoch = epoch + 1
+                for name, p in model.params.items():
+                    best_params[name][...] = p
+                epochs_since_best = 0
+            else:
+                epochs_since_best += 1
+            if on_epoch is not None:
+                on_epoch(metrics)
+            if train.patience is not None and epochs_since_best >= train.patience:
+                result.status = "early_stopped"
+                result.message = (f"no better validation accuracy for {train.patience} epochs; "
+                                  f"stopped after epoch {epoch + 1}")
+                break
+    except KeyboardInterrupt:
+        result.status = "interrupted"
+        result.message = f"interrupted; keeping the best epoch so far ({result.best_epoch})"
+
+    for name, p in model.params.items():
+        p[...] = best_params[name]
+    result.batch_losses = result.batch_losses[:done_batches].copy()
+    return result

@@ -1,0 +1,148 @@
+"""The csnets commands end to end on synthetic data (click's runner, and once the installed script)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cs_nets.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "smoke"
+    result = run("train", "--config", SMOKE, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_train_writes_the_run_directory(smoke_run):
+    out, result = smoke_run
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("test accuracy: ")
+    summary = json.loads((out / "summary.json").read_text())
+    assert float(last.split(": ")[1]) == pytest.approx(summary["test_accuracy"], abs=5e-5)
+    assert summary["test_accuracy"] > 0.5  # synthetic data is learnable
+    for key in ("test_accuracy", "val_accuracy", "train_accuracy", "epochs", "train_seconds", "model"):
+        assert key in summary
+    assert summary["model"] == "two_layer" and summary["epochs"] == 4
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+    first = json.loads(lines[0])
+    assert {"epoch", "train_loss", "train_accuracy", "val_accuracy", "lr", "seconds"} <= set(first)
+    with np.load(out / "model.npz", allow_pickle=False) as npz:
+        assert {"params/W1", "params/b1", "params/W2", "params/b2", "meta"} <= set(npz.files)
+    assert "model:" in (out / "config.yaml").read_text()
+    assert len(np.load(out / "batch_losses.npy")) == 4 * 10  # 1000 train images / batch 100
+    assert not list(out.glob(".*tmp"))  # no temporary files left behind
+
+
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_evaluate_reproduces_the_run(smoke_run, split):
+    out, _ = smoke_run
+    summary = json.loads((out / "summary.json").read_text())
+    result = run("evaluate", "--checkpoint", out, "--split", split, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["accuracy"] == summary[f"{split}_accuracy"]
+    confusion = np.array(report["confusion"])
+    assert confusion.shape == (10, 10) and confusion.sum() == report["num_images"]
+    if split == "test":
+        assert confusion.tolist() == summary["test_confusion"]
+
+
+def test_evaluate_text_output(smoke_run):
+    out, _ = smoke_run
+    result = run("evaluate", "--checkpoint", out / "model.npz")
+    assert result.exit_code == 0
+    assert result.output.startswith("test accuracy: ")
+    assert len(result.output.strip().splitlines()) == 2 + 10  # header lines + one per class
+
+
+def test_config_errors_exit_2_without_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  typ: linear\n")
+    result = run("train", "--config", bad, "--out", tmp_path / "r")
+    assert result.exit_code == 2
+    assert "bad.yaml:2: unknown key 'model.typ'; did you mean 'type'?" in result.output
+    assert "Traceback" not in result.output
+    result = run("train", "--config", SMOKE, "--set", "train.batch_size=-1", "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "train.batch_size" in result.output
+    assert not (tmp_path / "r").exists()  # nothing is written for a bad config
+
+
+def test_diverging_training_exits_1_and_keeps_a_checkpoint(tmp_path):
+    out = tmp_path / "nan"
+    result = run("train", "--config", SMOKE, "--set", "optim.learning_rate=1e12", "--out", out, "--quiet")
+    assert result.exit_code == 1
+    assert "smaller learning rate" in result.output and "Traceback" not in result.output
+    assert (out / "model.npz").exists()
+    assert json.loads((out / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_random_search_command(tmp_path):
+    out = tmp_path / "rs"
+    result = run("random-search", "--config", SMOKE, "--set", "search.attempts=30", "--set", "data.normalize=none",
+                 "--set", "model.loss=svm", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == "random_search" and summary["best_loss"] > 0
+    assert len(np.load(out / "search_losses.npy")) == 30
+    assert result.output.strip().splitlines()[-1] == f"test accuracy: {summary['test_accuracy']:.4f}"
+    evaluated = json.loads(run("evaluate", "--checkpoint", out, "--json").output)
+    assert evaluated["accuracy"] == summary["test_accuracy"]
+
+
+def test_gradcheck_command():
+    result = run("gradcheck", "--model", "two_layer", "--loss", "svm", "--activation", "tanh")
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines()[1:-1]]
+    assert {r[3] for r in rows} == {"W1", "b1", "W2", "b2"}
+    assert all(float(r[4]) < 1e-6 for r in rows)
+
+
+def test_summarize_sorts_by_validation_accuracy(tmp_path):
+    for name, val, lr in [("a", 0.3, "1e-3"), ("b", 0.7, "1e-2"), ("c", 0.5, "1e-1")]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(
+            {"val_accuracy": val, "test_accuracy": val - 0.01, "overrides": [f"optim.learning_rate={lr}"],
+             "command": f"csnets train --set optim.learning_rate={lr}", "status": "completed"}))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "sweep_args").write_text("optim.learning_rate=1e9\n")
+    (tmp_path / "d" / "exit_status").write_text("1\n")
+    csv_path = tmp_path / "table.csv"
+    result = run("summarize", tmp_path, "--csv", csv_path)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert [line.split()[0] for line in lines[1:5]] == ["b", "c", "a", "d"]
+    assert "failed (exit 1)" in lines[4]
+    assert lines[-1] == "best: b (val accuracy 0.7000): csnets train --set optim.learning_rate=1e-2"
+    assert csv_path.read_text().splitlines()[1].startswith("b,completed,0.0100,0.7000")
+
+
+def test_installed_console_script(tmp_path):
+    exe = shutil.which("csnets", path=str(Path(sys.executable).parent)) or shutil.which("csnets")
+    assert exe, "the csnets console script is not installed"
+    out = tmp_path / "sub"
+    proc = subprocess.run([exe, "train", "--config", SMOKE, "--set", "train.num_epochs=1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("test accuracy: ")
+    assert "epoch   1/1" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "cs_nets", "train", "--config", SMOKE, "--set", "train.nope=1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: --set train.nope")
+    assert "Traceback" not in proc.stderr

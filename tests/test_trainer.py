@@ -1,0 +1,122 @@
+"""The minibatch SGD loop, with a scripted model (exact control) and real models on synthetic data."""
+
+import numpy as np
+import pytest
+
+from cs_nets.config import OptimConfig, TrainConfig
+from cs_nets.data.preprocess import Normalizer, split_train_val
+from cs_nets.data.synthetic import make_synthetic
+from cs_nets.models import build_model
+from cs_nets.trainer import train
+
+
+class ScriptedModel:
+    """w grows by learning_rate every batch; it predicts the validation labels only when round(w) == good.
+
+    loss() turns nan once w reaches `nan_at`, to test the divergence stop.
+    """
+
+    def __init__(self, good=2.0, nan_at=None):
+        self.params = {"w": np.zeros(1)}
+        self.good, self.nan_at = good, nan_at
+
+    def loss(self, X, y=None):
+        value = float("nan") if self.nan_at is not None and self.params["w"][0] >= self.nan_at else 1.0
+        return value, {"w": -np.ones(1)}
+
+    def predict(self, X):
+        hit = abs(self.params["w"][0] - self.good) < 0.5
+        return np.zeros(len(X), np.int64) if hit else np.ones(len(X), np.int64)
+
+
+def scripted_run(model, epochs=6, patience=None):
+    X, y = np.zeros((10, 3)), np.zeros(10, np.int64)
+    seen = []
+    result = train(model, X, y, X, y, OptimConfig(learning_rate=1.0),
+                   TrainConfig(batch_size=10, num_epochs=epochs, patience=patience), progress=False,
+                   on_epoch=lambda m: seen.append((m["epoch"], float(model.params["w"][0]))))
+    return result, seen
+
+
+def test_best_validation_parameters_are_restored():
+    model = ScriptedModel(good=2.0)
+    result, seen = scripted_run(model, epochs=6)
+    assert [w for _, w in seen] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # one batch per epoch, lr 1
+    assert [m["val_accuracy"] for m in result.history] == [0, 1, 0, 0, 0, 0]
+    assert result.best_epoch == 2 and result.best_val_accuracy == 1.0
+    assert model.params["w"][0] == 2.0
+    assert result.status == "completed"
+
+
+def test_patience_stops_early():
+    model = ScriptedModel(good=2.0)
+    result, seen = scripted_run(model, epochs=20, patience=3)
+    assert result.status == "early_stopped"
+    assert len(result.history) == 5  # best at 2, then 3 epochs without improvement
+    assert model.params["w"][0] == 2.0
+
+
+def test_nan_loss_stops_and_keeps_best():
+    model = ScriptedModel(good=1.0, nan_at=3.0)
+    result, _ = scripted_run(model, epochs=10)
+    assert result.status == "diverged"
+    assert "epoch 4" in result.message and "smaller learning rate" in result.message
+    assert len(result.history) == 3 and result.best_epoch == 1
+    assert model.params["w"][0] == 1.0
+    assert len(result.batch_losses) == 3 and np.all(np.isfinite(result.batch_losses))
+
+
+def test_history_fields_and_batch_losses():
+    model = ScriptedModel()
+    X, y = np.zeros((25, 3)), np.zeros(25, np.int64)
+    result = train(model, X, y, X, y, OptimConfig(learning_rate=0.1), TrainConfig(batch_size=10, num_epochs=2),
+                   progress=False)
+    assert len(result.batch_losses) == 6  # ceil(25 / 10) batches per epoch, the last one partial
+    assert set(result.history[0]) == {"epoch", "train_loss", "train_accuracy", "val_accuracy", "lr", "seconds"}
+    assert result.history[1]["epoch"] == 2 and result.history[0]["train_loss"] == 1.0
+    # val accuracy never improves after epoch 1, so epoch 1's parameters (3 batches of lr 0.1) come back
+    assert model.params["w"][0] == pytest.approx(0.3)
+
+
+def synthetic_inputs(seed=0, dtype="float32"):
+    split = split_train_val(make_synthetic(1500, 300, seed=seed), num_val=300)
+    norm = Normalizer("mean", dtype=dtype).fit(split.X_train)
+    return [norm.transform(split.X_train), split.y_train, norm.transform(split.X_val), split.y_val]
+
+
+def fit(model_type, data, seed=0, epochs=6, **hyper):
+    model = build_model(model_type, data[0].shape[1], 10, dtype=data[0].dtype.name, seed=seed, **hyper)
+    result = train(model, *data, OptimConfig(learning_rate=1e-3, momentum=0.9),
+                   TrainConfig(batch_size=100, num_epochs=epochs), seed=seed, progress=False)
+    return model, result
+
+
+def test_two_layer_learns_synthetic_data():
+    data = synthetic_inputs()
+    model, result = fit("two_layer", data, hidden_dim=64, reg=1e-4)
+    assert result.best_val_accuracy > 0.8
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert all(p.dtype == np.float32 for p in model.params.values())
+
+
+def test_linear_learns_synthetic_data():
+    data = synthetic_inputs()
+    _, result = fit("linear", data, loss="svm", reg=1e-4)
+    assert result.best_val_accuracy > 0.6
+
+
+def test_same_seed_gives_bit_identical_parameters():
+    data = synthetic_inputs()
+    a, _ = fit("two_layer", data, seed=3, epochs=2, hidden_dim=32)
+    b, _ = fit("two_layer", data, seed=3, epochs=2, hidden_dim=32)
+    c, _ = fit("two_layer", data, seed=4, epochs=2, hidden_dim=32)
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    assert not np.array_equal(a.params["W1"], c.params["W1"])
+
+
+def test_hflip_needs_images():
+    data = synthetic_inputs()
+    small = [data[0][:, :10], data[1], data[2][:, :10], data[3]]
+    model = build_model("linear", 10, 10)
+    with pytest.raises(ValueError, match="hflip"):
+        train(model, *small, OptimConfig(), TrainConfig(hflip=True), progress=False)
