@@ -383,17 +383,16 @@ def summarize(sweep_dir, csv_path, plot):
     Example:
       csnets summarize sweeps/two_layer-20260101-120000 --csv results.csv
     """
-    from cs_nets.runs import collect_runs
+    from cs_nets.runs import FINISHED, collect_runs
 
     rows = collect_runs(sweep_dir)
     keys = sorted({k for row in rows for k in row["params"]})
     columns = ["run", "status", *keys, "val_accuracy", "test_accuracy", "train_accuracy", "epochs", "train_seconds"]
     table = [[_cell(row["params"].get(c) if c in keys else row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    for r in table:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)))
-    best = next((row for row in rows if row["val_accuracy"] is not None), None)
+    for r in [columns, *table]:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    best = next((row for row in rows if row["status"] in FINISHED), None)
     if best is not None:
         click.echo(f"best: {best['run']} (val accuracy {best['val_accuracy']:.4f}): {best['command']}")
     if csv_path:
@@ -409,7 +408,7 @@ def summarize(sweep_dir, csv_path, plot):
         from cs_nets.plots import plot_sweep
 
         sweep_rows = [{"params": r["params"], "val_accuracy": r["val_accuracy"],
-                       "status": "ok" if r["val_accuracy"] is not None else "failed"} for r in rows]
+                       "status": "ok" if r["status"] in FINISHED else "failed"} for r in rows]
         path = plot_sweep(sweep_rows, Path(sweep_dir) / "sweep.png")
         click.echo(f"wrote {path}")
 

@@ -23,6 +23,9 @@ from cs_nets.errors import DataError
 from cs_nets.fileio import atomic_open, write_json, write_text
 
 
+FINISHED = ("completed", "early_stopped")
+
+
 def resolve_run_dir(out: str | None, config: Config) -> Path:
     """--out, else output.dir, else runs/<config name>-<timestamp> (made unique if taken)."""
     if out or config.output.dir:
@@ -129,8 +132,9 @@ def collect_runs(sweep_dir: str | Path) -> list[dict]:
     if not rows:
         raise DataError(f"no runs found in {sweep_dir}")
 
-    def rank(row):
-        ok = row["val_accuracy"] is not None
-        return (not ok, -(row["val_accuracy"] or 0.0), row["run"])
+    def rank(row):  # finished runs by validation accuracy, then diverged/interrupted, then failed
+        finished = row["status"] in FINISHED
+        scored = row["val_accuracy"] is not None
+        return (not finished, not scored, -(row["val_accuracy"] or 0.0), row["run"])
 
     return sorted(rows, key=rank)

@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 from cs_nets.cli import main
 
+plt = pytest.importorskip("matplotlib.pyplot")
+
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
 
@@ -131,6 +133,10 @@ def test_summarize_sorts_by_validation_accuracy(tmp_path):
     assert "failed (exit 1)" in lines[4]
     assert lines[-1] == "best: b (val accuracy 0.7000): csnets train --set optim.learning_rate=1e-2"
     assert csv_path.read_text().splitlines()[1].startswith("b,completed,0.0100,0.7000")
+    result = run("summarize", tmp_path, "--plot")
+    assert result.exit_code == 0, result.output
+    image = plt.imread(tmp_path / "sweep.png")
+    assert image.shape[:2] == (600, 800)
 
 
 def test_installed_console_script(tmp_path):
