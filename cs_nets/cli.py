@@ -87,9 +87,8 @@ def download(data_dir, fmt, url, md5, force, quiet):
     spec = OFFICIAL[fmt]
     if url is None:
         md5 = md5 or spec.md5
-    folder = download_cifar10(resolve_data_dir(data_dir), fmt=fmt, url=url or spec.url, md5=md5,
-                              force=force, progress=_progress(quiet), log=None if quiet else _log)
-    click.echo(f"CIFAR-10 ({fmt}) is ready in {folder}")
+    download_cifar10(resolve_data_dir(data_dir), fmt=fmt, url=url or spec.url, md5=md5,
+                     force=force, progress=_progress(quiet), log=None if quiet else _log)
 
 
 @main.command()
@@ -387,7 +386,8 @@ def summarize(sweep_dir, csv_path, plot):
 
     rows = collect_runs(sweep_dir)
     keys = sorted({k for row in rows for k in row["params"]})
-    columns = ["run", "status", *keys, "val_accuracy", "test_accuracy", "train_accuracy", "epochs", "train_seconds"]
+    # No test accuracy here: a sweep chooses on validation, and the test split stays unseen until the end.
+    columns = ["run", "status", *keys, "val_accuracy", "train_accuracy", "epochs", "train_seconds"]
     table = [[_cell(row["params"].get(c) if c in keys else row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
     for r in [columns, *table]:

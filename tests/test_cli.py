@@ -132,7 +132,7 @@ def test_summarize_sorts_by_validation_accuracy(tmp_path):
     assert [line.split()[0] for line in lines[1:5]] == ["b", "c", "a", "d"]
     assert "failed (exit 1)" in lines[4]
     assert lines[-1] == "best: b (val accuracy 0.7000): csnets train --set optim.learning_rate=1e-2"
-    assert csv_path.read_text().splitlines()[1].startswith("b,completed,0.0100,0.7000")
+    assert csv_path.read_text().splitlines()[1].startswith("b,completed,0.0100,0.7000,-")
     result = run("summarize", tmp_path, "--plot")
     assert result.exit_code == 0, result.output
     image = plt.imread(tmp_path / "sweep.png")

@@ -1,0 +1,184 @@
+"""Carve a validation split from the training set and normalize with training statistics.
+
+The split follows the CS231n assignments: unshuffled, train is the first ``num_train``
+rows and val the next ``num_val`` (both views, no copy); shuffled, a seeded permutation
+picks them. The Normalizer learns its statistics from the training split only and keeps
+them as arrays, so a saved model is evaluated with exactly the same preprocessing.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cs_nets.errors import ConfigError
+
+# Rows per chunk are chosen so a chunk is about this many elements (~8 MB as float32):
+# big enough for NumPy's loops, small enough to stay in cache and bound temporaries.
+CHUNK_ELEMENTS = 1 << 21
+
+
+@dataclass
+class Split:
+    """Train/val/test arrays. X_*: (N_*, D) any dtype (uint8 views for CIFAR), y_*: (N_*,) int64."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+
+
+def split_indices(n, num_train=None, num_val=1000, shuffle=False, seed=0):
+    """Row indices of the train and val splits of ``n`` training rows.
+
+    num_train: None means all rows not used for validation.
+    Returns (train_idx, val_idx), int64 arrays: unshuffled ``arange(num_train)`` and
+    the next ``num_val`` rows; shuffled, disjoint rows picked by a permutation seeded
+    with ``seed``, each sorted so gathering them reads memory in order.
+    Raises ConfigError when the sizes are negative or do not fit in ``n``.
+    """
+    if num_val is None or num_val < 0:
+        raise ConfigError(f"num_val must be an integer >= 0, got {num_val!r}")
+    if num_train is None:
+        num_train = n - num_val
+    if num_train < 1 or num_train + num_val > n:
+        raise ConfigError(
+            f"num_train={num_train} and num_val={num_val} do not fit in the {n} training "
+            f"images: need num_train >= 1 and num_train + num_val <= {n}"
+        )
+    if not shuffle:
+        return np.arange(num_train), np.arange(num_train, num_train + num_val)
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[:num_train]), np.sort(order[num_train:num_train + num_val])
+
+
+def split_train_val(raw, num_train=None, num_val=1000, shuffle=False, seed=0):
+    """A Split of ``raw`` (a RawCifar, or anything with X_train/y_train/X_test/y_test/class_names).
+
+    X_train may be any (N, D) array (pixels or features). Unshuffled, the splits are
+    views of ``raw.X_train``; shuffled, they are copies. The test split is passed through.
+    """
+    train_idx, val_idx = split_indices(len(raw.X_train), num_train, num_val, shuffle, seed)
+    if shuffle:
+        take_train, take_val = train_idx, val_idx
+    else:  # contiguous rows: slicing gives views instead of copies
+        take_train = slice(0, len(train_idx))
+        take_val = slice(len(train_idx), len(train_idx) + len(val_idx))
+    return Split(raw.X_train[take_train], raw.y_train[take_train],
+                 raw.X_train[take_val], raw.y_train[take_val],
+                 raw.X_test, raw.y_test, list(raw.class_names))
+
+
+class Normalizer:
+    """Center by the training mean and optionally scale by the training std; fit on the training split only.
+
+    mode: "none" (only cast to ``dtype``), "mean" (subtract the mean image) or
+    "mean_std" (subtract the mean, divide by the per-feature std). Features whose
+    training std is below ``eps`` are only centered (their std is taken as 1), so a
+    constant feature cannot blow up on new data.
+    dtype: "float32" or "float64", the dtype of the output and of the stored statistics.
+    Learned: mean_ (D,), std_ (D,) (as the mode needs), n_features_.
+    """
+
+    MODES = ("none", "mean", "mean_std")
+    DTYPES = ("float32", "float64")
+
+    def __init__(self, mode="mean", dtype="float32", eps=1e-8, *, scale=None):
+        if scale is not None:  # the first draft's name: scale "none" -> "mean", "std" -> "mean_std"
+            mode = {"none": "mean", "std": "mean_std"}.get(scale, scale)
+        if mode not in self.MODES:
+            raise ConfigError(f"normalization mode must be one of {', '.join(self.MODES)}; got {mode!r}")
+        if str(dtype) not in self.DTYPES:
+            raise ConfigError(f"dtype must be float32 or float64, got {dtype!r}")
+        self.mode = mode
+        self.dtype = str(dtype)
+        self.eps = eps
+        self.mean_ = None
+        self.std_ = None
+        self.n_features_ = None
+
+    def fit(self, X):
+        """Learn the statistics of X: (N, D) uint8 or float, accumulated in float64."""
+        X = _check_2d(X, "X")
+        if len(X) == 0:
+            raise ConfigError("cannot fit a Normalizer on an empty training split")
+        self.n_features_ = X.shape[1]
+        if self.mode == "none":
+            return self
+        total = np.zeros(X.shape[1])
+        for rows in _chunks(X):
+            total += X[rows].sum(axis=0, dtype=np.float64)
+        mean = total / len(X)
+        self.mean_ = mean.astype(self.dtype)
+        if self.mode == "mean_std":
+            # Two passes (mean, then squared deviations) are stable where E[x^2]-E[x]^2 is not.
+            squares = np.zeros(X.shape[1])
+            for rows in _chunks(X):
+                deviation = X[rows] - mean
+                squares += np.einsum("ij,ij->j", deviation, deviation)
+            std = np.sqrt(squares / len(X))
+            self.std_ = np.where(std < self.eps, 1.0, std).astype(self.dtype)
+        return self
+
+    def transform(self, X, out=None):
+        """X: (N, D) -> (N, D) of ``dtype``, written chunk by chunk into ``out`` (allocated if None)."""
+        if self.n_features_ is None:
+            raise ConfigError("the Normalizer is not fitted: call fit() on the training split first")
+        X = _check_2d(X, "X")
+        if X.shape[1] != self.n_features_:
+            raise ConfigError(f"X has {X.shape[1]} features, the Normalizer was fitted on {self.n_features_}")
+        if out is None:
+            out = np.empty(X.shape, dtype=self.dtype)
+        elif out.shape != X.shape or out.dtype != np.dtype(self.dtype):
+            raise ConfigError(f"out must be {self.dtype} {X.shape}, got {out.dtype} {out.shape}")
+        inv_std = None if self.std_ is None else (1.0 / self.std_.astype(np.float64)).astype(self.dtype)
+        for rows in _chunks(X):
+            chunk = out[rows]
+            if self.mean_ is None:
+                np.copyto(chunk, X[rows], casting="unsafe")
+            else:
+                np.subtract(X[rows], self.mean_, out=chunk, casting="unsafe")
+            if inv_std is not None:
+                chunk *= inv_std
+        return out
+
+    def fit_transform(self, X, out=None):
+        return self.fit(X).transform(X, out=out)
+
+    def config(self):
+        """JSON-able settings: {"mode", "dtype", "eps", "n_features"}."""
+        return {"mode": self.mode, "dtype": self.dtype, "eps": self.eps, "n_features": self.n_features_}
+
+    def state(self):
+        """Learned arrays for an npz: "mean" (D,) and "std" (D,) as the mode has them."""
+        arrays = {"mean": self.mean_, "std": self.std_}
+        return {key: value for key, value in arrays.items() if value is not None}
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        """Rebuild a fitted Normalizer from ``config()`` and ``state()`` (arrays may be an NpzFile)."""
+        norm = cls(config["mode"], config.get("dtype", "float32"), config.get("eps", 1e-8))
+        arrays = {key: np.asarray(arrays[key], dtype=norm.dtype) for key in ("mean", "std") if key in arrays}
+        need = {"none": (), "mean": ("mean",), "mean_std": ("mean", "std")}[norm.mode]
+        absent = [key for key in need if key not in arrays]
+        if absent:
+            raise ConfigError(f"Normalizer state for mode {norm.mode!r} lacks {', '.join(absent)}")
+        norm.mean_ = arrays.get("mean") if "mean" in need else None
+        norm.std_ = arrays.get("std") if "std" in need else None
+        norm.n_features_ = len(norm.mean_) if norm.mean_ is not None else config.get("n_features")
+        return norm
+
+
+def _chunks(X):
+    """Row slices covering X in chunks of about CHUNK_ELEMENTS elements."""
+    step = max(1, CHUNK_ELEMENTS // max(1, X.shape[1]))
+    return [slice(start, start + step) for start in range(0, len(X), step)]
+
+
+def _check_2d(X, name):
+    if not isinstance(X, np.ndarray) or X.ndim != 2:
+        shape = getattr(X, "shape", None)
+        raise ConfigError(f"{name} must be a 2-D array (N, D), got shape {shape}")
+    return X
