@@ -1,0 +1,71 @@
+"""The commands against CIFAR-10 archives served over real HTTP on 127.0.0.1 (no mocks)."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cs_nets.cli import main
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(main, [str(a) for a in args], env=env)
+
+
+@pytest.mark.parametrize("fmt", ["python", "binary"])
+def test_train_downloads_then_evaluate_reproduces(cifar_server, tmp_path, fmt):
+    name = f"cifar-10-{fmt}.tar.gz"
+    config = tmp_path / "linear.yaml"
+    config.write_text(f"""
+data: {{format: {fmt}, url: "{cifar_server.url_for(name)}", md5: {cifar_server.md5[name]}, num_val: 50}}
+model: {{type: linear, loss: svm, reg: 1.0e-3}}
+optim: {{learning_rate: 1.0e-3, momentum: 0.9}}
+train: {{batch_size: 50, num_epochs: 2}}
+""")
+    data_dir, out = tmp_path / "data", tmp_path / "run"
+    result = run("train", "--config", config, "--data-dir", data_dir, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert len(cifar_server.requests) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert sum(map(sum, summary["test_confusion"])) == len(cifar_server.dataset.y_test)
+    # evaluate re-reads the extracted data: no new request, the same accuracy to the last digit
+    report = json.loads(run("evaluate", "--checkpoint", out, "--data-dir", data_dir, "--json").stdout)
+    assert report["accuracy"] == summary["test_accuracy"]
+    assert len(cifar_server.requests) == 1
+
+
+def test_download_and_info(cifar_server, tmp_path):
+    url, md5 = cifar_server.url_for("cifar-10-python.tar.gz"), cifar_server.md5["cifar-10-python.tar.gz"]
+    data_dir = tmp_path / "data"
+    result = run("download", "--data-dir", data_dir, "--url", url, "--md5", md5)
+    assert result.exit_code == 0, result.output
+    assert (data_dir / "cifar-10-batches-py" / "data_batch_1").exists()
+    again = run("download", "--data-dir", data_dir, "--url", url, "--md5", md5)
+    assert again.exit_code == 0 and "ready" in again.output
+    assert len(cifar_server.requests) == 1  # the second download made no request
+    info = run("info", "--data-dir", data_dir)
+    assert info.exit_code == 0, info.output
+    assert "num_train: 503" in info.output and "num_test: 101" in info.output
+
+
+def test_download_errors_are_one_line(cifar_server, tmp_path, dead_url):
+    result = run("download", "--data-dir", tmp_path / "a", "--url", cifar_server.url_for("cifar-10-python.tar.gz"),
+                 "--md5", "0" * 32, "--quiet")
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "0" * 32 in result.output
+    assert cifar_server.md5["cifar-10-python.tar.gz"] in result.output
+    result = run("download", "--data-dir", tmp_path / "b", "--url", dead_url, "--quiet")
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and dead_url in result.output
+    assert "Traceback" not in result.output
+
+
+def test_evaluate_refuses_a_corrupt_checkpoint(tmp_path):
+    bad = tmp_path / "model.npz"
+    bad.write_bytes(b"not a zip file")
+    result = run("evaluate", "--checkpoint", bad)
+    assert result.exit_code == 1
+    assert "is not a cs_nets checkpoint" in result.output and "Traceback" not in result.output
+    np.savez(tmp_path / "other.npz", W=np.zeros(3))
+    result = run("evaluate", "--checkpoint", tmp_path / "other.npz")
+    assert result.exit_code == 1 and "not a cs_nets checkpoint" in result.output
