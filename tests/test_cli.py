@@ -152,3 +152,27 @@ def test_installed_console_script(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: --set train.nope")
     assert "Traceback" not in proc.stderr
+
+
+def test_plot_command_writes_the_pictures(smoke_run, tmp_path):
+    out, _ = smoke_run
+    result = run("plot", out, "--out", tmp_path / "pics")
+    assert result.exit_code == 0, result.output
+    sizes = {p.name: plt.imread(p).shape[:2] for p in (tmp_path / "pics").glob("*.png")}
+    assert sizes["curves.png"] == (450, 1000)
+    assert sizes["confusion.png"] == (650, 700)
+    assert sizes["templates.png"][1] == 1000  # a grid of the 32 first-layer templates of the smoke net
+
+
+def test_train_plot_flag_and_missing_matplotlib(tmp_path, monkeypatch):
+    result = run("train", "--config", SMOKE, "--set", "train.num_epochs=1", "--out", tmp_path / "p", "--plot")
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "p").glob("*.png")} == {"curves.png", "confusion.png", "templates.png"}
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    result = run("plot", tmp_path / "p")
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: plotting needs matplotlib: pip install 'cs_nets[plot]'"
+    result = run("train", "--config", SMOKE, "--out", tmp_path / "q", "--plot")
+    assert result.exit_code == 1 and "pip install 'cs_nets[plot]'" in result.output
+    assert not (tmp_path / "q" / "model.npz").exists()  # refused before training, not after
