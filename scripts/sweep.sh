@@ -70,8 +70,9 @@ run_one() {
   "${csnets[@]}" "$command" --config "$config" "${sets[@]}" --out "$dir" --quiet ${extra[@]+"${extra[@]}"} \
     > "$dir/log" 2>&1 || status=$?
   echo "$status" > "$dir/exit_status"
+  # Only the status here: the test accuracy stays out of sight while choosing on validation.
   if (( status == 0 )); then
-    echo "$(basename "$dir"): ${pairs[*]} -> $(tail -n 1 "$dir/log")"
+    echo "$(basename "$dir"): ${pairs[*]} -> done"
   else
     echo "$(basename "$dir"): ${pairs[*]} -> FAILED (exit $status): $(tail -n 1 "$dir/log")"
   fi
