@@ -1,0 +1,30 @@
+"""Image -> feature vector transforms: raw pixels, HOG and color histograms.
+
+The ``features`` config section is an ordered list of transforms, e.g.
+``[{type: hog, cell: 8, bins: 9}, {type: color_hist, bins: 10, space: hsv}]``;
+each image's features are the transforms' outputs concatenated in that order.
+Outputs are raw (not standardized): the training pipeline standardizes them.
+
+  spec.py     normalize_transforms, feature_dim: validate the config, size the output
+  hog.py      hog_features: gradient-orientation histograms per cell
+  color.py    color_histogram: hue (HSV) or per-channel RGB histograms
+  extract.py  extract_features: (N, 3072) uint8 -> (N, F) float32, chunked
+  cache.py    cached_features: the same, stored as .npy in a cache folder
+"""
+
+from cs_nets.features.cache import cached_features, cache_path
+from cs_nets.features.color import color_histogram
+from cs_nets.features.extract import extract_features
+from cs_nets.features.hog import hog_features
+from cs_nets.features.spec import FEATURE_TYPES, feature_dim, normalize_transforms
+
+__all__ = [
+    "FEATURE_TYPES",
+    "cache_path",
+    "cached_features",
+    "color_histogram",
+    "extract_features",
+    "feature_dim",
+    "hog_features",
+    "normalize_transforms",
+]

@@ -1,0 +1,96 @@
+"""Feature arrays cached on disk as .npy, keyed by the data and the transforms."""
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from cs_nets.features.extract import check_pixels, extract_features
+from cs_nets.features.spec import feature_dim, normalize_transforms
+
+# Part of every key: bump it when a feature definition changes so that stale
+# caches written by older code are never reused.
+FEATURES_VERSION = 1
+
+
+def cache_key(fingerprint, transforms):
+    """Hex SHA-256 of the version, the data fingerprint and the normalized transforms."""
+    payload = {
+        "version": FEATURES_VERSION,
+        "fingerprint": fingerprint,
+        "transforms": normalize_transforms(transforms),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def cache_path(cache_dir, fingerprint, transforms):
+    """Where ``cached_features`` keeps the array: ``<cache_dir>/features-<key[:24]>.npy``."""
+    return Path(cache_dir) / f"features-{cache_key(fingerprint, transforms)[:24]}.npy"
+
+
+def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=None):
+    """``extract_features(X, transforms)``, read from or written to a cache file.
+
+    X: (N, 3072) uint8.  fingerprint: non-empty string that identifies X (e.g. the
+    split name and the checksums of its source files); the caller owns its meaning.
+    log: callable(str) for warnings, or None to use ``warnings.warn``.
+    Returns (N, F) float32. A cache file that cannot be read or has the wrong
+    shape/dtype is reported through `log` and recomputed; failing to write the
+    cache is reported too but does not fail the call.
+    """
+    if not isinstance(fingerprint, str) or not fingerprint:
+        raise ValueError(f"fingerprint: got {fingerprint!r}, expected a non-empty string")
+    transforms = normalize_transforms(transforms)
+    check_pixels(X)
+    path = cache_path(cache_dir, fingerprint, transforms)
+    expected = (len(X), feature_dim(transforms))
+    if path.exists():
+        try:
+            return _load(path, expected)
+        except (OSError, ValueError, EOFError) as err:
+            _warn(log, f"feature cache {path} is unusable ({err}); recomputing it")
+    features = extract_features(X, transforms, progress=progress)
+    try:
+        _save_atomic(path, features)
+    except OSError as err:
+        _warn(log, f"could not write feature cache {path}: {err}")
+    return features
+
+
+def _load(path, expected_shape):
+    features = np.load(path, allow_pickle=False)
+    if features.shape != expected_shape or features.dtype != np.float32:
+        raise ValueError(
+            f"holds {features.shape} {features.dtype}, expected {expected_shape} float32"
+        )
+    return features
+
+
+def _save_atomic(path, array):
+    # Write to a temporary name in the same folder, then rename: a reader never
+    # sees a half-written file, even if this process is killed mid-write.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _warn(log, message):
+    if log is None:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    else:
+        log(message)

@@ -1,0 +1,57 @@
+"""Turn CIFAR pixel rows into concatenated feature vectors, chunk by chunk."""
+
+import numpy as np
+from tqdm import tqdm
+
+from cs_nets.errors import DataError
+from cs_nets.features.color import color_histogram
+from cs_nets.features.hog import hog_features, to_grayscale
+from cs_nets.features.spec import feature_dim, normalize_transforms
+
+IMAGE_SHAPE = (3, 32, 32)  # CIFAR row order: red plane, green plane, blue plane, each row-major
+PIXELS = 3 * 32 * 32
+
+
+def check_pixels(X):
+    """Raise DataError unless X is (N, 3072) uint8 CIFAR rows."""
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != PIXELS or X.dtype != np.uint8:
+        got = f"{X.shape} {X.dtype}" if isinstance(X, np.ndarray) else type(X).__name__
+        raise DataError(f"feature input: expected (N, {PIXELS}) uint8 CIFAR rows, got {got}")
+
+
+def extract_features(X, transforms, chunk=1000, progress=True):
+    """Apply each transform to every image and concatenate the results per image.
+
+    X: (N, 3072) uint8 CIFAR rows.  transforms: a ``features`` list (normalized here).
+    Returns (N, F) float32 with F = feature_dim(transforms), columns in transform order:
+      raw        -> the 3072 pixels / 255, in CIFAR order
+      hog        -> hog_features(cell, bins) of the BT.601 grayscale image
+      color_hist -> color_histogram(bins, space)
+    Works on `chunk` images at a time (about 0.3 MB of temporaries per image for HOG)
+    and shows a tqdm bar on stderr when `progress` is true and stderr is a terminal.
+    """
+    transforms = normalize_transforms(transforms)
+    check_pixels(X)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk: got {chunk!r}, expected a positive integer")
+    n = len(X)
+    out = np.empty((n, feature_dim(transforms)), dtype=np.float32)
+    # disable=None lets tqdm hide itself when stderr is not a terminal.
+    with tqdm(total=n, desc="features", unit="img", disable=None if progress else True) as bar:
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            images = X[start:stop].reshape(-1, *IMAGE_SHAPE)  # a view: rows are contiguous
+            gray = None  # shared by every hog transform of this chunk
+            column = 0
+            for t in transforms:
+                if t["type"] == "raw":
+                    block = images.reshape(stop - start, -1).astype(np.float32) / 255
+                elif t["type"] == "hog":
+                    gray = to_grayscale(images) if gray is None else gray
+                    block = hog_features(gray, cell=t["cell"], bins=t["bins"])
+                else:
+                    block = color_histogram(images, bins=t["bins"], space=t["space"])
+                out[start:stop, column : column + block.shape[1]] = block
+                column += block.shape[1]
+            bar.update(stop - start)
+    return out

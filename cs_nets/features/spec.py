@@ -1,0 +1,93 @@
+"""The ``features`` config section: validate a transform list and size its output.
+
+A spec is an ordered list; each item is a mapping with a ``type`` key (or just the
+type name as a string) plus that type's parameters. The normalized form is a list
+of plain dicts with every default filled in, so two spellings of the same features
+compare (and hash, for the cache) equal.
+"""
+
+from numbers import Integral
+
+from cs_nets.errors import ConfigError
+
+FEATURE_TYPES = ("raw", "hog", "color_hist")
+COLOR_SPACES = ("hsv", "rgb")
+
+# Parameters and defaults per type; the key order here is the order in the output.
+DEFAULTS = {
+    "raw": {},
+    "hog": {"cell": 8, "bins": 9},
+    "color_hist": {"bins": 10, "space": "hsv"},
+}
+
+# Inclusive integer ranges. A cell larger than a 32x32 CIFAR image leaves no cell;
+# more than 180 orientation bins is finer than 1 degree.
+_INT_RANGES = {
+    ("hog", "cell"): (1, 32),
+    ("hog", "bins"): (1, 180),
+    ("color_hist", "bins"): (1, 256),
+}
+
+
+def normalize_transforms(spec):
+    """Validate a ``features`` list and fill in defaults.
+
+    spec: list of mappings like ``{"type": "hog", "cell": 8}`` or type names like
+        ``"hog"``. Already-normalized lists pass through unchanged.
+    Returns a new list of dicts: ``{"type": ..., <every parameter of that type>}``.
+    Raises ConfigError naming the item index, the key and what was expected.
+    """
+    if isinstance(spec, (str, bytes)) or not isinstance(spec, (list, tuple)) or not spec:
+        raise ConfigError(
+            f"features: got {spec!r}, expected a non-empty list of transforms "
+            f"such as [{{type: hog}}, {{type: color_hist}}]"
+        )
+    return [_normalize_one(i, item) for i, item in enumerate(spec)]
+
+
+def _normalize_one(index, item):
+    where = f"features[{index}]"
+    if isinstance(item, str):
+        item = {"type": item}
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: got {item!r}, expected a mapping with a 'type' key or a type name")
+    kind = item.get("type")
+    if kind not in FEATURE_TYPES:
+        raise ConfigError(f"{where}.type: got {kind!r}, expected one of: {', '.join(FEATURE_TYPES)}")
+    defaults = DEFAULTS[kind]
+    for key in item:
+        if key != "type" and key not in defaults:
+            valid = ", ".join(["type", *defaults])
+            raise ConfigError(f"{where}.{key}: unknown key for type {kind!r}, valid keys: {valid}")
+    out = {"type": kind}
+    for key, default in defaults.items():
+        value = item.get(key, default)
+        if (kind, key) in _INT_RANGES:
+            lo, hi = _INT_RANGES[kind, key]
+            # bool is an int subclass; `cell: true` is a typo, not 1.
+            if isinstance(value, bool) or not isinstance(value, Integral) or not lo <= value <= hi:
+                raise ConfigError(f"{where}.{key}: got {value!r}, expected an integer from {lo} to {hi}")
+            value = int(value)
+        elif key == "space" and value not in COLOR_SPACES:
+            raise ConfigError(f"{where}.space: got {value!r}, expected one of: {', '.join(COLOR_SPACES)}")
+        out[key] = value
+    return out
+
+
+def feature_dim(transforms, image_shape=(32, 32, 3)):
+    """Length F of the concatenated feature vector for ``(H, W, C)`` images."""
+    height, width, channels = image_shape
+    total = 0
+    for i, t in enumerate(normalize_transforms(transforms)):
+        if t["type"] == "raw":
+            total += height * width * channels
+        elif t["type"] == "hog":
+            if t["cell"] > min(height, width):
+                raise ConfigError(
+                    f"features[{i}].cell: got {t['cell']}, expected at most {min(height, width)} "
+                    f"for {height}x{width} images"
+                )
+            total += (height // t["cell"]) * (width // t["cell"]) * t["bins"]
+        else:
+            total += t["bins"] * (1 if t["space"] == "hsv" else channels)
+    return total

@@ -1,0 +1,74 @@
+"""Time feature extraction over all CIFAR-10 images (train + test).
+
+    python scripts/bench_features.py --data-dir /tmp/cifar-dev [--repeats 3] [--transforms hog,color_hist]
+
+Loads the python-layout batches from <data-dir>/cifar-10-batches-py (through
+cs_nets.data.cifar10 when it exists), tiles them up to --images if the mirror is
+smaller than the full 60,000, and prints every repeat, the median and the load
+average, since the machine may be shared.
+"""
+
+import argparse
+import os
+import pickle
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cs_nets.features import extract_features, feature_dim, normalize_transforms
+
+
+def load_pixels(data_dir):
+    """All train + test rows, (N, 3072) uint8."""
+    try:
+        from cs_nets.data.cifar10 import load_cifar10
+    except ImportError:
+        load_cifar10 = None
+    if load_cifar10 is not None:
+        data = load_cifar10(data_dir)
+        return np.concatenate([data.X_train, data.X_test]), "cs_nets.data.cifar10.load_cifar10"
+    folder = Path(data_dir) / "cifar-10-batches-py"
+    rows = []
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "rb") as f:
+            rows.append(np.asarray(pickle.load(f, encoding="bytes")[b"data"], dtype=np.uint8))
+    return np.concatenate(rows), "pickle fallback (trusted local dev mirror)"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True, help="folder holding cifar-10-batches-py/")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--transforms", default="hog,color_hist", help="comma-separated types, defaults for each")
+    parser.add_argument("--images", type=int, default=60000, help="images per run (tiled if the data has fewer)")
+    parser.add_argument("--chunk", type=int, default=1000)
+    args = parser.parse_args(argv)
+
+    transforms = normalize_transforms([name.strip() for name in args.transforms.split(",")])
+    X, source = load_pixels(args.data_dir)
+    real = len(X)
+    if real < args.images:
+        X = np.concatenate([X] * (-(-args.images // real)))
+    X = np.ascontiguousarray(X[: args.images])
+
+    print(f"data: {real} images via {source}" + (f", tiled to {len(X)}" if len(X) > real else ""))
+    print(f"transforms: {transforms} -> {feature_dim(transforms)} features per image")
+    print(f"cpus: {os.cpu_count()}, load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    times = []
+    for i in range(args.repeats):
+        start = time.perf_counter()
+        features = extract_features(X, transforms, chunk=args.chunk, progress=False)
+        times.append(time.perf_counter() - start)
+        print(f"  run {i + 1}: {times[-1]:.2f} s")
+    median = statistics.median(times)
+    print(f"median: {median:.2f} s for {len(X)} images ({len(X) / median:,.0f} images/s), "
+          f"output {features.shape} {features.dtype}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
