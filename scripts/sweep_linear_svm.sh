@@ -3,4 +3,4 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 exec "$here/sweep.sh" "$here/../configs/linear_svm.yaml" \
-  'optim.learning_rate=5e-8,1e-7,2e-7' 'model.reg=1e3,5e3,2e4' -j 2 "$@"
+  'optim.learning_rate=3e-5,1e-4,3e-4' 'model.reg=1e-3,1e-2,1e-1' -j 2 "$@"

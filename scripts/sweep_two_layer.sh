@@ -3,4 +3,4 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 exec "$here/sweep.sh" "$here/../configs/two_layer.yaml" \
-  'optim.learning_rate=5e-4,1e-3,2e-3' 'model.reg=1e-4,1e-3,1e-2' -j 2 "$@"
+  'optim.learning_rate=3e-3,6e-3,1e-2' 'model.reg=3e-4,1e-3,3e-3' -j 2 "$@"
