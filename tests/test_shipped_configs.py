@@ -33,5 +33,5 @@ def test_config_loads_and_says_how_it_was_chosen(path):
 def test_sweep_scripts_parse(path):
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
     if path.name != "sweep.sh":
-        target = path.read_text().split("configs/")[1].split('"')[0]
+        target = path.read_text().split('/../configs/')[1].split('"')[0]
         assert (ROOT / "configs" / target).exists()
