@@ -35,7 +35,7 @@ class Dataset:
     X_test: np.ndarray
     y_test: np.ndarray
     class_names: list[str]
-    inputs: "InputPipeline"
+    inputs: InputPipeline
 
 
 def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=None) -> tuple[RawCifar, Path | None]:
@@ -64,7 +64,7 @@ class InputPipeline:
         self.normalizer = normalizer
 
     @classmethod
-    def for_config(cls, config: Config) -> "InputPipeline":
+    def for_config(cls, config: Config) -> InputPipeline:
         mode = "mean_std" if config.features else config.data.normalize
         return cls(config.features, Normalizer(mode, dtype=config.data.dtype))
 
@@ -84,7 +84,7 @@ class InputPipeline:
         return dataclasses.replace(raw, X_train=features_of(raw.X_train, "train"),
                                    X_test=features_of(raw.X_test, "test"))
 
-    def fit(self, X_train: np.ndarray) -> "InputPipeline":
+    def fit(self, X_train: np.ndarray) -> InputPipeline:
         self.normalizer.fit(X_train)
         return self
 
@@ -99,7 +99,7 @@ class InputPipeline:
         return self.normalizer.state()
 
     @classmethod
-    def from_state(cls, config: dict, arrays: dict) -> "InputPipeline":
+    def from_state(cls, config: dict, arrays: dict) -> InputPipeline:
         return cls(config["features"], Normalizer.from_state(config["normalizer"], arrays))
 
 

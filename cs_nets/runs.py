@@ -22,7 +22,6 @@ from cs_nets.config import Config, dump_config, yaml_load
 from cs_nets.errors import DataError
 from cs_nets.fileio import atomic_open, write_json, write_text
 
-
 FINISHED = ("completed", "early_stopped")
 
 

@@ -50,7 +50,7 @@ def test_best_validation_parameters_are_restored():
 
 def test_patience_stops_early():
     model = ScriptedModel(good=2.0)
-    result, seen = scripted_run(model, epochs=20, patience=3)
+    result, _ = scripted_run(model, epochs=20, patience=3)
     assert result.status == "early_stopped"
     assert len(result.history) == 5  # best at 2, then 3 epochs without improvement
     assert model.params["w"][0] == 2.0

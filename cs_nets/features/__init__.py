@@ -12,7 +12,7 @@ Outputs are raw (not standardized): the training pipeline standardizes them.
   cache.py    cached_features: the same, stored as .npy in a cache folder
 """
 
-from cs_nets.features.cache import cached_features, cache_path
+from cs_nets.features.cache import cache_path, cached_features
 from cs_nets.features.color import color_histogram
 from cs_nets.features.extract import extract_features
 from cs_nets.features.hog import hog_features

@@ -2,8 +2,6 @@
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import numpy as np
 
 from cs_nets.features.extract import check_pixels, extract_features
 from cs_nets.features.spec import feature_dim, normalize_transforms
+from cs_nets.fileio import atomic_open
 
 # Part of every key: bump it when a feature definition changes so that stale
 # caches written by older code are never reused.
@@ -71,22 +70,9 @@ def _load(path, expected_shape):
 
 
 def _save_atomic(path, array):
-    # Write to a temporary name in the same folder, then rename: a reader never
-    # sees a half-written file, even if this process is killed mid-write.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    # A reader never sees a half-written file, even if this process is killed mid-write.
+    with atomic_open(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)
 
 
 def _warn(log, message):

@@ -4,10 +4,10 @@ matplotlib is imported here only inside functions, so ``import cs_nets`` works
 without it and the CLI can say what to install.
 """
 
-import os
 import pathlib
 
 from cs_nets.errors import CsNetsError
+from cs_nets.fileio import atomic_open
 
 DPI = 100  # figure pixels = inches * DPI; every plot states its size in pixels
 MISSING_MESSAGE = "plotting needs matplotlib: pip install 'cs_nets[plot]'"
@@ -39,18 +39,11 @@ def save_figure(plt, fig, path):
     Parent folders are created. Returns the path as a ``pathlib.Path``.
     """
     path = pathlib.Path(path)
-    # A per-process temp name in the same folder: os.replace is atomic only within
-    # one file system, and readers never see a half-written PNG.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
+        with atomic_open(path, "wb") as fh:
             fig.savefig(fh, format="png", dpi=DPI)
-        os.replace(tmp, path)
     except OSError as err:
         raise CsNetsError(f"cannot write {path}: {err.strerror or err}") from err
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path
