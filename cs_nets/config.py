@@ -363,11 +363,16 @@ def dump_config(config: Config) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
 
 
-def reference_table() -> list[tuple[str, str, str]]:
-    """(key, default, description) of every config key, for docs and `--help`."""
+def reference_table() -> list[tuple[str, str, str, str]]:
+    """(key, default, description, allowed values) of every config key, for the README."""
     rows = []
     for section, cls in _SECTION_CLASSES.items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            rows.append((f"{section}.{f.name}", repr(default), f.metadata.get("doc", "")))
+            meta = f.metadata
+            allowed = ", ".join(meta["choices"]) if meta.get("choices") else ""
+            for name, op in (("min", ">="), ("gt", ">"), ("max", "<=")):
+                if meta.get(name) is not None:
+                    allowed += f"{'; ' if allowed else ''}{op} {meta[name]}"
+            rows.append((f"{section}.{f.name}", repr(default), meta.get("doc", ""), allowed))
     return rows

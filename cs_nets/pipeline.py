@@ -90,6 +90,11 @@ class InputPipeline:
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """X: (N, F) uint8 pixels or float32 features, as ``extract`` made them -> (N, F) float."""
+        expected = self.normalizer.n_features_
+        if expected is not None and X.shape[1] != expected:
+            made_by = ", ".join(t["type"] for t in self.features) or "raw pixels"
+            raise DataError(f"the model's input statistics expect {expected} values per image, but "
+                            f"{made_by} gives {X.shape[1]} on this data: the checkpoint does not match it")
         return self.normalizer.transform(X)
 
     def config(self) -> dict:

@@ -176,3 +176,45 @@ def test_train_plot_flag_and_missing_matplotlib(tmp_path, monkeypatch):
     result = run("train", "--config", SMOKE, "--out", tmp_path / "q", "--plot")
     assert result.exit_code == 1 and "pip install 'cs_nets[plot]'" in result.output
     assert not (tmp_path / "q" / "model.npz").exists()  # refused before training, not after
+
+
+def test_checkpoint_whose_features_do_not_match_the_data(tmp_path):
+    out = tmp_path / "hog"
+    result = run("train", "--config", SMOKE, "--set", "features=[{type: hog}]", "--set", "train.num_epochs=1",
+                 "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    with np.load(out / "model.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    assert meta["inputs"]["features"] == [{"type": "hog", "cell": 8, "bins": 9}]
+    assert arrays["params/W1"].shape[0] == 144 and "inputs/std" in arrays  # features are standardized
+    meta["inputs"]["features"] = [{"type": "hog", "cell": 4, "bins": 9}]  # 576 values instead of 144
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(out / "model.npz", **arrays)
+    result = run("evaluate", "--checkpoint", out)
+    assert result.exit_code == 1
+    assert "expect 144 values per image, but hog gives 576" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_ctrl_c_keeps_the_best_checkpoint_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "cs_nets", "train", "--config", SMOKE, "--set",
+                             "train.num_epochs=100000", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["best_epoch"] >= 1
+    assert (out / "model.npz").exists()
