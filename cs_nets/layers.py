@@ -31,10 +31,13 @@ def affine_backward(dout, cache, need_dx=True):
     return dx, dw, db
 
 
-def activation_forward(x, name):
-    """Elementwise activation ``name`` (see cs_nets.activations). x: (N, H) -> (out, cache)."""
+def activation_forward(x, name, out=None):
+    """Elementwise activation ``name`` (see cs_nets.activations). x: (N, H) -> (out, cache).
+
+    out=x computes in place (x is overwritten), as NumPy's ``out=``.
+    """
     forward, _ = ACTIVATIONS[name]
-    out, act_cache = forward(x)
+    out, act_cache = forward(x, out=out)
     return out, (name, act_cache)
 
 
@@ -48,7 +51,7 @@ def activation_backward(dout, cache):
 def affine_activation_forward(x, w, b, name):
     """An affine layer followed by an activation: the hidden layer of an MLP."""
     z, affine_cache = affine_forward(x, w, b)
-    a, act_cache = activation_forward(z, name)
+    a, act_cache = activation_forward(z, name, out=z)  # z is ours and not cached: reuse it
     return a, (affine_cache, act_cache)
 
 

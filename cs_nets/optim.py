@@ -7,6 +7,10 @@ scratch space: the trainer hands over a gradient it no longer needs.
 
 config keys: ``learning_rate`` (required), ``momentum`` (default 0.9 for the
 momentum rules), ``velocity`` (created on the first call, like ``w``).
+
+A momentum step is four passes over w-sized arrays (NumPy has no fused multiply-add).
+For a big weight matrix (W1 of the two-layer net is 6 MB) the passes go block by
+block, so each block is read from memory once and the other passes find it in cache.
 """
 
 from __future__ import annotations
@@ -15,11 +19,29 @@ import math
 
 import numpy as np
 
+BLOCK_ELEMENTS = 1 << 16  # ~256 KB of float32 per array: three arrays' blocks fit in L2
+
+
+def blocks(*arrays):
+    """Matching views of same-shaped arrays, cut along the first axis into ~BLOCK_ELEMENTS pieces.
+
+    Yields the arrays themselves when they are small (or 0-d).
+    """
+    first = arrays[0]
+    if first.ndim == 0 or first.size <= BLOCK_ELEMENTS:
+        yield arrays
+        return
+    step = max(1, BLOCK_ELEMENTS * len(first) // first.size)
+    for start in range(0, len(first), step):
+        yield tuple(a[start:start + step] for a in arrays)
+
 
 def sgd(w: np.ndarray, dw: np.ndarray, config: dict):
     """Vanilla SGD: w -= learning_rate * dw."""
-    dw *= config["learning_rate"]
-    w -= dw
+    lr = config["learning_rate"]
+    for w_part, dw_part in blocks(w, dw):
+        dw_part *= lr
+        w_part -= dw_part
     return w, config
 
 
@@ -28,10 +50,12 @@ def sgd_momentum(w: np.ndarray, dw: np.ndarray, config: dict):
     v = config.get("velocity")
     if v is None:
         v = config["velocity"] = np.zeros_like(w)
-    dw *= config["learning_rate"]
-    v *= config.get("momentum", 0.9)
-    v -= dw
-    w += v
+    lr, mu = config["learning_rate"], config.get("momentum", 0.9)
+    for w_part, dw_part, v_part in blocks(w, dw, v):
+        dw_part *= lr
+        v_part *= mu
+        v_part -= dw_part
+        w_part += v_part
     return w, config
 
 
@@ -43,14 +67,15 @@ def nesterov_momentum(w: np.ndarray, dw: np.ndarray, config: dict):
     v = config.get("velocity")
     if v is None:
         v = config["velocity"] = np.zeros_like(w)
-    mu = config.get("momentum", 0.9)
-    dw *= config["learning_rate"]
-    v *= mu
-    v -= dw
-    w -= dw
-    # w += mu * v without a temporary: reuse dw (already consumed) as scratch.
-    np.multiply(v, mu, out=dw)
-    w += dw
+    lr, mu = config["learning_rate"], config.get("momentum", 0.9)
+    for w_part, dw_part, v_part in blocks(w, dw, v):
+        dw_part *= lr
+        v_part *= mu
+        v_part -= dw_part
+        w_part -= dw_part
+        # w += mu * v without a temporary: reuse dw (already consumed) as scratch.
+        np.multiply(v_part, mu, out=dw_part)
+        w_part += dw_part
     return w, config
 
 

@@ -3,6 +3,12 @@
 Each epoch visits the training split in a fresh random order (no sampling with
 replacement), then scores a fixed training subsample and the validation split.
 The parameters of the best validation epoch are kept and restored at the end.
+
+Threads: the matrix products run in NumPy's BLAS, which uses every core by default
+(the rest of a step is single-threaded NumPy). Set OMP_NUM_THREADS=1 or
+OPENBLAS_NUM_THREADS=1 before starting Python when several trainings share the
+machine (e.g. a sweep with -j 2 on 2 cores): a multi-threaded product waits for its
+slowest thread, and on a busy machine that made epochs several times slower.
 """
 
 from __future__ import annotations
@@ -87,8 +93,10 @@ def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: Trai
             for b in range(batches_per_epoch):
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 xb, yb = batch_buf[:len(idx)], label_buf[:len(idx)]
-                np.take(X_train, idx, axis=0, out=xb)
-                np.take(y_train, idx, out=yb)
+                # mode="clip": idx is a permutation slice, always in range; the default
+                # "raise" gathers into a temporary first and then copies it into out.
+                np.take(X_train, idx, axis=0, out=xb, mode="clip")
+                np.take(y_train, idx, out=yb, mode="clip")
                 if train.hflip:
                     _flip_half(xb, rng)
                 loss, grads = model.loss(xb, yb)
