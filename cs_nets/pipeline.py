@@ -25,16 +25,9 @@ SPLITS = ("train", "val", "test")
 
 
 @dataclass
-class Dataset:
-    """Model inputs of every split: X_*: (N, D) float, y_*: (N,) int64."""
+class Dataset(Split):
+    """Model inputs of every split (X_*: (N, D) float, y_*: (N,) int64) and the pipeline that made them."""
 
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    class_names: list[str]
     inputs: InputPipeline
 
 

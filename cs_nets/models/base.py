@@ -130,13 +130,13 @@ def check_choice(name, value, choices):
     return value
 
 
+def _is_nonnegative_number(value) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
+            and math.isfinite(value) and value >= 0)
+
+
 def check_reg(value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not _is_nonnegative_number(value):
         raise ConfigError(f"reg: expected a finite number >= 0, got {value!r}")
     return float(value)
 
@@ -144,12 +144,7 @@ def check_reg(value):
 def check_init(value):
     if isinstance(value, str):
         return check_choice("init", value, INIT_SCHEMES)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not _is_nonnegative_number(value):
         raise ConfigError(f"init: expected a std >= 0 or one of he, xavier, got {value!r}")
     return float(value)
 
