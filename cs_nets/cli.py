@@ -106,19 +106,29 @@ def info(data_dir):
     click.echo(_format_info(report))
 
 
-def _format_info(report: dict, indent: str = "") -> str:
-    lines = []
-    for key, value in report.items():
-        if isinstance(value, dict):
-            lines.append(f"{indent}{key}:")
-            lines.append(_format_info(value, indent + "  "))
-        elif isinstance(value, (list, tuple)):
-            lines.append(f"{indent}{key}: {', '.join(str(v) for v in value)}")
-        elif isinstance(value, float):
-            lines.append(f"{indent}{key}: {value:.3f}")
-        else:
-            lines.append(f"{indent}{key}: {value}")
-    return "\n".join(line for line in lines if line)
+def _format_info(report: dict) -> str:
+    """The describe() report as a short text: layouts, sizes, images per class, checksums."""
+    present = []
+    for fmt, where in report["layouts"].items():
+        kinds = [kind for kind in ("extracted", "archive") if where.get(kind)]
+        if kinds:
+            present.append(f"{fmt} ({', '.join(kinds)})")
+    lines = [f"data folder: {report['data_dir']}",
+             f"layouts on disk: {'; '.join(present) or 'none'}",
+             f"loaded: {report['layout']} from {report['source']} in {report['load_seconds']:.3f} s",
+             f"images: {report['num_train']} train, {report['num_test']} test",
+             f"{'class':<12} {'train':>7} {'test':>7}"]
+    for name in report["class_names"]:
+        lines.append(f"{name:<12} {report['per_class']['train'].get(name, 0):>7} "
+                     f"{report['per_class']['test'].get(name, 0):>7}")
+    lines.append("checksums against the official files:")
+    width = max((len(path) for path in report["checksums"]), default=0)
+    for path, check in report["checksums"].items():
+        verdict = {True: "matches", False: f"differs (found {check['found']})",
+                   None: "no official checksum"}[check["match"]]
+        lines.append(f"  {path:<{width}}  {verdict}")
+    lines.append(f"fingerprint: {report['fingerprint']}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- models

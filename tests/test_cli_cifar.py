@@ -46,7 +46,12 @@ def test_download_and_info(cifar_server, tmp_path):
     assert len(cifar_server.requests) == 1  # the second download made no request
     info = run("info", "--data-dir", data_dir)
     assert info.exit_code == 0, info.output
-    assert "num_train: 503" in info.output and "num_test: 101" in info.output
+    lines = info.output.splitlines()
+    assert "images: 503 train, 101 test" in lines
+    counts = {line.split()[0]: (int(line.split()[1]), int(line.split()[2]))
+              for line in lines if line.split() and line.split()[0] in cifar_server.dataset.class_names}
+    assert sum(train for train, _ in counts.values()) == 503 and sum(test for _, test in counts.values()) == 101
+    assert any("data_batch_1" in line and "differs" in line for line in lines)  # not the official files
 
 
 def test_download_errors_are_one_line(cifar_server, tmp_path, dead_url):
