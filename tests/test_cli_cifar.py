@@ -48,8 +48,10 @@ def test_download_and_info(cifar_server, tmp_path):
     assert info.exit_code == 0, info.output
     lines = info.output.splitlines()
     assert "images: 503 train, 101 test" in lines
-    counts = {line.split()[0]: (int(line.split()[1]), int(line.split()[2]))
-              for line in lines if line.split() and line.split()[0] in cifar_server.dataset.class_names}
+    table = lines[lines.index(next(x for x in lines if x.startswith("class "))) + 1:
+                  lines.index("checksums against the official files:")]
+    counts = {row.split()[0]: (int(row.split()[1]), int(row.split()[2])) for row in table}
+    assert len(counts) == 10
     assert sum(train for train, _ in counts.values()) == 503 and sum(test for _, test in counts.values()) == 101
     assert any("data_batch_1" in line and "differs" in line for line in lines)  # not the official files
 
