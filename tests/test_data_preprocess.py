@@ -153,8 +153,3 @@ def test_bad_settings_and_unfitted_use_are_config_errors():
         Normalizer().transform(np.zeros((2, 3)))
     with pytest.raises(ConfigError, match="fitted on 3"):
         Normalizer().fit(np.zeros((2, 3))).transform(np.zeros((2, 4)))
-
-
-def test_the_first_draft_scale_names_still_work():
-    assert Normalizer(scale="std").mode == "mean_std"
-    assert Normalizer(scale="none").mode == "mean"

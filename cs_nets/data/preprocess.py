@@ -85,9 +85,7 @@ class Normalizer:
     MODES = ("none", "mean", "mean_std")
     DTYPES = ("float32", "float64")
 
-    def __init__(self, mode="mean", dtype="float32", eps=1e-8, *, scale=None):
-        if scale is not None:  # the first draft's name: scale "none" -> "mean", "std" -> "mean_std"
-            mode = {"none": "mean", "std": "mean_std"}.get(scale, scale)
+    def __init__(self, mode="mean", dtype="float32", eps=1e-8):
         if mode not in self.MODES:
             raise ConfigError(f"normalization mode must be one of {', '.join(self.MODES)}; got {mode!r}")
         if str(dtype) not in self.DTYPES:
