@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cs_nets.config import Config, DataConfig
-from cs_nets.data.cifar10 import OFFICIAL, RawCifar, data_fingerprint, ensure_cifar10, resolve_data_dir
+from cs_nets.data.cifar10 import OFFICIAL, RawCifar, content_hash, ensure_cifar10, resolve_data_dir
 from cs_nets.data.preprocess import Normalizer, Split, split_train_val
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.errors import DataError
@@ -67,15 +67,13 @@ class InputPipeline:
             return raw
         from cs_nets.features import cached_features, extract_features
 
-        def features_of(X, part):
+        def features_of(X):
             if data_dir is None:  # synthetic data: cheap to recompute, nothing to key a cache on
                 return extract_features(X, self.features, progress=progress)
-            fingerprint = f"{data_fingerprint(raw)}:{part}"
-            return cached_features(X, self.features, Path(data_dir) / "features", fingerprint,
+            return cached_features(X, self.features, Path(data_dir) / "features", content_hash(X),
                                    progress=progress, log=log)
 
-        return dataclasses.replace(raw, X_train=features_of(raw.X_train, "train"),
-                                   X_test=features_of(raw.X_test, "test"))
+        return dataclasses.replace(raw, X_train=features_of(raw.X_train), X_test=features_of(raw.X_test))
 
     def fit(self, X_train: np.ndarray) -> InputPipeline:
         self.normalizer.fit(X_train)

@@ -76,3 +76,32 @@ def test_evaluate_refuses_a_corrupt_checkpoint(tmp_path):
     np.savez(tmp_path / "other.npz", W=np.zeros(3))
     result = run("evaluate", "--checkpoint", tmp_path / "other.npz")
     assert result.exit_code == 1 and "not a cs_nets checkpoint" in result.output
+
+
+def test_features_are_cached_in_the_data_folder_and_reused(cifar_server, tmp_path):
+    name = "cifar-10-python.tar.gz"
+    config = tmp_path / "features.yaml"
+    config.write_text(f"""
+data: {{url: "{cifar_server.url_for(name)}", md5: {cifar_server.md5[name]}, num_val: 50}}
+features: [hog, color_hist]
+model: {{type: linear, loss: svm}}
+train: {{batch_size: 50, num_epochs: 1}}
+""")
+    data_dir = tmp_path / "data"
+    first = run("train", "--config", config, "--data-dir", data_dir, "--out", tmp_path / "a", "--quiet")
+    assert first.exit_code == 0, first.output
+    cached = sorted((data_dir / "features").glob("*.npy"))
+    assert len(cached) == 2  # train and test images
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    second = run("train", "--config", config, "--data-dir", data_dir, "--out", tmp_path / "b", "--quiet")
+    assert second.exit_code == 0, second.output
+    assert [p.stat().st_mtime_ns for p in sorted((data_dir / "features").glob("*.npy"))] == stamps
+    a = json.loads((tmp_path / "a" / "summary.json").read_text())
+    b = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert a["test_accuracy"] == b["test_accuracy"]
+    # a corrupt cache file is recomputed, with a warning, to the same result
+    cached[0].write_bytes(b"garbage")
+    third = run("train", "--config", config, "--data-dir", data_dir, "--out", tmp_path / "c")
+    assert third.exit_code == 0
+    assert "feature cache" in third.output
+    assert json.loads((tmp_path / "c" / "summary.json").read_text())["test_accuracy"] == a["test_accuracy"]
