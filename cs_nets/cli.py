@@ -217,7 +217,7 @@ def _finish_run(writer, config, model, data, overrides, extra: dict, plot: bool,
                     meta={"class_names": data.class_names, "config": config.to_dict()})
     confusion = confusion_matrix(data.y_test, model.predict(data.X_test), num_classes)
     summary = {
-        "model": config.model.type if extra.get("pipeline") != "random_search" else "random_search",
+        "model": config.model.type,
         "test_accuracy": accuracy_of(confusion),
         "val_accuracy": accuracy(model, data.X_val, data.y_val),
         "train_accuracy": accuracy(model, data.X_train[:config.train.train_eval_size],
@@ -267,11 +267,9 @@ def train(config_path, overrides, out, data_dir, plot, quiet):
         log(f"epoch {m['epoch']:>3}/{config.train.num_epochs}  loss {m['train_loss']:.4f}  "
             f"train {m['train_accuracy']:.4f}  val {m['val_accuracy']:.4f}  lr {m['lr']:.2e}  {m['seconds']:.1f}s")
 
-    if config.train.hflip and config.features:
-        raise CsNetsError("train.hflip flips images; it cannot be used with features")
     result = run_training(model, data.X_train, data.y_train, data.X_val, data.y_val, config.optim,
                           config.train, seed=config.seed, progress=_progress(quiet), on_epoch=on_epoch)
-    writer.write_batch_losses(result.batch_losses)
+    writer.write_array("batch_losses.npy", result.batch_losses)
     extra = {"epochs": len(result.history), "best_epoch": result.best_epoch,
              "train_seconds": result.train_seconds, "status": result.status}
     test_acc = _finish_run(writer, config, model, data, overrides, extra,
@@ -321,12 +319,8 @@ def random_search_command(config_path, overrides, out, data_dir, quiet):
     bar.close()
     writer.add_metrics({"epoch": 1, "train_loss": float(result.best_loss), "train_accuracy": None,
                         "val_accuracy": None, "lr": None, "seconds": seconds})
-    with_losses = writer.path / "search_losses.npy"
-    from cs_nets.fileio import atomic_open
-
-    with atomic_open(with_losses, "wb") as f:
-        np.save(f, np.asarray(result.losses, np.float32))
-    extra = {"pipeline": "random_search", "epochs": 1, "train_seconds": seconds, "status": "completed",
+    writer.write_array("search_losses.npy", result.losses)
+    extra = {"model": "random_search", "epochs": 1, "train_seconds": seconds, "status": "completed",
              "best_loss": float(result.best_loss), "best_attempt": int(result.best_attempt)}
     log(f"best loss {result.best_loss:.4f} at attempt {result.best_attempt + 1}/{search.attempts}")
     test_acc = _finish_run(writer, config, result.model, data, overrides, extra, False, log)

@@ -274,6 +274,8 @@ def build_config(raw: dict, where: _Where, name: str = "run") -> Config:
     _check_range(seed, {"min": 0}, f"{where(('seed',))}: seed")
     config = Config(features=features, seed=seed, name=name, **sections)
     _check_features(config, where)
+    if config.train.hflip and config.features:
+        raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; it cannot be combined with features")
     return config
 
 

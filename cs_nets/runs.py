@@ -54,9 +54,10 @@ class RunWriter:
         self._metrics.append(metrics)
         write_text(self.path / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self._metrics))
 
-    def write_batch_losses(self, losses: np.ndarray) -> None:
-        with atomic_open(self.path / "batch_losses.npy", "wb") as f:
-            np.save(f, np.asarray(losses, np.float32))
+    def write_array(self, name: str, values: np.ndarray) -> None:
+        """A float32 .npy file, e.g. batch_losses.npy (the loss of every minibatch, in order)."""
+        with atomic_open(self.path / name, "wb") as f:
+            np.save(f, np.asarray(values, np.float32))
 
     def write_summary(self, summary: dict) -> None:
         write_json(self.path / "summary.json", summary)

@@ -103,3 +103,9 @@ def test_resolved_config_round_trips(tmp_path):
     config = load_config(write(tmp_path, "model:\n  type: fc_net\n  hidden_dims: [8, 4]\nseed: 3\n"))
     again = config_from_dict(yaml.safe_load(dump_config(config)))
     assert again.to_dict() == config.to_dict()
+
+
+def test_hflip_cannot_be_combined_with_features(tmp_path):
+    path = write(tmp_path, "features: [hog]\ntrain:\n  hflip: true\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml:3: train.hflip flips images; it cannot be combined with features"):
+        load_config(path)
