@@ -197,10 +197,11 @@ def _start_run(config_path, overrides, out, data_dir, quiet):
     from cs_nets.runs import RunWriter, resolve_run_dir
 
     config = load_config(config_path, list(overrides))
-    writer = RunWriter(resolve_run_dir(out, config))
-    writer.write_config(config)
     log = (lambda m: None) if quiet else _log
     data = prepare_dataset(config, data_dir, progress=_progress(quiet), log=log)
+    # The run directory appears only once the data is there: a failed download leaves none.
+    writer = RunWriter(resolve_run_dir(out, config))
+    writer.write_config(config)
     log(f"data: {len(data.y_train)} train, {len(data.y_val)} val, {len(data.y_test)} test, "
         f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {writer.path}")
     return config, writer, data, log

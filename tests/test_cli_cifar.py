@@ -1,12 +1,15 @@
 """The commands against CIFAR-10 archives served over real HTTP on 127.0.0.1 (no mocks)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from cs_nets.cli import main
+
+SMOKE = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
 
 
 def run(*args, env=None):
@@ -105,3 +108,13 @@ train: {{batch_size: 50, num_epochs: 1}}
     assert third.exit_code == 0
     assert "feature cache" in third.output
     assert json.loads((tmp_path / "c" / "summary.json").read_text())["test_accuracy"] == a["test_accuracy"]
+
+
+def test_train_without_network_fails_cleanly_and_leaves_no_run_directory(tmp_path, dead_url):
+    out = tmp_path / "run"
+    result = run("train", "--config", SMOKE, "--set", "data.source=cifar10",
+                 "--set", f"data.url={dead_url}", "--data-dir", tmp_path / "data", "--out", out, "--quiet")
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and dead_url in result.output
+    assert "by hand, or use a mirror (csnets download --url, or data.url in a config)" in result.output
+    assert not out.exists()

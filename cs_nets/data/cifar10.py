@@ -136,7 +136,8 @@ def download_cifar10(data_dir, fmt="python", url=None, md5=OFFICIAL_MD5, force=F
         source = url or spec.url
         fetch(source, archive, expected, progress=progress, log=log, timeout=timeout,
               retries=retries, backoff=backoff,
-              hint=f"Put {spec.filename} at {archive} by hand, or use --url to pick a mirror.")
+              hint=f"Put {spec.filename} at {archive} by hand, or use a mirror "
+                   f"(csnets download --url, or data.url in a config).")
     log(f"extracting {archive.name} into {data_dir}")
     try:
         safe_extract(archive, data_dir, spec.folder, validate=lambda path: _layout_files(path, fmt, archive))
