@@ -268,8 +268,10 @@ def train(config_path, overrides, out, data_dir, plot, quiet):
         log(f"epoch {m['epoch']:>3}/{config.train.num_epochs}  loss {m['train_loss']:.4f}  "
             f"train {m['train_accuracy']:.4f}  val {m['val_accuracy']:.4f}  lr {m['lr']:.2e}  {m['seconds']:.1f}s")
 
-    result = run_training(model, data.X_train, data.y_train, data.X_val, data.y_val, config.optim,
-                          config.train, seed=config.seed, progress=_progress(quiet), on_epoch=on_epoch)
+    # A diverging run overflows before its loss turns NaN; the trainer reports that in one line.
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = run_training(model, data.X_train, data.y_train, data.X_val, data.y_val, config.optim,
+                              config.train, seed=config.seed, progress=_progress(quiet), on_epoch=on_epoch)
     writer.write_array("batch_losses.npy", result.batch_losses)
     extra = {"epochs": len(result.history), "best_epoch": result.best_epoch,
              "train_seconds": result.train_seconds, "status": result.status}
