@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cs_nets.errors import DataError
+from cs_nets.errors import ConfigError, DataError
 from cs_nets.fileio import atomic_open
 from cs_nets.models import build_model
 
@@ -63,15 +63,9 @@ def load_checkpoint(path):
         input_arrays = {k[len("inputs/"):]: v for k, v in arrays.items() if k.startswith("inputs/")}
         model = build_model(meta["model_type"], meta["input_dim"], meta["num_classes"],
                             dtype=meta["dtype"], **meta["hyperparams"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+        model.load_params(params)  # checks names and shapes
+        inputs = InputPipeline.from_state(meta["inputs"], input_arrays)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, ConfigError) as err:
+        # ConfigError here means the stored architecture or arrays are inconsistent: bad data, exit 1
         raise DataError(f"{path} is not a cs_nets checkpoint ({type(err).__name__}: {err})") from None
-    if set(params) != set(model.params):
-        raise DataError(f"{path}: parameters {sorted(params)} do not match a {meta['model_type']} "
-                        f"model's {sorted(model.params)}")
-    for name, value in params.items():
-        if value.shape != model.params[name].shape:
-            raise DataError(f"{path}: parameter {name} has shape {value.shape}, "
-                            f"expected {model.params[name].shape}")
-        model.params[name][...] = value
-    inputs = InputPipeline.from_state(meta["inputs"], input_arrays)
     return model, inputs, meta
