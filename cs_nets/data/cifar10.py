@@ -79,11 +79,6 @@ class RawCifar:
     source: Path
 
 
-def as_images(X):
-    """View rows (N, 3072) as images (N, 32, 32, 3), no copy."""
-    return X.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-
-
 # ---------------------------------------------------------------- where the data lives
 
 def resolve_data_dir(option=None, config_value=None):

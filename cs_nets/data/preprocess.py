@@ -142,9 +142,6 @@ class Normalizer:
                 chunk *= inv_std
         return out
 
-    def fit_transform(self, X, out=None):
-        return self.fit(X).transform(X, out=out)
-
     def config(self):
         """JSON-able settings: {"mode", "dtype", "eps", "n_features"}."""
         return {"mode": self.mode, "dtype": self.dtype, "eps": self.eps, "n_features": self.n_features_}
