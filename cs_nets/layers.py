@@ -6,6 +6,7 @@ Stacking pairs and calling the backwards in reverse order is all ``fc_net`` does
 """
 
 from cs_nets.activations import ACTIVATIONS
+from cs_nets.gradients import GradientWriter
 
 
 def affine_forward(x, w, b):
@@ -18,16 +19,19 @@ def affine_forward(x, w, b):
     return out, (x, w)
 
 
-def affine_backward(dout, cache, need_dx=True):
+def affine_backward(dout, cache, need_dx=True, grads=None, names=("w", "b")):
     """Gradients of out = x @ w + b.
 
     dout: (N, M) upstream gradient -> dx: (N, D) or None, dw: (D, M), db: (M,)
     need_dx=False skips dx (for a first layer, whose input is data, not a parameter).
+    grads: a cs_nets.gradients.GradientWriter that stores dw, db under `names`
+    (default: a new one, so dw and db are new arrays).
     """
     x, w = cache
     dx = dout @ w.T if need_dx else None  # w.T is a view; matmul reads it transposed
-    dw = x.T @ dout
-    db = dout.sum(axis=0)
+    grads = GradientWriter() if grads is None else grads
+    dw = grads.matmul(names[0], x.T, dout)  # x.T @ dout
+    db = grads.sum_rows(names[1], dout)
     return dx, dw, db
 
 
@@ -55,8 +59,8 @@ def affine_activation_forward(x, w, b, name):
     return a, (affine_cache, act_cache)
 
 
-def affine_activation_backward(dout, cache, need_dx=True):
-    """Backward of affine_activation_forward -> (dx or None, dw, db)."""
+def affine_activation_backward(dout, cache, need_dx=True, grads=None, names=("w", "b")):
+    """Backward of affine_activation_forward -> (dx or None, dw, db); grads, names as affine_backward."""
     affine_cache, act_cache = cache
     dz = activation_backward(dout, act_cache)
-    return affine_backward(dz, affine_cache, need_dx=need_dx)
+    return affine_backward(dz, affine_cache, need_dx=need_dx, grads=grads, names=names)

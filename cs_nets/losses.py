@@ -19,7 +19,6 @@ import numpy as np
 from cs_nets.errors import ConfigError
 
 SVM_DELTA = 1.0  # the hinge margin: the correct class should win by at least 1
-BLOCK_ELEMENTS = 1 << 16  # add_l2_grad works on blocks of ~256 KB (float32): they stay in cache
 
 
 def check_scores_labels(scores, y):
@@ -135,20 +134,6 @@ def l2_penalty(weights, reg):
     if reg == 0:
         return 0.0
     return float(reg) * sum(float(np.vdot(W, W)) for W in weights)
-
-
-def add_l2_grad(dW, W, reg):
-    """dW += 2 * reg * W in place (the gradient of reg * Σ W²).
-
-    Row block by row block, so the temporary 2 reg W is one small block (in cache),
-    not a second copy of W.
-    """
-    if reg != 0:
-        scale = 2.0 * float(reg)  # a Python float keeps a float32 dW float32
-        step = max(1, BLOCK_ELEMENTS * len(W) // max(1, W.size))
-        for start in range(0, len(W), step):
-            dW[start:start + step] += scale * W[start:start + step]
-    return dW
 
 
 def flush_subnormals(dscores):

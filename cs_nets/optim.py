@@ -1,16 +1,19 @@
 """Update rules and learning-rate schedules.
 
-Every rule has the course's signature ``rule(w, dw, config) -> (next_w, config)``:
-the rule's state (velocity, ...) lives in ``config``, so a new rule touches only
-this file. For speed, ``next_w`` is ``w`` updated in place and ``dw`` is used as
-scratch space: the trainer hands over a gradient it no longer needs.
+An update rule moves a parameter w given its gradient dw. So that no gradient array
+is allocated and the weights are passed over as few times as possible, a step comes
+in two halves around the backward pass (cs_nets.gradients):
 
-config keys: ``learning_rate`` (required), ``momentum`` (default 0.9 for the
-momentum rules), ``velocity`` (created on the first call, like ``w``).
+    alpha, beta = rule.gradient_form(lr)   # the model writes buffer = alpha * dw + beta * buffer
+    rule.finish(w, state)                  # the rule completes the step, in place
 
-A momentum step is four passes over w-sized arrays (NumPy has no fused multiply-add).
-For a big weight matrix (W1 of the two-layer net is 6 MB) the passes go block by
-block, so each block is read from memory once and the other passes find it in cache.
+For momentum the buffer is the velocity itself: the backward product computes
+v = mu v - lr dw in one BLAS call (alpha=-lr, beta=mu), and finish is one
+multi-threaded pass w += v. ``step(rule, w, dw, state, lr)`` does both halves for a
+gradient computed beforehand: the course's ``rule(w, dw, config)``, for reading and tests.
+
+state: one dict per parameter, from ``rule.new_state(w)``; state["buffer"] is where
+the model writes.
 """
 
 from __future__ import annotations
@@ -19,71 +22,75 @@ import math
 
 import numpy as np
 
-BLOCK_ELEMENTS = 1 << 16  # ~256 KB of float32 per array: three arrays' blocks fit in L2
+from cs_nets import blas
 
 
-def blocks(*arrays):
-    """Matching views of same-shaped arrays, cut along the first axis into ~BLOCK_ELEMENTS pieces.
+class SGD:
+    """Vanilla SGD: w -= learning_rate * dw.  buffer = -lr dw, then w += buffer."""
 
-    Yields the arrays themselves when they are small (or 0-d).
-    """
-    first = arrays[0]
-    if first.ndim == 0 or first.size <= BLOCK_ELEMENTS:
-        yield arrays
-        return
-    step = max(1, BLOCK_ELEMENTS * len(first) // first.size)
-    for start in range(0, len(first), step):
-        yield tuple(a[start:start + step] for a in arrays)
+    def new_state(self, w: np.ndarray) -> dict:
+        return {"buffer": np.empty_like(w)}  # beta = 0: its old content is never read
 
+    def gradient_form(self, lr: float) -> tuple[float, float]:
+        return -float(lr), 0.0
 
-def sgd(w: np.ndarray, dw: np.ndarray, config: dict):
-    """Vanilla SGD: w -= learning_rate * dw."""
-    lr = config["learning_rate"]
-    for w_part, dw_part in blocks(w, dw):
-        dw_part *= lr
-        w_part -= dw_part
-    return w, config
+    def finish(self, w: np.ndarray, state: dict) -> None:
+        blas.axpy(1.0, state["buffer"], w)
 
 
-def sgd_momentum(w: np.ndarray, dw: np.ndarray, config: dict):
-    """Momentum: v = momentum * v - learning_rate * dw;  w += v."""
-    v = config.get("velocity")
-    if v is None:
-        v = config["velocity"] = np.zeros_like(w)
-    lr, mu = config["learning_rate"], config.get("momentum", 0.9)
-    for w_part, dw_part, v_part in blocks(w, dw, v):
-        dw_part *= lr
-        v_part *= mu
-        v_part -= dw_part
-        w_part += v_part
-    return w, config
+class Momentum:
+    """Momentum: v = momentum * v - learning_rate * dw;  w += v.  The buffer is v."""
+
+    def __init__(self, momentum: float = 0.9):
+        self.momentum = float(momentum)
+
+    def new_state(self, w: np.ndarray) -> dict:
+        return {"buffer": np.zeros_like(w)}
+
+    def gradient_form(self, lr: float) -> tuple[float, float]:
+        return -float(lr), self.momentum
+
+    def finish(self, w: np.ndarray, state: dict) -> None:
+        blas.axpy(1.0, state["buffer"], w)
 
 
-def nesterov_momentum(w: np.ndarray, dw: np.ndarray, config: dict):
+class NesterovMomentum:
     """Nesterov momentum in its look-ahead form (as in the CS231n notes):
 
     v = momentum * v - learning_rate * dw;  w += momentum * v - learning_rate * dw
+
+    buffer = -lr dw (it is needed twice), state["velocity"] = v.
     """
-    v = config.get("velocity")
-    if v is None:
-        v = config["velocity"] = np.zeros_like(w)
-    lr, mu = config["learning_rate"], config.get("momentum", 0.9)
-    for w_part, dw_part, v_part in blocks(w, dw, v):
-        dw_part *= lr
-        v_part *= mu
-        v_part -= dw_part
-        w_part -= dw_part
-        # w += mu * v without a temporary: reuse dw (already consumed) as scratch.
-        np.multiply(v_part, mu, out=dw_part)
-        w_part += dw_part
-    return w, config
+
+    def __init__(self, momentum: float = 0.9):
+        self.momentum = float(momentum)
+
+    def new_state(self, w: np.ndarray) -> dict:
+        return {"buffer": np.empty_like(w), "velocity": np.zeros_like(w)}
+
+    def gradient_form(self, lr: float) -> tuple[float, float]:
+        return -float(lr), 0.0
+
+    def finish(self, w: np.ndarray, state: dict) -> None:
+        lr_dw, v = state["buffer"], state["velocity"]
+        blas.scale_add(1.0, lr_dw, self.momentum, v)  # v = mu v - lr dw
+        blas.axpy(self.momentum, v, w)
+        blas.axpy(1.0, lr_dw, w)
+
+
+def step(rule, w: np.ndarray, dw: np.ndarray, state: dict, lr: float) -> np.ndarray:
+    """One whole update of w (in place) for a gradient dw computed beforehand; returns w."""
+    alpha, beta = rule.gradient_form(lr)
+    blas.scale_add(alpha, dw, beta, state["buffer"])
+    rule.finish(w, state)
+    return w
 
 
 def update_rule(momentum: float, nesterov: bool):
     """The rule for an optim config: plain SGD, momentum or Nesterov momentum."""
     if momentum == 0.0:
-        return sgd
-    return nesterov_momentum if nesterov else sgd_momentum
+        return SGD()
+    return NesterovMomentum(momentum) if nesterov else Momentum(momentum)
 
 
 def learning_rate(base: float, schedule: str, epoch: int, num_epochs: int, lr_decay: float = 1.0) -> float:

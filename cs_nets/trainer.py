@@ -1,4 +1,5 @@
-"""The minibatch SGD loop: any model with ``params`` and ``loss(X, y)`` plugs in.
+"""The minibatch SGD loop: any model with ``params`` and ``loss(X, y, grads_out, alpha, beta)``
+(cs_nets.models.base) plugs in.
 
 Each epoch visits the training split in a fresh random order (no sampling with
 replacement), then scores a fixed training subsample and the validation split.
@@ -70,7 +71,8 @@ def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: Trai
     X_eval, y_eval = X_train[eval_idx], y_train[eval_idx]
 
     rule = update_rule(optim.momentum, optim.nesterov)
-    rule_state = {name: {"momentum": optim.momentum} for name in model.params}
+    rule_state = {name: rule.new_state(p) for name, p in model.params.items()}
+    grad_buffers = {name: state["buffer"] for name, state in rule_state.items()}
     best_params = {name: p.copy() for name, p in model.params.items()}
     result = TrainResult(batch_losses=np.empty(train.num_epochs * batches_per_epoch, np.float32))
     batch_buf = np.empty((batch_size, dim), X_train.dtype)
@@ -82,8 +84,7 @@ def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: Trai
     try:
         for epoch in range(train.num_epochs):
             lr = learning_rate(optim.learning_rate, optim.schedule, epoch, train.num_epochs, optim.lr_decay)
-            for state in rule_state.values():
-                state["learning_rate"] = lr
+            alpha, beta = rule.gradient_form(lr)
             order = rng.permutation(n)
             losses = result.batch_losses
             bar = tqdm(total=batches_per_epoch, desc=f"epoch {epoch + 1}/{train.num_epochs}",
@@ -99,14 +100,15 @@ def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: Trai
                 np.take(y_train, idx, out=yb, mode="clip")
                 if train.hflip:
                     _flip_half(xb, rng)
-                loss, grads = model.loss(xb, yb)
+                # the backward pass writes the rule's buffers (e.g. the velocity) itself
+                loss, _ = model.loss(xb, yb, grads_out=grad_buffers, alpha=alpha, beta=beta)
                 if not math.isfinite(loss):
                     result.status = "diverged"
                     result.message = (f"the loss became {loss} in epoch {epoch + 1}; "
                                       f"try a smaller learning rate (optim.learning_rate={lr:g} now)")
                     break
                 for name, w in model.params.items():
-                    rule(w, grads[name], rule_state[name])
+                    rule.finish(w, rule_state[name])
                 losses[done_batches] = loss
                 done_batches += 1
                 if show_bar and (b % 10 == 0 or b == batches_per_epoch - 1):

@@ -25,8 +25,10 @@ the epoch time) next to the machine's sgemm rate at the same shapes (np.matmul
 with out=, and torch.mm in nn.Linear's layout) and the epoch time those rates
 alone would take (the "floor"), the time to score 10,000 images, the time to load
 the data, the peak RSS and the load average before and after.
---profile prints cProfile's table instead; BLAS time shows as the own time of
-the model's ``loss`` (the ``@`` products are not function calls).
+--profile prints cProfile's table instead; the forward products show as the own
+time of the model's ``loss`` (``@`` is not a function call), the backward ones as
+``cs_nets.blas.gemm``. CS_NETS_BLAS=numpy times the NumPy-only fallback
+(cs_nets.blas), for a before/after comparison.
 
 Threads: NumPy's BLAS (OpenBLAS in the NumPy wheels) and PyTorch each use all cores
 by default. OMP_NUM_THREADS=1 (both) or OPENBLAS_NUM_THREADS=1 (NumPy only), set
@@ -54,6 +56,7 @@ import time
 
 import numpy as np
 
+from cs_nets import blas
 from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.models import build_model
 from cs_nets.trainer import train
@@ -318,7 +321,7 @@ def main(argv=None):
         parser.error("--epochs: at least 5 counted epochs, for a meaningful median")
 
     print(f"# bench_train: Python {platform.python_version()}, NumPy {np.__version__}, {platform.machine()}")
-    print(f"BLAS: {blas_text()}")
+    print(f"BLAS: {blas_text()}; cs_nets.blas backend: {blas.backend()}")
     env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                       "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
     print(f"thread/kernel environment: {env or 'none set (libraries use all cores)'}")

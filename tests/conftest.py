@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pytest
 
+from cs_nets import blas
 from cs_nets.data.archive_writer import write_archive
 from cs_nets.data.synthetic import make_synthetic
 
@@ -197,3 +198,13 @@ def dead_url():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/cifar-10-python.tar.gz"
+
+
+@pytest.fixture(params=["openblas", "numpy"])
+def blas_backend(request):
+    """Run the test once through NumPy's OpenBLAS (cs_nets.blas) and once through its NumPy fallback."""
+    blas.use_numpy(request.param == "numpy")
+    if request.param == "openblas" and blas.backend() == "numpy":
+        pytest.skip("NumPy's bundled OpenBLAS is not on this machine")
+    yield request.param
+    blas.use_numpy(False)

@@ -2,9 +2,10 @@
 
 What is checked: gradients do not depend on earlier calls (nothing stale is reused),
 held gradients are never overwritten, float32 stays float32 in every intermediate of
-a training run, the block-by-block update rules equal their whole-array formulas bit
-for bit, the trainer equals a plain textbook loop bit for bit, and the softmax
-gradient holds no subnormal floats (they make the next matrix product ~100x slower).
+a training run, gradients written into the optimizer's buffers (alpha * dL/dk +
+beta * buffer) equal the plain ones, the update rules equal their whole-array
+formulas, the trainer equals a plain textbook loop, and the softmax gradient holds
+no subnormal floats (they make the next matrix product ~100x slower).
 """
 
 import sys
@@ -13,10 +14,11 @@ import numpy as np
 import pytest
 
 import cs_nets
+from cs_nets.blas import BLOCK_ELEMENTS
 from cs_nets.config import OptimConfig, TrainConfig
-from cs_nets.losses import add_l2_grad, softmax_loss
+from cs_nets.losses import softmax_loss
 from cs_nets.models import build_model
-from cs_nets.optim import BLOCK_ELEMENTS, nesterov_momentum, sgd, sgd_momentum
+from cs_nets.optim import SGD, Momentum, step
 from cs_nets.trainer import train
 
 D, C = 12, 5
@@ -84,76 +86,96 @@ def test_float32_training_keeps_every_intermediate_float32(model_type, hyper, ne
     assert not upcast
 
 
-def test_update_rules_equal_their_whole_array_formulas_bit_for_bit():
+def test_momentum_and_sgd_steps_equal_their_whole_array_formulas_bit_for_bit():
     rng = np.random.default_rng(0)
     shape = (BLOCK_ELEMENTS // 100 + 37, 300)  # > BLOCK_ELEMENTS entries, a partial last block
     w0 = rng.standard_normal(shape).astype(np.float32)
     grads = [rng.standard_normal(shape).astype(np.float32) for _ in range(3)]
     lr, mu = np.float32(0.05), np.float32(0.8)
 
-    w, config = w0.copy(), {"learning_rate": 0.05, "momentum": 0.8}
+    rule = Momentum(0.8)
+    w, state = w0.copy(), rule.new_state(w0)
     w_ref, v_ref = w0.copy(), np.zeros_like(w0)
     for g in grads:
-        sgd_momentum(w, g.copy(), config)
+        step(rule, w, g, state, 0.05)
         v_ref = v_ref * mu - g * lr
         w_ref = w_ref + v_ref
     np.testing.assert_array_equal(w, w_ref)
 
-    w, config = w0.copy(), {"learning_rate": 0.05, "momentum": 0.8}
-    w_ref, v_ref = w0.copy(), np.zeros_like(w0)
-    for g in grads:
-        nesterov_momentum(w, g.copy(), config)
-        v_ref = v_ref * mu - g * lr
-        w_ref = (w_ref - g * lr) + v_ref * mu
-    np.testing.assert_array_equal(w, w_ref)
-
+    rule = SGD()
     w = w0.copy()
-    sgd(w, grads[0].copy(), {"learning_rate": 0.05})
+    step(rule, w, grads[0], rule.new_state(w), 0.05)
     np.testing.assert_array_equal(w, w0 - grads[0] * lr)
 
-    flat = w0.ravel().copy()  # 1-D arrays are cut into blocks too
-    sgd(flat, grads[0].ravel().copy(), {"learning_rate": 0.05})
-    np.testing.assert_array_equal(flat, (w0 - grads[0] * lr).ravel())
+
+@pytest.mark.parametrize("model_type, hyper", MODELS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gradients_written_into_buffers_equal_alpha_grad_plus_beta_buffer(model_type, hyper, dtype, blas_backend):
+    """loss(grads_out=, alpha=, beta=) is the optimizer's fused path: out = alpha dL/dk + beta out."""
+    model = build_model(model_type, D, C, seed=1, dtype=dtype, **hyper)
+    X, y = batch(8, seed=0, dtype=dtype)
+    loss, grads = model.loss(X, y)
+    rng = np.random.default_rng(2)
+    before = {k: rng.standard_normal(p.shape).astype(dtype) for k, p in model.params.items()}
+    out = {k: b.copy() for k, b in before.items()}
+    fused_loss, fused = model.loss(X, y, grads_out=out, alpha=-0.3, beta=0.7)
+    assert fused_loss == loss
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    for k in grads:
+        assert fused[k] is out[k] and out[k].dtype == dtype
+        np.testing.assert_allclose(out[k], -0.3 * grads[k] + 0.7 * before[k], rtol=tol, atol=tol)
+    # beta = 0 never reads the buffer (BLAS semantics): NaN left in it does not leak
+    out = {k: np.full_like(b, np.nan) for k, b in before.items()}
+    model.loss(X, y, grads_out=out, alpha=2.0, beta=0.0)
+    for k in grads:
+        np.testing.assert_allclose(out[k], 2.0 * grads[k], rtol=tol, atol=tol)
 
 
-def test_add_l2_grad_equals_its_formula_bit_for_bit():
-    rng = np.random.default_rng(1)
-    W = rng.standard_normal((BLOCK_ELEMENTS // 50 + 3, 70)).astype(np.float32)
-    dW = rng.standard_normal(W.shape).astype(np.float32)
-    expected = dW + np.float32(2 * 0.3) * W
-    np.testing.assert_array_equal(add_l2_grad(dW, W, 0.3), expected)
-    assert dW.dtype == np.float32
+def test_a_wrong_gradient_buffer_is_refused():
+    model = build_model("two_layer", D, C, hidden_dim=4)
+    X, y = batch(3, seed=0)
+    out = {k: np.zeros_like(p) for k, p in model.params.items()}
+    out["W1"] = np.zeros((D, 5), np.float32)
+    with pytest.raises(ValueError, match=r"out\['W1'\]: expected a float32 array of shape \(12, 4\)"):
+        model.loss(X, y, grads_out=out, alpha=-1.0, beta=0.9)
+    with pytest.raises(ValueError, match="need out= buffers"):
+        model.loss(X, y, alpha=-1.0)
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
-def test_trainer_equals_a_plain_loop_bit_for_bit(nesterov):
-    """The trainer (gather into a kept buffer, in-place block updates) against the textbook loop."""
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_trainer_equals_a_plain_textbook_loop(nesterov, momentum, blas_backend):
+    """The trainer (gather into a kept buffer, gradients written into the optimizer's buffers,
+    BLAS updates) against the course's loop, in float64 so that only the algorithm can differ."""
     rng = np.random.default_rng(5)
-    n, batch_size, seed, lr, mu = 230, 64, 7, 0.01, 0.9  # a partial last batch
-    X = rng.standard_normal((n, 300)).astype(np.float32)
+    n, batch_size, seed, lr, mu = 230, 64, 7, 0.01, momentum  # a partial last batch
+    X = rng.standard_normal((n, 300))
     y = rng.integers(C, size=n)
-    hyper = dict(hidden_dim=250, reg=1e-3)  # W1 has 75,000 entries: more than one block
+    hyper = dict(hidden_dim=250, reg=1e-3, dtype="float64")
     model = build_model("two_layer", 300, C, seed=seed, **hyper)
+    after_epoch = []  # the params when each epoch ends (the trainer restores the best one at the end)
     train(model, X, y, X[:20], y[:20], OptimConfig(learning_rate=lr, momentum=mu, nesterov=nesterov),
-          TrainConfig(batch_size=batch_size, num_epochs=1, train_eval_size=20), seed=seed, progress=False)
+          TrainConfig(batch_size=batch_size, num_epochs=2, train_eval_size=20), seed=seed, progress=False,
+          on_epoch=lambda _: after_epoch.append({k: p.copy() for k, p in model.params.items()}))
 
     plain = build_model("two_layer", 300, C, seed=seed, **hyper)
     order_rng = np.random.default_rng(seed)
     order_rng.choice(n, size=20, replace=False)  # the trainer draws its train_accuracy rows first
-    order = order_rng.permutation(n)
     velocity = {k: np.zeros_like(p) for k, p in plain.params.items()}
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        _, grads = plain.loss(X[idx], y[idx])
-        for k, p in plain.params.items():
-            step = grads[k] * np.float32(lr)
-            velocity[k] = velocity[k] * np.float32(mu) - step
-            if nesterov:
-                plain.params[k] = (p - step) + velocity[k] * np.float32(mu)
-            else:
-                plain.params[k] = p + velocity[k]
+    for _ in range(2):
+        order = order_rng.permutation(n)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            _, grads = plain.loss(X[idx], y[idx])
+            for k, p in plain.params.items():
+                velocity[k] = mu * velocity[k] - lr * grads[k]
+                if nesterov:
+                    plain.params[k] = p + mu * velocity[k] - lr * grads[k]
+                else:
+                    plain.params[k] = p + velocity[k]
+    assert len(after_epoch) == 2 and after_epoch[1].keys() == plain.params.keys()
     for k in plain.params:
-        np.testing.assert_array_equal(model.params[k], plain.params[k])
+        np.testing.assert_allclose(after_epoch[1][k], plain.params[k], rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from cs_nets.errors import ConfigError
+from cs_nets.gradients import GradientWriter
 from cs_nets.losses import (
     LOSSES,
-    add_l2_grad,
     l2_penalty,
     softmax_loss,
     softmax_loss_loop,
@@ -118,15 +118,17 @@ def test_l2_penalty_and_gradient_convention():
     W2 = np.array([[3.0]])
     assert l2_penalty([W1, W2], 0.1) == pytest.approx(0.1 * (1 + 4 + 0.25 + 9))
     assert l2_penalty([W1, W2], 0.0) == 0.0
-    dW = np.ones_like(W1)
-    add_l2_grad(dW, W1, 0.1)
-    np.testing.assert_allclose(dW, 1 + 0.2 * W1)
+    grads = GradientWriter()
+    grads.matmul("W1", np.eye(2), np.ones_like(W1))
+    grads.add_l2("W1", W1, 0.1)
+    np.testing.assert_allclose(grads.grads["W1"], 1 + 0.2 * W1)
 
 
 def test_l2_with_numpy_float64_reg_keeps_float32():
     W = np.ones((3, 2), dtype=np.float32)
-    dW = np.zeros_like(W)
-    add_l2_grad(dW, W, np.float64(0.25))
-    assert dW.dtype == np.float32
-    np.testing.assert_array_equal(dW, 0.5)
+    grads = GradientWriter()
+    grads.matmul("W", np.zeros((3, 1), np.float32), np.zeros((1, 2), np.float32))
+    grads.add_l2("W", W, np.float64(0.25))
+    assert grads.grads["W"].dtype == np.float32
+    np.testing.assert_array_equal(grads.grads["W"], 0.5)
     assert type(l2_penalty([W], np.float64(0.25))) is float

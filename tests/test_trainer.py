@@ -20,9 +20,13 @@ class ScriptedModel:
         self.params = {"w": np.zeros(1)}
         self.good, self.nan_at = good, nan_at
 
-    def loss(self, X, y=None):
+    def loss(self, X, y=None, grads_out=None, alpha=1.0, beta=0.0):
         value = float("nan") if self.nan_at is not None and self.params["w"][0] >= self.nan_at else 1.0
-        return value, {"w": -np.ones(1)}
+        grad = -np.ones(1)  # dL/dw: every step moves w up by the learning rate
+        if grads_out is not None:  # the model contract: grads_out[k] = alpha * dL/dk + beta * grads_out[k]
+            grads_out["w"][...] = alpha * grad + beta * grads_out["w"]
+            grad = grads_out["w"]
+        return value, {"w": grad}
 
     def predict(self, X):
         hit = abs(self.params["w"][0] - self.good) < 0.5

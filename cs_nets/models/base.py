@@ -5,6 +5,9 @@ A model is a dict of parameters plus ``loss(X, y=None)``:
     X: (N, D)  ->  scores (N, C)                 when y is None
     X, y: (N,) ->  (loss: float, grads: dict)    grads keyed like params
 
+``loss(X, y, grads_out, alpha, beta)`` writes each gradient as
+grads_out[k] = alpha * dL/dk + beta * grads_out[k] instead (cs_nets.gradients): the
+optimizer's buffers, filled by the backward products themselves.
 The trainer knows nothing else about a model, so every model plugs into it.
 Everything runs in ``model.dtype`` (float32 for training, float64 for gradient
 checks): X is cast to it on entry (no copy when it already matches) and no
@@ -42,8 +45,12 @@ class Model:
         self.init = check_init(init)
         self.params = {}
 
-    def loss(self, X, y=None):
-        """X: (N, D) -> scores (N, C) if y is None else (loss: float, grads: dict)."""
+    def loss(self, X, y=None, grads_out=None, alpha=1.0, beta=0.0):
+        """X: (N, D) -> scores (N, C) if y is None else (loss: float, grads: dict).
+
+        grads_out: optional dict of arrays shaped like params; then each gradient is
+        written as grads_out[k] = alpha * dL/dk + beta * grads_out[k] and returned.
+        """
         raise NotImplementedError
 
     def hyperparams(self):

@@ -12,13 +12,14 @@ import numpy as np
 
 from cs_nets.activations import ACTIVATIONS
 from cs_nets.errors import ConfigError
+from cs_nets.gradients import GradientWriter
 from cs_nets.layers import (
     affine_activation_backward,
     affine_activation_forward,
     affine_backward,
     affine_forward,
 )
-from cs_nets.losses import add_l2_grad, l2_penalty
+from cs_nets.losses import l2_penalty
 from cs_nets.models.base import Model, check_choice, init_weight, make_rng
 
 
@@ -41,8 +42,11 @@ class FullyConnectedNet(Model):
             self.params[f"W{layer}"] = init_weight(rng, (fan_in, fan_out), self.init, self.dtype)
             self.params[f"b{layer}"] = np.zeros(fan_out, dtype=self.dtype)
 
-    def loss(self, X, y=None):
-        """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params)."""
+    def loss(self, X, y=None, grads_out=None, alpha=1.0, beta=0.0):
+        """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params).
+
+        grads_out, alpha, beta: where the gradients go (cs_nets.gradients; default new arrays).
+        """
         X = self.check_X(X)
         L = self.num_layers
 
@@ -60,16 +64,15 @@ class FullyConnectedNet(Model):
         weights = [self.params[f"W{layer}"] for layer in range(1, L + 1)]
         loss = data_loss + l2_penalty(weights, reg)
 
-        grads = {}
+        grads = GradientWriter(grads_out, alpha, beta)
         # the first layer's input is X, which needs no gradient
-        dout, grads[f"W{L}"], grads[f"b{L}"] = affine_backward(dscores, last_cache, need_dx=L > 1)
+        dout, _, _ = affine_backward(dscores, last_cache, need_dx=L > 1, grads=grads, names=(f"W{L}", f"b{L}"))
         for layer in range(L - 1, 0, -1):
-            dout, grads[f"W{layer}"], grads[f"b{layer}"] = affine_activation_backward(
-                dout, caches[layer - 1], need_dx=layer > 1
-            )
+            dout, _, _ = affine_activation_backward(dout, caches[layer - 1], need_dx=layer > 1,
+                                                    grads=grads, names=(f"W{layer}", f"b{layer}"))
         for layer in range(1, L + 1):
-            add_l2_grad(grads[f"W{layer}"], self.params[f"W{layer}"], reg)
-        return loss, grads
+            grads.add_l2(f"W{layer}", self.params[f"W{layer}"], reg)
+        return loss, grads.grads
 
     def hyperparams(self):
         return {

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from cs_nets.losses import add_l2_grad, l2_penalty
+from cs_nets.gradients import GradientWriter
+from cs_nets.losses import l2_penalty
 from cs_nets.models.base import Model, init_weight, make_rng
 
 
@@ -22,8 +23,11 @@ class LinearClassifier(Model):
             "b": np.zeros(C, dtype=self.dtype),
         }
 
-    def loss(self, X, y=None):
-        """X: (N, D) -> scores (N, C) if y is None else (loss, {"W": (D, C), "b": (C,)})."""
+    def loss(self, X, y=None, grads_out=None, alpha=1.0, beta=0.0):
+        """X: (N, D) -> scores (N, C) if y is None else (loss, {"W": (D, C), "b": (C,)}).
+
+        grads_out, alpha, beta: where the gradients go (cs_nets.gradients; default new arrays).
+        """
         X = self.check_X(X)
         W, b = self.params["W"], self.params["b"]
         scores = X @ W
@@ -32,13 +36,13 @@ class LinearClassifier(Model):
             return scores
 
         data_loss, dscores = self.loss_fn()(scores, np.asarray(y))
-        # No dX: X is data, not a parameter. X.T is a view, matmul reads it transposed.
-        dW = X.T @ dscores
-        db = dscores.sum(axis=0)
+        # No dX: X is data, not a parameter. X.T is a view, BLAS reads it transposed.
+        grads = GradientWriter(grads_out, alpha, beta)
+        grads.matmul("W", X.T, dscores)  # dW = X.T @ dscores
+        grads.sum_rows("b", dscores)     # db
         reg = float(self.reg)  # the trainer may have set a NumPy float64
-        loss = data_loss + l2_penalty([W], reg)
-        add_l2_grad(dW, W, reg)
-        return loss, {"W": dW, "b": db}
+        grads.add_l2("W", W, reg)
+        return data_loss + l2_penalty([W], reg), grads.grads
 
     def hyperparams(self):
         return {"loss": self.loss_name, "reg": float(self.reg), "init": self.init}

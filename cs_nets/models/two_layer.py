@@ -10,7 +10,8 @@ application of the chain rule. fc_net builds the same network from layer pairs.
 import numpy as np
 
 from cs_nets.activations import ACTIVATIONS
-from cs_nets.losses import add_l2_grad, l2_penalty
+from cs_nets.gradients import GradientWriter
+from cs_nets.losses import l2_penalty
 from cs_nets.models.base import Model, check_choice, check_int, init_weight, make_rng
 
 
@@ -37,8 +38,11 @@ class TwoLayerNet(Model):
             "b2": np.zeros(C, dtype=self.dtype),
         }
 
-    def loss(self, X, y=None):
-        """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params)."""
+    def loss(self, X, y=None, grads_out=None, alpha=1.0, beta=0.0):
+        """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params).
+
+        grads_out, alpha, beta: where the gradients go (cs_nets.gradients; default new arrays).
+        """
         X = self.check_X(X)
         W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
         act_forward, act_backward = ACTIVATIONS[self.activation]
@@ -56,20 +60,21 @@ class TwoLayerNet(Model):
         loss = data_loss + l2_penalty([W1, W2], reg)
 
         # ---- backward pass: reverse order, grad = upstream * local
+        grads = GradientWriter(grads_out, alpha, beta)  # grads.matmul("W2", a, b): grad_W2 = a @ b
         # scores = h1 W2 + b2
-        grad_W2 = h1.T @ grad_scores                # local grad wrt W2 is h1
-        grad_b2 = grad_scores.sum(axis=0)           # local grad wrt b2 is 1 per row
+        grads.matmul("W2", h1.T, grad_scores)       # grad_W2 = h1.T @ grad_scores: local grad is h1
+        grads.sum_rows("b2", grad_scores)           # local grad wrt b2 is 1 per row
         grad_h1 = grad_scores @ W2.T                # local grad wrt h1 is W2
         # h1 = f(z1)
         grad_z1 = act_backward(grad_h1, act_cache, out=grad_h1)  # local grad f'(z1), in place
         # z1 = X W1 + b1 (no grad wrt X: it is data)
-        grad_W1 = X.T @ grad_z1                     # local grad wrt W1 is X
-        grad_b1 = grad_z1.sum(axis=0)
+        grads.matmul("W1", X.T, grad_z1)            # grad_W1 = X.T @ grad_z1: local grad is X
+        grads.sum_rows("b1", grad_z1)
         # reg * (ΣW1² + ΣW2²)
-        add_l2_grad(grad_W1, W1, reg)
-        add_l2_grad(grad_W2, W2, reg)
+        grads.add_l2("W1", W1, reg)
+        grads.add_l2("W2", W2, reg)
 
-        return loss, {"W1": grad_W1, "b1": grad_b1, "W2": grad_W2, "b2": grad_b2}
+        return loss, grads.grads
 
     def hyperparams(self):
         return {

@@ -1,0 +1,160 @@
+"""Two BLAS operations NumPy does not expose: gemm that accumulates, and axpy.
+
+    gemm(a, b, c, alpha, beta):  c = alpha * a @ b + beta * c   a: (M, K), b: (K, N), c: (M, N)
+    axpy(alpha, x, y):           y += alpha * x                  x, y: same shape
+
+np.matmul can only overwrite its output, and NumPy's elementwise loops run on one
+core. With these two, a momentum step is written into the velocity by the backward
+product itself (v = mu v - lr Xᵀ dZ: alpha=-lr, beta=mu) and finished by one
+multi-threaded pass w += v, instead of a fresh gradient plus four single-core passes
+over the weights (see cs_nets.optim).
+
+Backend: the OpenBLAS that NumPy's wheels bundle (scipy-openblas, in ``numpy.libs``
+or ``numpy/.dylibs``), called through ctypes: the library and thread pool np.matmul
+already uses, so there is nothing to install. Where it is not found (NumPy from conda,
+Accelerate on macOS, a source build) or ``CS_NETS_BLAS=numpy`` is set, the same
+operations run in NumPy: equal up to float rounding, slower. ``backend()`` says which.
+Arrays BLAS cannot take as they are (other dtypes, non-contiguous, overlapping c) also
+go through NumPy, so every call is safe.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+BLOCK_ELEMENTS = 1 << 16  # NumPy axpy: blocks of ~256 KB (float32), so the temporary stays in cache
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS enum values
+
+
+class _OpenBLAS:
+    """ctypes bindings of cblas_{s,d}gemm and cblas_{s,d}axpy in one shared library."""
+
+    def __init__(self, path: str, prefix: str, suffix: str, int_type):
+        lib = ctypes.CDLL(path)
+        ptr, integer, order = ctypes.c_void_p, int_type, ctypes.c_int
+        self.path = os.path.basename(path)
+        self.gemm, self.axpy = {}, {}
+        for letter, dtype, real in (("s", np.float32, ctypes.c_float), ("d", np.float64, ctypes.c_double)):
+            gemm = getattr(lib, f"{prefix}cblas_{letter}gemm{suffix}")
+            gemm.argtypes = [order, order, order, integer, integer, integer, real, ptr, integer,
+                             ptr, integer, real, ptr, integer]
+            gemm.restype = None
+            axpy = getattr(lib, f"{prefix}cblas_{letter}axpy{suffix}")
+            axpy.argtypes = [integer, real, ptr, integer, ptr, integer]
+            axpy.restype = None
+            self.gemm[np.dtype(dtype)], self.axpy[np.dtype(dtype)] = gemm, axpy
+
+
+def _find_numpy_openblas():
+    """NumPy's bundled OpenBLAS as an _OpenBLAS, or None."""
+    numpy_dir = os.path.dirname(np.__file__)
+    candidates = sorted(glob.glob(os.path.join(numpy_dir + ".libs", "*scipy_openblas*"))
+                        + glob.glob(os.path.join(numpy_dir, ".dylibs", "*scipy_openblas*")))
+    # 64-bit-integer builds (what NumPy ships) name their symbols scipy_cblas_sgemm64_
+    for path in candidates:
+        for suffix, int_type in (("64_", ctypes.c_int64), ("", ctypes.c_int)):
+            try:
+                return _OpenBLAS(path, "scipy_", suffix, int_type)
+            except (OSError, AttributeError):
+                continue
+    return None
+
+
+_lib = None if os.environ.get("CS_NETS_BLAS", "").lower() == "numpy" else _find_numpy_openblas()
+
+
+def backend() -> str:
+    """'openblas (<library file>)' when NumPy's OpenBLAS is called directly, else 'numpy'."""
+    return f"openblas ({_lib.path})" if _lib is not None else "numpy"
+
+
+def use_numpy(enabled: bool = True) -> None:
+    """Force the NumPy implementations (enabled=True) or go back to OpenBLAS if it was found."""
+    global _lib
+    _lib = None if enabled else _find_numpy_openblas()
+
+
+def scale_add(alpha: float, x, beta: float, y: np.ndarray) -> np.ndarray:
+    """y = alpha * x + beta * y in place, in NumPy; beta == 0 ignores y's old values (even NaN).
+
+    x: an array broadcastable to y.
+    """
+    if beta == 0:
+        np.multiply(x, alpha, out=y)
+    else:
+        if beta != 1:
+            y *= beta
+        if alpha == 1:
+            y += x
+        else:
+            y += np.multiply(x, alpha)
+    return y
+
+
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
+    """c = alpha * a @ b + beta * c, in place; returns c.
+
+    a: (M, K), b: (K, N), c: (M, N) C-contiguous; a and b may be transposed views (a.T of
+    a C-contiguous array costs nothing). beta == 0 ignores c's old values, as BLAS does.
+    """
+    if a.ndim != 2 or b.ndim != 2 or c.ndim != 2 or a.shape[1] != b.shape[0] or c.shape != (a.shape[0], b.shape[1]):
+        raise ValueError(f"gemm: shapes {a.shape} @ {b.shape} do not give {c.shape}")
+    alpha, beta = float(alpha), float(beta)
+    call = _lib.gemm.get(c.dtype) if _lib is not None else None
+    if call is not None and min(a.shape + b.shape) > 0 and _blas_ready(c, a, b):
+        (trans_a, ld_a), (trans_b, ld_b) = _layout(a), _layout(b)
+        if trans_a and trans_b:  # both usable as they are
+            (m, k), n = a.shape, b.shape[1]
+            call(_ROW_MAJOR, trans_a, trans_b, m, n, k, alpha, a.ctypes.data, ld_a,
+                 b.ctypes.data, ld_b, beta, c.ctypes.data, c.shape[1])
+            return c
+    product = np.matmul(a, b)
+    return scale_add(alpha, product, beta, c)
+
+
+def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """y += alpha * x in place (all cores under OpenBLAS); returns y. x, y: same shape."""
+    if x.shape != y.shape:
+        raise ValueError(f"axpy: shapes {x.shape} and {y.shape} differ")
+    alpha = float(alpha)
+    call = _lib.axpy.get(y.dtype) if _lib is not None else None
+    contiguous = x.flags.c_contiguous and y.flags.c_contiguous
+    if (call is not None and contiguous and x.dtype == y.dtype and y.size > 0 and _aligned(x, y)
+            and y.flags.writeable and (x is y or not np.may_share_memory(x, y))):
+        call(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+        return y
+    if not contiguous:
+        y += alpha * x
+        return y
+    flat_x, flat_y = x.reshape(-1), y.reshape(-1)  # views
+    for start in range(0, flat_y.size, BLOCK_ELEMENTS):
+        part = slice(start, start + BLOCK_ELEMENTS)
+        flat_y[part] += alpha * flat_x[part]
+    return y
+
+
+def _blas_ready(c, a, b) -> bool:
+    """True if c, a, b can go to BLAS as they are: one dtype, c contiguous and not overlapping."""
+    return (a.dtype == b.dtype == c.dtype and c.flags.c_contiguous and c.flags.writeable
+            and _aligned(a, b, c) and not np.may_share_memory(c, a) and not np.may_share_memory(c, b))
+
+
+def _aligned(*arrays) -> bool:
+    return all(m.flags.aligned for m in arrays)
+
+
+def _layout(m: np.ndarray):
+    """(CBLAS transpose flag, leading dimension) of a 2-D array in row-major terms, or (0, 0)
+    when neither it nor its transpose is contiguous."""
+    item = m.itemsize
+    rows, cols = m.shape
+    if m.strides[1] == item and m.strides[0] >= max(1, cols) * item and m.strides[0] % item == 0:
+        return _NO_TRANS, m.strides[0] // item
+    if m.strides[0] == item and m.strides[1] >= max(1, rows) * item and m.strides[1] % item == 0:
+        return _TRANS, m.strides[1] // item
+    return 0, 0
