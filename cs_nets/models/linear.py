@@ -38,8 +38,8 @@ class LinearClassifier(Model):
         data_loss, dscores = self.loss_fn()(scores, np.asarray(y))
         # No dX: X is data, not a parameter. X.T is a view, BLAS reads it transposed.
         grads = GradientWriter(grads_out, alpha, beta)
-        grads.matmul("W", X.T, dscores)  # dW = X.T @ dscores
         grads.sum_rows("b", dscores)     # db
+        grads.matmul("W", X.T, dscores)  # dW = X.T @ dscores
         reg = float(self.reg)  # the trainer may have set a NumPy float64
         grads.add_l2("W", W, reg)
         return data_loss + l2_penalty([W], reg), grads.grads

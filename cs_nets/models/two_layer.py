@@ -68,8 +68,8 @@ class TwoLayerNet(Model):
         # h1 = f(z1)
         grad_z1 = act_backward(grad_h1, act_cache, out=grad_h1)  # local grad f'(z1), in place
         # z1 = X W1 + b1 (no grad wrt X: it is data)
+        grads.sum_rows("b1", grad_z1)               # first: the W1 product evicts grad_z1 from cache
         grads.matmul("W1", X.T, grad_z1)            # grad_W1 = X.T @ grad_z1: local grad is X
-        grads.sum_rows("b1", grad_z1)
         # reg * (ΣW1² + ΣW2²)
         grads.add_l2("W1", W1, reg)
         grads.add_l2("W2", W2, reg)
