@@ -11,9 +11,10 @@ over the weights (see cs_nets.optim).
 
 Backend: the OpenBLAS that NumPy's wheels bundle (scipy-openblas, in ``numpy.libs``
 or ``numpy/.dylibs``), called through ctypes: the library and thread pool np.matmul
-already uses, so there is nothing to install. Where it is not found (NumPy from conda,
-Accelerate on macOS, a source build) or ``CS_NETS_BLAS=numpy`` is set, the same
-operations run in NumPy: equal up to float rounding, slower. ``backend()`` says which.
+already uses, so there is nothing to install. Where it is not found (a NumPy that
+links another BLAS, such as conda's or a source build) or ``CS_NETS_BLAS=numpy`` is
+set, the same operations run in NumPy: equal up to float rounding, slower.
+``backend()`` says which.
 Arrays BLAS cannot take as they are (other dtypes, non-contiguous, overlapping c) also
 go through NumPy, so every call is safe.
 """
@@ -38,6 +39,7 @@ class _OpenBLAS:
         lib = ctypes.CDLL(path)
         ptr, integer, order = ctypes.c_void_p, int_type, ctypes.c_int
         self.path = os.path.basename(path)
+        self.max_int = 2 ** (8 * ctypes.sizeof(int_type) - 1) - 1  # larger sizes go to NumPy
         self.gemm, self.axpy = {}, {}
         for letter, dtype, real in (("s", np.float32, ctypes.c_float), ("d", np.float64, ctypes.c_double)):
             gemm = getattr(lib, f"{prefix}cblas_{letter}gemm{suffix}")
@@ -65,7 +67,9 @@ def _find_numpy_openblas():
     return None
 
 
-_lib = None if os.environ.get("CS_NETS_BLAS", "").lower() == "numpy" else _find_numpy_openblas()
+_FOUND = _find_numpy_openblas()
+_NUMPY_BY_DEFAULT = os.environ.get("CS_NETS_BLAS", "").lower() == "numpy"
+_lib = None if _NUMPY_BY_DEFAULT else _FOUND
 
 
 def backend() -> str:
@@ -73,10 +77,13 @@ def backend() -> str:
     return f"openblas ({_lib.path})" if _lib is not None else "numpy"
 
 
-def use_numpy(enabled: bool = True) -> None:
-    """Force the NumPy implementations (enabled=True) or go back to OpenBLAS if it was found."""
+def use_numpy(enabled: bool | None = True) -> None:
+    """True: NumPy implementations only; False: OpenBLAS when it was found;
+    None: back to the choice made at import (CS_NETS_BLAS)."""
     global _lib
-    _lib = None if enabled else _find_numpy_openblas()
+    if enabled is None:
+        enabled = _NUMPY_BY_DEFAULT
+    _lib = None if enabled else _FOUND
 
 
 def scale_add(alpha: float, x, beta: float, y: np.ndarray) -> np.ndarray:
@@ -106,7 +113,7 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float = 1.0, beta: 
         raise ValueError(f"gemm: shapes {a.shape} @ {b.shape} do not give {c.shape}")
     alpha, beta = float(alpha), float(beta)
     call = _lib.gemm.get(c.dtype) if _lib is not None else None
-    if call is not None and min(a.shape + b.shape) > 0 and _blas_ready(c, a, b):
+    if call is not None and min(a.shape + b.shape) > 0 and _blas_ready(c, a, b) and c.size <= _lib.max_int:
         (trans_a, ld_a), (trans_b, ld_b) = _layout(a), _layout(b)
         if trans_a and trans_b:  # both usable as they are
             (m, k), n = a.shape, b.shape[1]
@@ -124,8 +131,8 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     alpha = float(alpha)
     call = _lib.axpy.get(y.dtype) if _lib is not None else None
     contiguous = x.flags.c_contiguous and y.flags.c_contiguous
-    if (call is not None and contiguous and x.dtype == y.dtype and y.size > 0 and _aligned(x, y)
-            and y.flags.writeable and (x is y or not np.may_share_memory(x, y))):
+    if (call is not None and contiguous and x.dtype == y.dtype and 0 < y.size <= _lib.max_int
+            and _aligned(x, y) and y.flags.writeable and (x is y or not np.may_share_memory(x, y))):
         call(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
         return y
     if not contiguous:

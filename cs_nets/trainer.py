@@ -5,8 +5,12 @@ Each epoch visits the training split in a fresh random order (no sampling with
 replacement), then scores a fixed training subsample and the validation split.
 The parameters of the best validation epoch are kept and restored at the end.
 
-Threads: the matrix products run in NumPy's BLAS, which uses every core by default
-(the rest of a step is single-threaded NumPy). Set OMP_NUM_THREADS=1 or
+Each step: gather the batch into a kept buffer, one ``model.loss`` call whose backward
+pass writes the update rule's buffers (cs_nets.gradients), one ``rule.finish`` per
+parameter (cs_nets.optim).
+
+Threads: the matrix products and the updates run in NumPy's BLAS, which uses every
+core by default (the rest of a step is single-threaded NumPy). Set OMP_NUM_THREADS=1 or
 OPENBLAS_NUM_THREADS=1 before starting Python when several trainings share the
 machine (e.g. a sweep with -j 2 on 2 cores): a multi-threaded product waits for its
 slowest thread, and on a busy machine that made epochs several times slower.

@@ -207,4 +207,4 @@ def blas_backend(request):
     if request.param == "openblas" and blas.backend() == "numpy":
         pytest.skip("NumPy's bundled OpenBLAS is not on this machine")
     yield request.param
-    blas.use_numpy(False)
+    blas.use_numpy(None)  # back to the default (CS_NETS_BLAS)

@@ -119,7 +119,10 @@ def test_numpys_bundled_openblas_is_used_when_numpy_ships_it():
     if not shipped:
         pytest.skip("this NumPy does not bundle scipy-openblas")
     blas.use_numpy(False)
-    assert blas.backend().startswith("openblas (") and "scipy_openblas" in blas.backend()
+    try:
+        assert blas.backend().startswith("openblas (") and "scipy_openblas" in blas.backend()
+    finally:
+        blas.use_numpy(None)
 
 
 def test_cs_nets_blas_numpy_forces_the_fallback():
