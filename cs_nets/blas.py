@@ -135,8 +135,8 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
             and _aligned(x, y) and y.flags.writeable and (x is y or not np.may_share_memory(x, y))):
         call(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
         return y
-    if not contiguous:
-        y += alpha * x
+    if not contiguous or (x is not y and np.may_share_memory(x, y)):
+        y += alpha * x  # whole arrays: NumPy reads all of x before y changes
         return y
     flat_x, flat_y = x.reshape(-1), y.reshape(-1)  # views
     for start in range(0, flat_y.size, BLOCK_ELEMENTS):

@@ -100,6 +100,10 @@ def test_axpy_on_views_and_onto_itself(blas_backend):
     z = np.arange(5, dtype=np.float32)
     blas.axpy(1.0, z, z)  # x is y: z += z
     np.testing.assert_array_equal(z, 2 * np.arange(5, dtype=np.float32))
+    shifted = np.arange(2 * blas.BLOCK_ELEMENTS + 1, dtype=np.float32)  # x and y overlap, offset by 1
+    expected = shifted[1:] + 0.5 * shifted[:-1]
+    blas.axpy(0.5, shifted[:-1], shifted[1:])
+    np.testing.assert_array_equal(shifted[1:], expected)
     with pytest.raises(ValueError, match=r"axpy: shapes \(2,\) and \(3,\) differ"):
         blas.axpy(1.0, np.zeros(2), np.zeros(3))
 
