@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-BLOCK_ELEMENTS = 1 << 16  # NumPy axpy: blocks of ~256 KB (float32), so the temporary stays in cache
+BLOCK_ELEMENTS = 1 << 16  # NumPy fallback: blocks of ~256 KB (float32), so temporaries stay in cache
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS enum values
 
@@ -87,20 +87,33 @@ def use_numpy(enabled: bool | None = True) -> None:
 
 
 def scale_add(alpha: float, x, beta: float, y: np.ndarray) -> np.ndarray:
-    """y = alpha * x + beta * y in place, in NumPy; beta == 0 ignores y's old values (even NaN).
+    """y = alpha * x + beta * y in place, in NumPy; returns y. beta == 0 ignores y's old
+    values (even NaN). x: an array broadcastable to y.
 
-    x: an array broadcastable to y.
+    Large arrays go block by block, so the temporary alpha * x is one small block (in cache).
     """
-    if beta == 0:
-        np.multiply(x, alpha, out=y)
-    else:
+    for x_part, y_part in _blocks(np.asarray(x), y):
+        if beta == 0:
+            np.multiply(x_part, alpha, out=y_part)
+            continue
         if beta != 1:
-            y *= beta
-        if alpha == 1:
-            y += x
-        else:
-            y += np.multiply(x, alpha)
+            y_part *= beta
+        y_part += x_part if alpha == 1 else np.multiply(x_part, alpha)
     return y
+
+
+def _blocks(x: np.ndarray, y: np.ndarray):
+    """Matching flat views of x and y, BLOCK_ELEMENTS long; or (x, y) whole when they are
+    small, not both contiguous, of different shapes, or overlapping (NumPy then reads all
+    of x before y changes)."""
+    whole = (y.size <= BLOCK_ELEMENTS or x.shape != y.shape or not x.flags.c_contiguous
+             or not y.flags.c_contiguous or (x is not y and np.may_share_memory(x, y)))
+    if whole:
+        yield x, y
+        return
+    flat_x, flat_y = x.reshape(-1), y.reshape(-1)  # views
+    for start in range(0, flat_y.size, BLOCK_ELEMENTS):
+        yield flat_x[start:start + BLOCK_ELEMENTS], flat_y[start:start + BLOCK_ELEMENTS]
 
 
 def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
@@ -120,8 +133,12 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float = 1.0, beta: 
             call(_ROW_MAJOR, trans_a, trans_b, m, n, k, alpha, a.ctypes.data, ld_a,
                  b.ctypes.data, ld_b, beta, c.ctypes.data, c.shape[1])
             return c
-    product = np.matmul(a, b)
-    return scale_add(alpha, product, beta, c)
+    if beta == 0:
+        np.matmul(a, b, out=c)  # NumPy buffers inputs that overlap c
+        if alpha != 1:
+            c *= alpha
+        return c
+    return scale_add(alpha, np.matmul(a, b), beta, c)
 
 
 def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -135,14 +152,7 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
             and _aligned(x, y) and y.flags.writeable and (x is y or not np.may_share_memory(x, y))):
         call(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
         return y
-    if not contiguous or (x is not y and np.may_share_memory(x, y)):
-        y += alpha * x  # whole arrays: NumPy reads all of x before y changes
-        return y
-    flat_x, flat_y = x.reshape(-1), y.reshape(-1)  # views
-    for start in range(0, flat_y.size, BLOCK_ELEMENTS):
-        part = slice(start, start + BLOCK_ELEMENTS)
-        flat_y[part] += alpha * flat_x[part]
-    return y
+    return scale_add(alpha, x, 1.0, y)
 
 
 def _blas_ready(c, a, b) -> bool:

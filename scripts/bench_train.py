@@ -27,8 +27,8 @@ alone would take (the "floor"), the time to score 10,000 images, the time to loa
 the data, the peak RSS and the load average before and after.
 --profile prints cProfile's table instead; the forward products show as the own
 time of the model's ``loss`` (``@`` is not a function call), the backward ones as
-``cs_nets.blas.gemm``. CS_NETS_BLAS=numpy times the NumPy-only fallback
-(cs_nets.blas), for a before/after comparison.
+``cs_nets.blas.gemm``. CS_NETS_BLAS=numpy times the NumPy-only fallback of
+cs_nets.blas (what runs where NumPy's OpenBLAS is not found).
 
 Threads: NumPy's BLAS (OpenBLAS in the NumPy wheels) and PyTorch each use all cores
 by default. OMP_NUM_THREADS=1 (both) or OPENBLAS_NUM_THREADS=1 (NumPy only), set

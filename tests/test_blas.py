@@ -108,6 +108,18 @@ def test_axpy_on_views_and_onto_itself(blas_backend):
         blas.axpy(1.0, np.zeros(2), np.zeros(3))
 
 
+def test_scale_add_over_several_blocks():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(2 * blas.BLOCK_ELEMENTS + 5).astype(np.float32)
+    y0 = rng.standard_normal(x.size).astype(np.float32)
+    y = y0.copy()
+    blas.scale_add(-0.5, x, 0.7, y)
+    np.testing.assert_array_equal(y, y0 * np.float32(0.7) + x * np.float32(-0.5))
+    y[:] = np.nan
+    blas.scale_add(2.0, x, 0.0, y)
+    np.testing.assert_array_equal(y, x * np.float32(2.0))
+
+
 def test_scale_add():
     y = np.array([1.0, np.nan])
     np.testing.assert_array_equal(blas.scale_add(2.0, np.array([3.0, 4.0]), 0.0, y), [6.0, 8.0])
