@@ -35,8 +35,7 @@ class GradientWriter:
     def matmul(self, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """grads[name] = a @ b: a weight's gradient Xᵀ dZ (pass X.T, a view). a: (D, N), b: (N, H)."""
         target = self._target(name, (a.shape[0], b.shape[1]), b.dtype)
-        beta = self.beta if self.out is not None else 0.0
-        self.grads[name] = blas.gemm(a, b, target, self.alpha, beta)
+        self.grads[name] = blas.gemm(a, b, target, self.alpha, self.beta)  # beta is 0 without out
         return self.grads[name]
 
     def sum_rows(self, name: str, dz: np.ndarray) -> np.ndarray:
