@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cs_nets.errors import ConfigError, DataError
+from cs_nets.errors import ArgumentError, DataError
 from cs_nets.fileio import atomic_open
 from cs_nets.models import build_model
 
@@ -65,7 +65,7 @@ def load_checkpoint(path):
                             dtype=meta["dtype"], **meta["hyperparams"])
         model.load_params(params)  # checks names and shapes
         inputs = InputPipeline.from_state(meta["inputs"], input_arrays)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, ConfigError) as err:
-        # ConfigError here means the stored architecture or arrays are inconsistent: bad data, exit 1
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, ArgumentError) as err:
+        # ArgumentError here means the stored architecture or arrays are inconsistent: bad data, exit 1
         raise DataError(f"{path} is not a cs_nets checkpoint ({type(err).__name__}: {err})") from None
     return model, inputs, meta

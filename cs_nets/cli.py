@@ -231,6 +231,8 @@ def _finish_run(writer, config, model, data, overrides, extra: dict, plot: bool,
     }
     writer.write_summary(summary)
     if plot:
+        from cs_nets.plots import plot_run
+
         written = plot_run(writer.path)
         log(f"pictures: {', '.join(str(p) for p in written)}")
     return summary["test_accuracy"]
@@ -428,33 +430,6 @@ def _cell(value) -> str:
     return str(value)
 
 
-def plot_run(run_dir, out_dir=None) -> list[Path]:
-    """Write the pictures of a run directory: curves, confusion matrix and (for pixel models) templates."""
-    from cs_nets.checkpoint import load_checkpoint
-    from cs_nets.plots import plot_confusion, plot_curves, plot_templates, require_matplotlib
-    from cs_nets.runs import read_batch_losses, read_metrics, read_summary
-
-    require_matplotlib()
-    run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir else run_dir
-    summary = read_summary(run_dir)
-    model, inputs, meta = load_checkpoint(run_dir)
-    names = summary["class_names"]
-    written = []
-    metrics = [m for m in read_metrics(run_dir) if m.get("val_accuracy") is not None]
-    if metrics:
-        written.append(plot_curves(metrics, read_batch_losses(run_dir), out_dir / "curves.png",
-                                   title=f"{run_dir.name}: training"))
-    written.append(plot_confusion(np.array(summary["test_confusion"]), names, out_dir / "confusion.png",
-                                  title=f"{run_dir.name}: test split"))
-    first_layer = model.params.get("W", model.params.get("W1"))
-    if not inputs.features and first_layer is not None and first_layer.shape[0] == 3 * 32 * 32:
-        # Templates only where weights map to pixels; feature weights have no picture.
-        written.append(plot_templates(first_layer, names if first_layer.shape[1] == len(names) else None,
-                                      out_dir / "templates.png", title=f"{run_dir.name}: learned templates"))
-    return written
-
-
 @main.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="folder for the PNGs (default: RUN_DIR)")
@@ -465,5 +440,7 @@ def plot(run_dir, out_dir):
     Example:
       csnets plot runs/linear_svm-20260101-120000 --out pictures/
     """
+    from cs_nets.plots import plot_run
+
     for path in plot_run(run_dir, out_dir):
         click.echo(f"wrote {path}")

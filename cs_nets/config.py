@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from cs_nets import registry
 from cs_nets.errors import ConfigError
 
 
@@ -50,37 +51,37 @@ def _opt_factory(factory, doc):
 
 @dataclass
 class DataConfig:
-    source: str = _opt("cifar10", "where images come from", choices=("cifar10", "synthetic"))
+    source: str = _opt("cifar10", "where images come from", choices=registry.DATA_SOURCES)
     dir: str | None = _opt(None, "data folder (else $CS_NETS_DATA, else ~/.cache/cs_nets)")
-    format: str = _opt("python", "archive layout to download", choices=("python", "binary"))
+    format: str = _opt("python", "archive layout to download", choices=registry.ARCHIVE_FORMATS)
     url: str | None = _opt(None, "archive URL of a mirror (default: the official one)")
     md5: str | None = _opt(None, "MD5 of the archive at `url`")
     num_train: int | None = _opt(None, "training images (default: all but the validation ones)", gt=0)
     num_val: int = _opt(1000, "validation images carved from the training set", gt=0)
     shuffle: bool = _opt(False, "draw the validation split at random (seeded) instead of the last images")
     normalize: str = _opt("mean", "pixel preprocessing fit on the training split",
-                          choices=("none", "mean", "mean_std"))
-    dtype: str = _opt("float32", "floating type of model inputs and parameters", choices=("float32", "float64"))
+                          choices=registry.NORMALIZATIONS)
+    dtype: str = _opt("float32", "floating type of model inputs and parameters", choices=registry.DTYPES)
     synthetic_train: int = _opt(2000, "training images of the synthetic source", gt=0)
     synthetic_test: int = _opt(500, "test images of the synthetic source", gt=0)
 
 
 @dataclass
 class ModelConfig:
-    type: str = _opt("linear", "model", choices=("linear", "two_layer", "fc_net"))
-    loss: str = _opt("softmax", "data loss", choices=("svm", "softmax"))
+    type: str = _opt("linear", "model", choices=registry.MODEL_TYPES)
+    loss: str = _opt("softmax", "data loss", choices=registry.LOSSES)
     reg: float = _opt(0.0, "L2 strength: loss += reg * sum(W**2) over weight matrices", min=0.0)
     hidden_dim: int = _opt(100, "hidden units of two_layer", gt=0)
     hidden_dims: list[int] = _opt_factory(lambda: [100], "hidden layer sizes of fc_net")
     activation: str = _opt("relu", "hidden activation",
-                           choices=("relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu"))
+                           choices=registry.ACTIVATIONS)
     init: float | str | None = _opt(None, "weight init: a std, 'he' or 'xavier' (default: the model's own)")
 
 
 @dataclass
 class OptimConfig:
     learning_rate: float = _opt(1e-3, "initial learning rate", gt=0.0)
-    schedule: str = _opt("constant", "learning-rate schedule over epochs", choices=("constant", "step", "cosine"))
+    schedule: str = _opt("constant", "learning-rate schedule over epochs", choices=registry.SCHEDULES)
     lr_decay: float = _opt(1.0, "step schedule: lr is multiplied by this after every epoch", gt=0.0, max=1.0)
     momentum: float = _opt(0.0, "momentum coefficient (0 = plain SGD)", min=0.0, max=0.999)
     nesterov: bool = _opt(False, "Nesterov momentum")

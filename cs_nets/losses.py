@@ -16,21 +16,21 @@ import math
 
 import numpy as np
 
-from cs_nets.errors import ConfigError
+from cs_nets.errors import ArgumentError
 
 SVM_DELTA = 1.0  # the hinge margin: the correct class should win by at least 1
 
 
 def check_scores_labels(scores, y):
-    """Raise ConfigError unless scores is (N, C) and y is (N,) integer labels in [0, C)."""
+    """Raise ArgumentError unless scores is (N, C) and y is (N,) integer labels in [0, C)."""
     if scores.ndim != 2:
-        raise ConfigError(f"scores: expected a 2-D (N, C) array, got shape {scores.shape}")
+        raise ArgumentError(f"scores: expected a 2-D (N, C) array, got shape {scores.shape}")
     if y.ndim != 1 or y.shape[0] != scores.shape[0]:
-        raise ConfigError(f"y: expected shape ({scores.shape[0]},) to match scores, got {y.shape}")
+        raise ArgumentError(f"y: expected shape ({scores.shape[0]},) to match scores, got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
-        raise ConfigError(f"y: expected integer class labels, got dtype {y.dtype}")
+        raise ArgumentError(f"y: expected integer class labels, got dtype {y.dtype}")
     if y.size and (y.min() < 0 or y.max() >= scores.shape[1]):
-        raise ConfigError(
+        raise ArgumentError(
             f"y: expected labels in [0, {scores.shape[1]}), got range [{y.min()}, {y.max()}]"
         )
 

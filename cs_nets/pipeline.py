@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cs_nets import registry
 from cs_nets.config import Config, DataConfig
 from cs_nets.data.cifar10 import OFFICIAL, RawCifar, content_hash, ensure_cifar10, resolve_data_dir
 from cs_nets.data.preprocess import Normalizer, Split, split_train_val
 from cs_nets.data.synthetic import make_synthetic
-from cs_nets.errors import DataError
+from cs_nets.errors import ArgumentError, ConfigError, DataError
 
-SPLITS = ("train", "val", "test")
+SPLITS = registry.SPLITS
 
 
 @dataclass
@@ -101,7 +102,10 @@ class InputPipeline:
 
 def split_of(raw: RawCifar, data: DataConfig, seed: int) -> Split:
     """Train/val/test of `raw` as the config says (the same split for training and evaluation)."""
-    return split_train_val(raw, num_train=data.num_train, num_val=data.num_val, shuffle=data.shuffle, seed=seed)
+    try:
+        return split_train_val(raw, num_train=data.num_train, num_val=data.num_val, shuffle=data.shuffle, seed=seed)
+    except ArgumentError as err:  # the sizes come from the config: say which keys
+        raise ConfigError(f"data.num_train / data.num_val: {err}") from None
 
 
 def prepare_dataset(config: Config, data_dir=None, progress=True, log=None) -> Dataset:

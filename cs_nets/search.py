@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cs_nets.errors import ConfigError
+from cs_nets.errors import ArgumentError
 from cs_nets.losses import LOSSES
 from cs_nets.models import LinearClassifier
 from cs_nets.models.base import check_choice, check_int
@@ -52,9 +52,9 @@ def random_search(X, y, *, attempts=1000, scale=1e-4, loss="svm", subsample=None
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (
         math.isfinite(scale) and scale > 0
     ):
-        raise ConfigError(f"scale: expected a finite number > 0, got {scale!r}")
+        raise ArgumentError(f"scale: expected a finite number > 0, got {scale!r}")
     if progress is not None and not callable(progress):
-        raise ConfigError(f"progress: expected a callable or None, got {progress!r}")
+        raise ArgumentError(f"progress: expected a callable or None, got {progress!r}")
     X, y = _check_data(X, y, num_classes)
 
     root = np.random.SeedSequence(seed)
@@ -97,16 +97,16 @@ def random_search(X, y, *, attempts=1000, scale=1e-4, loss="svm", subsample=None
 
 
 def _check_data(X, y, num_classes):
-    """X as a 2-D float array and y as (N,) labels in [0, num_classes), else ConfigError."""
+    """X as a 2-D float array and y as (N,) labels in [0, num_classes), else ArgumentError."""
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim != 2 or X.shape[0] == 0:
-        raise ConfigError(f"X: expected a non-empty 2-D (N, D) array, got shape {X.shape}")
+        raise ArgumentError(f"X: expected a non-empty 2-D (N, D) array, got shape {X.shape}")
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float32)
     if y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.integer):
-        raise ConfigError(f"y: expected ({X.shape[0]},) integer labels, got {y.dtype} {y.shape}")
+        raise ArgumentError(f"y: expected ({X.shape[0]},) integer labels, got {y.dtype} {y.shape}")
     if y.min() < 0 or y.max() >= num_classes:
-        raise ConfigError(
+        raise ArgumentError(
             f"y: expected labels in [0, {num_classes}), got range [{y.min()}, {y.max()}]"
         )
     return X, y

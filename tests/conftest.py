@@ -2,7 +2,7 @@
 
 ``cifar_server`` runs ``http.server.ThreadingHTTPServer`` on 127.0.0.1 (a free port) in a
 thread, serving a per-test folder that starts with both small archives (python and binary
-layout, written by ``cs_nets.data.archive_writer`` from a synthetic dataset)::
+layout, written by ``tests/archive_writer.py`` from a synthetic dataset)::
 
     def test_something(cifar_server, tmp_path):
         url = cifar_server.url_for("cifar-10-python.tar.gz")
@@ -36,9 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from archive_writer import write_archive
 
 from cs_nets import blas
-from cs_nets.data.archive_writer import write_archive
 from cs_nets.data.synthetic import make_synthetic
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from archive_writer import write_tar_gz
 
-from cs_nets.data.archive_writer import write_tar_gz
 from cs_nets.data.cifar10 import download_cifar10, load_cifar10, resolve_data_dir
 from cs_nets.data.download import fetch
 from cs_nets.data.extract import safe_extract

@@ -7,9 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
+from archive_writer import python_batch_bytes, write_archive, write_tar_gz
 
 from cs_nets.data import cifar10
-from cs_nets.data.archive_writer import python_batch_bytes, write_archive, write_tar_gz
 from cs_nets.data.cifar10 import OFFICIAL, data_fingerprint, describe, load_cifar10
 from cs_nets.data.extract import safe_extract
 from cs_nets.data.safe_pickle import load_untrusted

@@ -6,7 +6,7 @@ import pytest
 from cs_nets.data import preprocess
 from cs_nets.data.cifar10 import RawCifar
 from cs_nets.data.preprocess import Normalizer, split_indices, split_train_val
-from cs_nets.errors import ConfigError
+from cs_nets.errors import ArgumentError
 
 
 def raw_of(n_train=50, n_test=7, D=12, dtype=np.uint8):
@@ -64,7 +64,7 @@ def test_split_works_for_feature_arrays_of_any_width_and_dtype():
 
 @pytest.mark.parametrize("num_train,num_val", [(45, 10), (None, 51), (0, 10), (10, -1)])
 def test_sizes_that_do_not_fit_are_config_errors(num_train, num_val):
-    with pytest.raises(ConfigError, match="num_"):
+    with pytest.raises(ArgumentError, match="num_"):
         split_indices(50, num_train, num_val)
 
 
@@ -120,7 +120,7 @@ def test_transform_fills_a_preallocated_output_in_chunks(monkeypatch):
     result = norm.transform(X, out=out)
     assert result is out
     np.testing.assert_allclose(out, X - X.mean(axis=0), rtol=1e-5, atol=1e-4)
-    with pytest.raises(ConfigError, match="out must be float32"):
+    with pytest.raises(ArgumentError, match="out must be float32"):
         norm.transform(X, out=np.empty(X.shape, np.float64))
 
 
@@ -140,16 +140,16 @@ def test_state_round_trip_through_an_npz(tmp_path):
 def test_mean_mode_state_has_only_the_mean_and_missing_arrays_are_refused():
     norm = Normalizer().fit(raw_of().X_train)
     assert set(norm.state()) == {"mean"}
-    with pytest.raises(ConfigError, match="lacks std"):
+    with pytest.raises(ArgumentError, match="lacks std"):
         Normalizer.from_state({"mode": "mean_std", "dtype": "float32"}, norm.state())
 
 
 def test_bad_settings_and_unfitted_use_are_config_errors():
-    with pytest.raises(ConfigError, match="mode"):
+    with pytest.raises(ArgumentError, match="mode"):
         Normalizer("median")
-    with pytest.raises(ConfigError, match="dtype"):
+    with pytest.raises(ArgumentError, match="dtype"):
         Normalizer(dtype="float16")
-    with pytest.raises(ConfigError, match="not fitted"):
+    with pytest.raises(ArgumentError, match="not fitted"):
         Normalizer().transform(np.zeros((2, 3)))
-    with pytest.raises(ConfigError, match="fitted on 3"):
+    with pytest.raises(ArgumentError, match="fitted on 3"):
         Normalizer().fit(np.zeros((2, 3))).transform(np.zeros((2, 4)))

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from cs_nets.errors import ConfigError
+from cs_nets.errors import ArgumentError
 from cs_nets.gradients import GradientWriter
 from cs_nets.losses import (
     LOSSES,
@@ -109,7 +109,7 @@ def test_float32_in_float32_out(name):
     ],
 )
 def test_bad_inputs_raise_config_error(name, scores, y, word):
-    with pytest.raises(ConfigError, match=rf"^{word}:"):
+    with pytest.raises(ArgumentError, match=rf"^{word}:"):
         LOSSES[name](scores, y)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cs_nets.activations import ACTIVATIONS
-from cs_nets.errors import ConfigError
+from cs_nets.errors import ArgumentError
 from cs_nets.models import MODEL_TYPES, FullyConnectedNet, LinearClassifier, TwoLayerNet, build_model
 
 D, C, N = 6, 4, 10
@@ -235,7 +235,7 @@ def test_a_few_gradient_steps_fit_an_easy_problem(model_type):
     ],
 )
 def test_bad_hyperparameters_raise_config_error_naming_them(model_type, hyper, message):
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ArgumentError) as info:
         build_model(model_type, D, C, **hyper)
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
@@ -253,21 +253,21 @@ def test_bad_hyperparameters_raise_config_error_naming_them(model_type, hyper, m
     ],
 )
 def test_bad_build_arguments_raise_config_error(args, kwargs, word):
-    with pytest.raises(ConfigError, match=rf"^{word}:"):
+    with pytest.raises(ArgumentError, match=rf"^{word}:"):
         build_model(*args, **kwargs)
 
 
 def test_wrong_input_shape_and_bad_params_raise_config_error():
     model = make("linear")
-    with pytest.raises(ConfigError, match=r"^X: expected shape \(N, 6\), got \(3, 5\)"):
+    with pytest.raises(ArgumentError, match=r"^X: expected shape \(N, 6\), got \(3, 5\)"):
         model.loss(np.zeros((3, 5)))
-    with pytest.raises(ConfigError, match=r"^y:"):
+    with pytest.raises(ArgumentError, match=r"^y:"):
         model.loss(np.zeros((3, D)), np.array([0, 1, C]))
-    with pytest.raises(ConfigError, match=r"^params\['W'\]: expected shape"):
+    with pytest.raises(ArgumentError, match=r"^params\['W'\]: expected shape"):
         model.load_params({"W": np.zeros((D, C + 1)), "b": np.zeros(C)})
-    with pytest.raises(ConfigError, match=r"^params: expected keys"):
+    with pytest.raises(ArgumentError, match=r"^params: expected keys"):
         model.load_params({"W": np.zeros((D, C))})
-    with pytest.raises(ConfigError, match=r"^batch_size:"):
+    with pytest.raises(ArgumentError, match=r"^batch_size:"):
         model.predict(np.zeros((3, D)), batch_size=0)
 
 

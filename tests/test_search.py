@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cs_nets.errors import ConfigError
+from cs_nets.errors import ArgumentError
 from cs_nets.models import LinearClassifier, build_model
 from cs_nets.search import SearchResult, random_search
 
@@ -125,12 +125,12 @@ def test_integer_pixels_are_scored_in_float32():
 def test_bad_arguments_raise_config_error(blobs, kwargs, word):
     X, y = blobs
     kwargs = {"num_classes": C, **kwargs}
-    with pytest.raises(ConfigError, match=rf"^{word}:"):
+    with pytest.raises(ArgumentError, match=rf"^{word}:"):
         random_search(X, y, **kwargs)
 
 
 def test_bad_data_raise_config_error():
-    with pytest.raises(ConfigError, match=r"^X:"):
+    with pytest.raises(ArgumentError, match=r"^X:"):
         random_search(np.zeros(5), np.zeros(5, dtype=int))
-    with pytest.raises(ConfigError, match=r"^y:"):
+    with pytest.raises(ArgumentError, match=r"^y:"):
         random_search(np.zeros((5, 2)), np.zeros(4, dtype=int))

@@ -1,5 +1,5 @@
-"""CIFAR-10 data: fetch and verify (cifar10), split and normalize (preprocess),
-a synthetic stand-in (synthetic), and archives for tests and mirrors (archive_writer).
+"""CIFAR-10 data: fetch and verify (cifar10), split and normalize (preprocess) and a synthetic
+stand-in (synthetic).
 
 Modules: download (HTTP with resume + MD5), extract (safe tar extraction),
 safe_pickle (restricted unpickler), batches (one file -> arrays).

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cs_nets.errors import ConfigError
+from cs_nets import registry
+from cs_nets.errors import ArgumentError
 
 # Rows per chunk are chosen so a chunk is about this many elements (~8 MB as float32):
 # big enough for NumPy's loops, small enough to stay in cache and bound temporaries.
@@ -37,14 +38,14 @@ def split_indices(n, num_train=None, num_val=1000, shuffle=False, seed=0):
     Returns (train_idx, val_idx), int64 arrays: unshuffled ``arange(num_train)`` and
     the next ``num_val`` rows; shuffled, disjoint rows picked by a permutation seeded
     with ``seed``, each sorted so gathering them reads memory in order.
-    Raises ConfigError when the sizes are negative or do not fit in ``n``.
+    Raises ArgumentError when the sizes are negative or do not fit in ``n``.
     """
     if num_val is None or num_val < 0:
-        raise ConfigError(f"num_val must be an integer >= 0, got {num_val!r}")
+        raise ArgumentError(f"num_val must be an integer >= 0, got {num_val!r}")
     if num_train is None:
         num_train = n - num_val
     if num_train < 1 or num_train + num_val > n:
-        raise ConfigError(
+        raise ArgumentError(
             f"num_train={num_train} and num_val={num_val} do not fit in the {n} training "
             f"images: need num_train >= 1 and num_train + num_val <= {n}"
         )
@@ -82,14 +83,14 @@ class Normalizer:
     Learned: mean_ (D,), std_ (D,) (as the mode needs), n_features_.
     """
 
-    MODES = ("none", "mean", "mean_std")
-    DTYPES = ("float32", "float64")
+    MODES = registry.NORMALIZATIONS
+    DTYPES = registry.DTYPES
 
     def __init__(self, mode="mean", dtype="float32", eps=1e-8):
         if mode not in self.MODES:
-            raise ConfigError(f"normalization mode must be one of {', '.join(self.MODES)}; got {mode!r}")
+            raise ArgumentError(f"normalization mode must be one of {', '.join(self.MODES)}; got {mode!r}")
         if str(dtype) not in self.DTYPES:
-            raise ConfigError(f"dtype must be float32 or float64, got {dtype!r}")
+            raise ArgumentError(f"dtype must be float32 or float64, got {dtype!r}")
         self.mode = mode
         self.dtype = str(dtype)
         self.eps = eps
@@ -101,7 +102,7 @@ class Normalizer:
         """Learn the statistics of X: (N, D) uint8 or float, accumulated in float64."""
         X = _check_2d(X, "X")
         if len(X) == 0:
-            raise ConfigError("cannot fit a Normalizer on an empty training split")
+            raise ArgumentError("cannot fit a Normalizer on an empty training split")
         self.n_features_ = X.shape[1]
         if self.mode == "none":
             return self
@@ -123,14 +124,14 @@ class Normalizer:
     def transform(self, X, out=None):
         """X: (N, D) -> (N, D) of ``dtype``, written chunk by chunk into ``out`` (allocated if None)."""
         if self.n_features_ is None:
-            raise ConfigError("the Normalizer is not fitted: call fit() on the training split first")
+            raise ArgumentError("the Normalizer is not fitted: call fit() on the training split first")
         X = _check_2d(X, "X")
         if X.shape[1] != self.n_features_:
-            raise ConfigError(f"X has {X.shape[1]} features, the Normalizer was fitted on {self.n_features_}")
+            raise ArgumentError(f"X has {X.shape[1]} features, the Normalizer was fitted on {self.n_features_}")
         if out is None:
             out = np.empty(X.shape, dtype=self.dtype)
         elif out.shape != X.shape or out.dtype != np.dtype(self.dtype):
-            raise ConfigError(f"out must be {self.dtype} {X.shape}, got {out.dtype} {out.shape}")
+            raise ArgumentError(f"out must be {self.dtype} {X.shape}, got {out.dtype} {out.shape}")
         inv_std = None if self.std_ is None else (1.0 / self.std_.astype(np.float64)).astype(self.dtype)
         for rows in _chunks(X):
             chunk = out[rows]
@@ -159,7 +160,7 @@ class Normalizer:
         need = {"none": (), "mean": ("mean",), "mean_std": ("mean", "std")}[norm.mode]
         absent = [key for key in need if key not in arrays]
         if absent:
-            raise ConfigError(f"Normalizer state for mode {norm.mode!r} lacks {', '.join(absent)}")
+            raise ArgumentError(f"Normalizer state for mode {norm.mode!r} lacks {', '.join(absent)}")
         norm.mean_ = arrays.get("mean") if "mean" in need else None
         norm.std_ = arrays.get("std") if "std" in need else None
         norm.n_features_ = len(norm.mean_) if norm.mean_ is not None else config.get("n_features")
@@ -175,5 +176,5 @@ def _chunks(X):
 def _check_2d(X, name):
     if not isinstance(X, np.ndarray) or X.ndim != 2:
         shape = getattr(X, "shape", None)
-        raise ConfigError(f"{name} must be a 2-D array (N, D), got shape {shape}")
+        raise ArgumentError(f"{name} must be a 2-D array (N, D), got shape {shape}")
     return X

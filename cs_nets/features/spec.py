@@ -9,8 +9,8 @@ compare (and hash, for the cache) equal.
 from numbers import Integral
 
 from cs_nets.errors import ConfigError
+from cs_nets.registry import FEATURE_TYPES
 
-FEATURE_TYPES = ("raw", "hog", "color_hist")
 COLOR_SPACES = ("hsv", "rgb")
 
 # Parameters and defaults per type; the key order here is the order in the output.

@@ -1,12 +1,12 @@
 """The classifiers and ``build_model``, the one way the trainer and CLI create them."""
 
-from cs_nets.errors import ConfigError
+from cs_nets.errors import ArgumentError
 from cs_nets.models.base import Model
 from cs_nets.models.fc_net import FullyConnectedNet
 from cs_nets.models.linear import LinearClassifier
 from cs_nets.models.two_layer import TwoLayerNet
+from cs_nets.registry import MODEL_TYPES
 
-MODEL_TYPES = ("linear", "two_layer", "fc_net")
 MODEL_CLASSES = {
     "linear": LinearClassifier,
     "two_layer": TwoLayerNet,
@@ -21,16 +21,16 @@ def build_model(model_type, input_dim, num_classes, *, dtype="float32", seed=0, 
       linear:    loss="svm", reg=0.0, init=1e-3
       two_layer: hidden_dim=100, activation="relu", loss="softmax", reg=0.0, init="he"
       fc_net:    hidden_dims=(100,), activation="relu", loss="softmax", reg=0.0, init="he"
-    init is a std (float) or "he" / "xavier". Unknown keywords raise ConfigError.
+    init is a std (float) or "he" / "xavier". Unknown keywords raise ArgumentError.
     """
     if not isinstance(model_type, str) or model_type not in MODEL_CLASSES:
-        raise ConfigError(
+        raise ArgumentError(
             f"model_type: expected one of {', '.join(MODEL_TYPES)}, got {model_type!r}"
         )
     cls = MODEL_CLASSES[model_type]
     unknown = sorted(set(hyper) - set(cls.HYPERPARAMS))
     if unknown:
-        raise ConfigError(
+        raise ArgumentError(
             f"{unknown[0]}: unknown hyperparameter for model {model_type!r} "
             f"(expected one of {', '.join(sorted(cls.HYPERPARAMS))})"
         )

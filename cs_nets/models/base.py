@@ -19,11 +19,9 @@ import numbers
 
 import numpy as np
 
-from cs_nets.errors import ConfigError
+from cs_nets.errors import ArgumentError
 from cs_nets.losses import LOSSES
-
-DTYPES = ("float32", "float64")
-INIT_SCHEMES = ("he", "xavier")
+from cs_nets.registry import DTYPES, INIT_SCHEMES
 
 
 class Model:
@@ -70,13 +68,13 @@ class Model:
     def load_params(self, params):
         """Copy arrays into ``self.params`` after checking names and shapes (keeps dtype)."""
         if set(params) != set(self.params):
-            raise ConfigError(
+            raise ArgumentError(
                 f"params: expected keys {sorted(self.params)}, got {sorted(params)}"
             )
         for name, value in params.items():
             value = np.asarray(value)
             if value.shape != self.params[name].shape:
-                raise ConfigError(
+                raise ArgumentError(
                     f"params[{name!r}]: expected shape {self.params[name].shape}, got {value.shape}"
                 )
             self.params[name][...] = value
@@ -85,7 +83,7 @@ class Model:
         """Return X as a (N, input_dim) array of ``self.dtype`` (no copy if it already is)."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.input_dim:
-            raise ConfigError(f"X: expected shape (N, {self.input_dim}), got {X.shape}")
+            raise ArgumentError(f"X: expected shape (N, {self.input_dim}), got {X.shape}")
         return X.astype(self.dtype, copy=False)
 
     def loss_fn(self):
@@ -122,18 +120,18 @@ def init_weight(rng, shape, init, dtype):
     return (std * rng.standard_normal(shape)).astype(dtype)
 
 
-# --- argument checks: each raises ConfigError naming the parameter, value and expectation
+# --- argument checks: each raises ArgumentError naming the parameter, value and expectation
 
 
 def check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+        raise ArgumentError(f"{name}: expected an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
 def check_choice(name, value, choices):
     if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+        raise ArgumentError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -144,7 +142,7 @@ def _is_nonnegative_number(value) -> bool:
 
 def check_reg(value):
     if not _is_nonnegative_number(value):
-        raise ConfigError(f"reg: expected a finite number >= 0, got {value!r}")
+        raise ArgumentError(f"reg: expected a finite number >= 0, got {value!r}")
     return float(value)
 
 
@@ -152,7 +150,7 @@ def check_init(value):
     if isinstance(value, str):
         return check_choice("init", value, INIT_SCHEMES)
     if not _is_nonnegative_number(value):
-        raise ConfigError(f"init: expected a std >= 0 or one of he, xavier, got {value!r}")
+        raise ArgumentError(f"init: expected a std >= 0 or one of he, xavier, got {value!r}")
     return float(value)
 
 
@@ -162,5 +160,5 @@ def check_dtype(value):
     except (TypeError, ValueError):
         dtype = None
     if dtype is None or dtype.name not in DTYPES:
-        raise ConfigError(f"dtype: expected one of {', '.join(DTYPES)}, got {value!r}")
+        raise ArgumentError(f"dtype: expected one of {', '.join(DTYPES)}, got {value!r}")
     return dtype

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from cs_nets.activations import ACTIVATIONS
-from cs_nets.errors import ConfigError
+from cs_nets.errors import ArgumentError
 from cs_nets.gradients import GradientWriter
 from cs_nets.layers import (
     affine_activation_backward,
@@ -90,5 +90,5 @@ def check_hidden_dims(value):
         isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in value
     )
     if not ok:
-        raise ConfigError(f"hidden_dims: expected a list of integers >= 1, got {value!r}")
+        raise ArgumentError(f"hidden_dims: expected a list of integers >= 1, got {value!r}")
     return tuple(int(h) for h in value)

@@ -10,12 +10,14 @@ from cs_nets.plots.backend import require_matplotlib
 from cs_nets.plots.confusion import plot_confusion
 from cs_nets.plots.curves import plot_curves
 from cs_nets.plots.images import weights_to_images
+from cs_nets.plots.run import plot_run
 from cs_nets.plots.sweep import plot_sweep
 from cs_nets.plots.templates import plot_templates
 
 __all__ = [
     "plot_confusion",
     "plot_curves",
+    "plot_run",
     "plot_sweep",
     "plot_templates",
     "require_matplotlib",

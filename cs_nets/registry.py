@@ -1,0 +1,21 @@
+"""Every named choice of cs_nets, listed once.
+
+Config validation, ``build_model``, the loss and activation tables, ``csnets
+gradcheck``'s options and the README's config reference (``csnets config
+--reference``) all read these tuples; ``tests/test_registry.py`` holds each
+implementation table to them. Adding a choice means adding its name here and its
+implementation where the name is looked up. Plain data: importing this module
+costs nothing (the CLI reads it to build its options).
+"""
+
+MODEL_TYPES = ("linear", "two_layer", "fc_net")
+LOSSES = ("svm", "softmax")
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu")
+INIT_SCHEMES = ("he", "xavier")  # besides a plain float std
+SCHEDULES = ("constant", "step", "cosine")
+FEATURE_TYPES = ("raw", "hog", "color_hist")
+DATA_SOURCES = ("cifar10", "synthetic")
+ARCHIVE_FORMATS = ("python", "binary")
+NORMALIZATIONS = ("none", "mean", "mean_std")
+DTYPES = ("float32", "float64")
+SPLITS = ("train", "val", "test")
