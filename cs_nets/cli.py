@@ -7,15 +7,17 @@ traceback unless `csnets --debug ...` is given.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
 import sys
-import time
+import warnings
 from pathlib import Path
 
 import click
-import numpy as np
 
+from cs_nets import registry
 from cs_nets.errors import CsNetsError
 
 _DATA_DIR_HELP = "data folder (default: data.dir, else $CS_NETS_DATA, else ~/.cache/cs_nets)"
@@ -31,24 +33,64 @@ class _Group(click.Group):
         except CsNetsError as err:
             if debug:
                 raise
-            click.echo(f"error: {err}", err=True)
+            _echo(f"error: {err}", err=True)
             ctx.exit(err.exit_code)
+        except BrokenPipeError:  # the reader of our output went away (`csnets ... | head`): nothing to say
+            _echo("", err=False)
+            ctx.exit(0)
         except OSError as err:  # disk full, permission denied, ...: the user's to fix, not a bug
             if debug:
                 raise
-            click.echo(f"error: {err}", err=True)
+            _echo(f"error: {err}", err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            _echo("interrupted", err=True)
             ctx.exit(130)
 
 
+def _echo(message: str, err: bool = False) -> None:
+    """click.echo that survives a closed pipe: `csnets ... | head` must not kill a run.
+
+    On EPIPE the stream's file descriptor is pointed at /dev/null, so this and every
+    later write (and the flush at exit) quietly go nowhere.
+    """
+    stream = sys.stderr if err else sys.stdout
+    try:
+        click.echo(message, err=err)
+        stream.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
 def _log(message: str) -> None:
-    click.echo(message, err=True)
+    _echo(message, err=True)
+
+
+def _logger(quiet: bool):
+    return (lambda message: None) if quiet else _log
 
 
 def _progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def _stoppable():
+    """SIGTERM/SIGHUP act as Ctrl-C inside; an interruption outside the trainer exits 128 + signal."""
+    from cs_nets.signals import stop_signals_as_interrupt
+
+    with stop_signals_as_interrupt() as signals:
+        try:
+            yield signals
+        except KeyboardInterrupt:
+            _echo("interrupted", err=True)
+            sys.exit(signals.exit_code())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    _echo(f"warning: {message}", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,6 +103,7 @@ def main(debug):
     Example:
       csnets train --config configs/two_layer.yaml
     """
+    warnings.showwarning = _show_warning  # e.g. a deprecated config key: one line, not a stack
 
 
 # --------------------------------------------------------------------------- data
@@ -68,7 +111,7 @@ def main(debug):
 
 @main.command()
 @click.option("--data-dir", help=_DATA_DIR_HELP)
-@click.option("--format", "fmt", type=click.Choice(["python", "binary"]), default="python", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(registry.ARCHIVE_FORMATS), default="python", show_default=True,
               help="archive layout")
 @click.option("--url", help="archive URL of a mirror")
 @click.option("--md5", help="expected MD5 of the archive (default: the official one; none with --url)")
@@ -82,12 +125,9 @@ def download(data_dir, fmt, url, md5, force, quiet):
       csnets download --data-dir ~/data/cifar10
       csnets download --url http://127.0.0.1:8765/cifar-10-python.tar.gz --md5 b9f9...
     """
-    from cs_nets.data.cifar10 import OFFICIAL, download_cifar10, resolve_data_dir
+    from cs_nets.data.cifar10 import download_cifar10, resolve_data_dir
 
-    spec = OFFICIAL[fmt]
-    if url is None:
-        md5 = md5 or spec.md5
-    download_cifar10(resolve_data_dir(data_dir), fmt=fmt, url=url or spec.url, md5=md5,
+    download_cifar10(resolve_data_dir(data_dir), fmt=fmt, url=url, md5=md5,
                      force=force, progress=_progress(quiet), log=None if quiet else _log)
 
 
@@ -135,12 +175,11 @@ def _format_info(report: dict) -> str:
 
 
 @main.command()
-@click.option("--model", "models", type=click.Choice(["linear", "two_layer", "fc_net"]), multiple=True,
+@click.option("--model", "models", type=click.Choice(registry.MODEL_TYPES), multiple=True,
               help="model to check (repeatable; default: all)")
-@click.option("--loss", "losses", type=click.Choice(["svm", "softmax"]), multiple=True,
+@click.option("--loss", "losses", type=click.Choice(registry.LOSSES), multiple=True,
               help="loss to check (repeatable; default: both)")
-@click.option("--activation", "activations", multiple=True,
-              type=click.Choice(["relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu"]),
+@click.option("--activation", "activations", multiple=True, type=click.Choice(registry.ACTIVATIONS),
               help="activation to check (repeatable; default: all)")
 def gradcheck(models, losses, activations):
     """Compare analytic gradients with centered differences on small float64 data.
@@ -173,163 +212,124 @@ _config_option = click.option("--config", "config_path", type=click.Path(dir_oka
                               help="YAML config file")
 _set_option = click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
                            help="override a config key (value read as YAML; repeatable)")
-_out_option = click.option("--out", help="run directory (default: output.dir, else runs/<config>-<time>)")
+_out_option = click.option("--out", help="run directory (default: output.dir, else runs/<config>-<time>); "
+                                         "must not hold a run yet")
+_overwrite_option = click.option("--overwrite", is_flag=True,
+                                 help="replace the run in --out (only once the new one has saved its first epoch)")
 _data_dir_option = click.option("--data-dir", help=_DATA_DIR_HELP)
 _quiet_option = click.option("--quiet", "-q", is_flag=True, help="no progress bars or per-epoch lines")
 
 
-def _model_hyperparams(model_cfg) -> dict:
-    """The ModelConfig keys that the chosen model type takes."""
-    hyper = {"loss": model_cfg.loss, "reg": model_cfg.reg}
-    if model_cfg.type == "two_layer":
-        hyper.update(hidden_dim=model_cfg.hidden_dim, activation=model_cfg.activation)
-    elif model_cfg.type == "fc_net":
-        hyper.update(hidden_dims=list(model_cfg.hidden_dims), activation=model_cfg.activation)
-    if model_cfg.init is not None:
-        hyper["init"] = model_cfg.init
-    return hyper
+def _command_line() -> str:
+    return shlex.join(["csnets", *sys.argv[1:]])
 
 
-def _start_run(config_path, overrides, out, data_dir, quiet):
-    """Shared start of train and random-search: config, run directory, data."""
-    from cs_nets.config import load_config
-    from cs_nets.pipeline import prepare_dataset
-    from cs_nets.runs import RunWriter, resolve_run_dir
-
-    config = load_config(config_path, list(overrides))
-    log = (lambda m: None) if quiet else _log
-    data = prepare_dataset(config, data_dir, progress=_progress(quiet), log=log)
-    # The run directory appears only once the data is there: a failed download leaves none.
-    writer = RunWriter(resolve_run_dir(out, config))
-    writer.write_config(config)
-    log(f"data: {len(data.y_train)} train, {len(data.y_val)} val, {len(data.y_test)} test, "
-        f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {writer.path}")
-    return config, writer, data, log
+def _epoch_logger(log, num_epochs: int):
+    def on_epoch(m):
+        log(f"epoch {m['epoch']:>3}/{num_epochs}  loss {m['train_loss']:.4f}  train {m['train_accuracy']:.4f}  "
+            f"val {m['val_accuracy']:.4f}  lr {m['lr']:.2e}  {m['seconds']:.1f}s")
+    return on_epoch
 
 
-def _finish_run(writer, config, model, data, overrides, extra: dict, plot: bool, log) -> float:
-    """Save the model, score every split, write summary.json (and pictures); return test accuracy."""
-    from cs_nets.checkpoint import save_checkpoint
-    from cs_nets.metrics import accuracy_of, confusion_matrix
-    from cs_nets.trainer import accuracy
-
-    num_classes = len(data.class_names)
-    save_checkpoint(writer.path / "model.npz", model, data.inputs,
-                    meta={"class_names": data.class_names, "config": config.to_dict()})
-    confusion = confusion_matrix(data.y_test, model.predict(data.X_test), num_classes)
-    summary = {
-        "model": config.model.type,
-        "test_accuracy": accuracy_of(confusion),
-        "val_accuracy": accuracy(model, data.X_val, data.y_val),
-        "train_accuracy": accuracy(model, data.X_train[:config.train.train_eval_size],
-                                   data.y_train[:config.train.train_eval_size]),
-        **extra,
-        "overrides": list(overrides),
-        "command": shlex.join(["csnets", *sys.argv[1:]]),
-        "class_names": data.class_names,
-        "test_confusion": confusion.tolist(),
-    }
-    writer.write_summary(summary)
-    if plot:
-        from cs_nets.plots import plot_run
-
-        written = plot_run(writer.path)
-        log(f"pictures: {', '.join(str(p) for p in written)}")
-    return summary["test_accuracy"]
+def _report(result, signals) -> None:
+    """The end of train / random-search: the last line is `test accuracy: 0.xxxx`, or an error."""
+    if result.status == "diverged":
+        raise CsNetsError(f"{result.message}; the best parameters so far are in {result.run_dir}")
+    if result.status == "interrupted":
+        where = f"saved to {result.run_dir}; continue with `csnets train --resume {result.run_dir}`" \
+            if result.summary else "nothing was saved"
+        _echo(f"{result.message}; {where}", err=True)
+        sys.exit(signals.exit_code())
+    if result.message:
+        _echo(result.message, err=True)
+    _echo(f"test accuracy: {result.test_accuracy:.4f}")
 
 
 @main.command()
-@_config_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file")
 @_set_option
 @_out_option
+@_overwrite_option
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="continue this run directory from its last saved epoch, with its own config")
 @_data_dir_option
 @click.option("--plot", is_flag=True, help="write the PNG pictures at the end (needs cs_nets[plot])")
 @_quiet_option
-def train(config_path, overrides, out, data_dir, plot, quiet):
+def train(config_path, overrides, out, overwrite, resume_dir, data_dir, plot, quiet):
     """Train a model with minibatch SGD; keep the best on validation; test once.
 
-    The last line printed is `test accuracy: 0.xxxx`.
+    The state is saved after every epoch; Ctrl-C, SIGTERM or SIGHUP stop the run
+    cleanly (exit 130, 143, 129) and `--resume RUN_DIR` continues it. The last line
+    printed is `test accuracy: 0.xxxx`.
 
     \b
     Example:
       csnets train --config configs/two_layer.yaml --set optim.learning_rate=5e-4 --out runs/tl
+      csnets train --resume runs/tl
     """
-    from cs_nets.models import build_model
-    from cs_nets.trainer import train as run_training
+    from cs_nets.config import load_config
+    from cs_nets.run import read_run_config, resume, run
 
-    config, writer, data, log = _start_run(config_path, overrides, out, data_dir, quiet)
-    if plot or config.output.plot:
-        from cs_nets.plots import require_matplotlib
-
-        require_matplotlib()  # fail before training, not after
-    model = build_model(config.model.type, data.X_train.shape[1], len(data.class_names),
-                        dtype=config.data.dtype, seed=config.seed, **_model_hyperparams(config.model))
-
-    def on_epoch(m):
-        writer.add_metrics(m)
-        log(f"epoch {m['epoch']:>3}/{config.train.num_epochs}  loss {m['train_loss']:.4f}  "
-            f"train {m['train_accuracy']:.4f}  val {m['val_accuracy']:.4f}  lr {m['lr']:.2e}  {m['seconds']:.1f}s")
-
-    # A diverging run overflows before its loss turns NaN; the trainer reports that in one line.
-    with np.errstate(over="ignore", invalid="ignore"):
-        result = run_training(model, data.X_train, data.y_train, data.X_val, data.y_val, config.optim,
-                              config.train, seed=config.seed, progress=_progress(quiet), on_epoch=on_epoch)
-    writer.write_array("batch_losses.npy", result.batch_losses)
-    extra = {"epochs": len(result.history), "best_epoch": result.best_epoch,
-             "train_seconds": result.train_seconds, "status": result.status}
-    test_acc = _finish_run(writer, config, model, data, overrides, extra,
-                           plot or config.output.plot, log)
-    if result.status == "diverged":
-        raise CsNetsError(f"{result.message}; the best parameters so far are in {writer.path}")
-    if result.status == "interrupted":
-        click.echo(f"{result.message}; saved to {writer.path}", err=True)
-        sys.exit(130)
-    if result.message:
-        log(result.message)
-    click.echo(f"test accuracy: {test_acc:.4f}")
+    log = _logger(quiet)
+    if resume_dir:
+        if config_path or overrides or out or overwrite:
+            raise click.UsageError("--resume continues a run with its own config and folder: "
+                                   "it takes no --config, --set, --out or --overwrite")
+        num_epochs = read_run_config(resume_dir).train.num_epochs
+        with _stoppable() as signals:
+            result = resume(resume_dir, data_dir=data_dir, progress=_progress(quiet), log=log,
+                            on_epoch=_epoch_logger(log, num_epochs), plot=plot)
+    else:
+        if not config_path:
+            raise click.UsageError("Missing option '--config' (or --resume RUN_DIR).")
+        config = load_config(config_path, list(overrides))
+        with _stoppable() as signals:
+            result = run(config, out, data_dir=data_dir, overwrite=overwrite, config_path=config_path,
+                         progress=_progress(quiet), log=log, on_epoch=_epoch_logger(log, config.train.num_epochs),
+                         command=_command_line(), overrides=overrides, plot=plot)
+    _report(result, signals)
 
 
 @main.command("random-search")
 @_config_option
 @_set_option
 @_out_option
+@_overwrite_option
 @_data_dir_option
 @_quiet_option
-def random_search_command(config_path, overrides, out, data_dir, quiet):
+def random_search_command(config_path, overrides, out, overwrite, data_dir, quiet):
     """The lecture's "Strategy #1": try random weights, keep the best by training loss.
 
     \b
     Example:
       csnets random-search --config configs/random_search.yaml --set search.attempts=200
     """
-    from tqdm import tqdm
+    from cs_nets.config import load_config
+    from cs_nets.run import run
 
-    from cs_nets.search import random_search
+    config = load_config(config_path, list(overrides))
+    with _stoppable() as signals:
+        result = run(config, out, task="random_search", data_dir=data_dir, overwrite=overwrite,
+                     config_path=config_path, progress=_progress(quiet), log=_logger(quiet),
+                     command=_command_line(), overrides=overrides)
+    _report(result, signals)
 
-    config, writer, data, log = _start_run(config_path, overrides, out, data_dir, quiet)
-    search = config.search
-    bar = tqdm(total=search.attempts, desc="random search", unit="W", disable=not _progress(quiet),
-               file=sys.stderr)
 
-    def progress(attempt, best_loss):
-        bar.n = attempt + 1
-        bar.set_postfix(best_loss=f"{best_loss:.4f}", refresh=False)
-        bar.refresh()
+@main.command("config")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file (default: none)")
+@_set_option
+@click.option("--reference", is_flag=True, help="print every key as a Markdown table instead")
+def config_command(config_path, overrides, reference):
+    """Print the resolved config (defaults, file and --set applied), or the key reference.
 
-    start = time.perf_counter()
-    result = random_search(data.X_train, data.y_train, attempts=search.attempts, scale=search.scale,
-                           loss=config.model.loss, subsample=search.subsample, seed=config.seed,
-                           num_classes=len(data.class_names), progress=progress)
-    seconds = time.perf_counter() - start
-    bar.close()
-    writer.add_metrics({"epoch": 1, "train_loss": float(result.best_loss), "train_accuracy": None,
-                        "val_accuracy": None, "lr": None, "seconds": seconds})
-    writer.write_array("search_losses.npy", result.losses)
-    extra = {"model": "random_search", "epochs": 1, "train_seconds": seconds, "status": "completed",
-             "best_loss": float(result.best_loss), "best_attempt": int(result.best_attempt)}
-    log(f"best loss {result.best_loss:.4f} at attempt {result.best_attempt + 1}/{search.attempts}")
-    test_acc = _finish_run(writer, config, result.model, data, overrides, extra, False, log)
-    click.echo(f"test accuracy: {test_acc:.4f}")
+    \b
+    Example:
+      csnets config --config configs/two_layer.yaml --set model.reg=1e-2
+      csnets config --reference
+    """
+    from cs_nets.config import dump_config, load_config, reference_table
+
+    _echo(reference_table().rstrip() if reference else dump_config(load_config(config_path, list(overrides))).rstrip())
 
 
 # --------------------------------------------------------------------------- results
@@ -338,7 +338,7 @@ def random_search_command(config_path, overrides, out, data_dir, quiet):
 @main.command()
 @click.option("--checkpoint", required=True, type=click.Path(exists=True),
               help="run directory or model.npz")
-@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(registry.SPLITS), default="test", show_default=True)
 @_data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @_quiet_option

@@ -13,6 +13,7 @@ import difflib
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ def _opt(default, doc, *, choices=None, min=None, gt=None, max=None):
     return field(default=default, metadata=dict(doc=doc, choices=choices, min=min, gt=gt, max=max))
 
 
-def _opt_factory(factory, doc):
-    return field(default_factory=factory, metadata=dict(doc=doc))
+def _opt_factory(factory, doc, *, gt=None):
+    return field(default_factory=factory, metadata=dict(doc=doc, gt=gt))
 
 
 @dataclass
@@ -71,8 +72,7 @@ class ModelConfig:
     type: str = _opt("linear", "model", choices=registry.MODEL_TYPES)
     loss: str = _opt("softmax", "data loss", choices=registry.LOSSES)
     reg: float = _opt(0.0, "L2 strength: loss += reg * sum(W**2) over weight matrices", min=0.0)
-    hidden_dim: int = _opt(100, "hidden units of two_layer", gt=0)
-    hidden_dims: list[int] = _opt_factory(lambda: [100], "hidden layer sizes of fc_net")
+    hidden_dims: list[int] = _opt_factory(lambda: [100], "hidden layer sizes (two_layer: exactly one)", gt=0)
     activation: str = _opt("relu", "hidden activation",
                            choices=registry.ACTIVATIONS)
     init: float | str | None = _opt(None, "weight init: a std, 'he' or 'xavier' (default: the model's own)")
@@ -93,6 +93,7 @@ class TrainConfig:
     num_epochs: int = _opt(10, "passes over the training split", gt=0)
     patience: int | None = _opt(None, "stop after this many epochs without a better validation accuracy", gt=0)
     train_eval_size: int = _opt(1000, "fixed training subsample scored for train_accuracy each epoch", gt=0)
+    checkpoint_every: int = _opt(1, "save the whole training state every this many epochs (for --resume)", gt=0)
     hflip: bool = _opt(False, "augment: flip each minibatch image left-right with probability 1/2 (pixels only)")
 
 
@@ -134,6 +135,13 @@ _SECTION_CLASSES = {
     "train": TrainConfig, "search": SearchConfig, "output": OutputConfig,
 }
 TOP_LEVEL = ("features", "seed")
+
+# Old keys still read, each with a one-line warning: (section, key) -> (new key, convert).
+DEPRECATED = {("model", "hidden_dim"): ("hidden_dims", lambda value: [value])}
+
+
+class ConfigDeprecationWarning(UserWarning):
+    """A config key that still works but has a new name (the CLI prints it as one line)."""
 
 
 class _Where:
@@ -246,6 +254,7 @@ def _build_section(cls, raw, section: str, where: _Where):
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where((section,))}: section '{section}' must be a mapping, got {raw!r}")
+    raw = _renew_deprecated(raw, section, where)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     values = {}
@@ -259,6 +268,21 @@ def _build_section(cls, raw, section: str, where: _Where):
         _check_range(value, fields[key].metadata, what)
         values[key] = value
     return cls(**values)
+
+
+def _renew_deprecated(raw: dict, section: str, where: _Where) -> dict:
+    """`raw` with deprecated keys of `section` renamed (and warned about once each)."""
+    raw = dict(raw)
+    for (old_section, old_key), (new_key, convert) in DEPRECATED.items():
+        if old_section != section or old_key not in raw:
+            continue
+        if new_key in raw:
+            raise ConfigError(f"{where((section, old_key))}: {section}.{old_key} and {section}.{new_key} "
+                              f"both given; keep only {section}.{new_key}")
+        warnings.warn(f"{where((section, old_key))}: {section}.{old_key} is deprecated; "
+                      f"use {section}.{new_key}: {convert(raw[old_key])!r}", ConfigDeprecationWarning, stacklevel=2)
+        raw[new_key] = convert(raw.pop(old_key))
+    return raw
 
 
 def build_config(raw: dict, where: _Where, name: str = "run") -> Config:
@@ -275,6 +299,9 @@ def build_config(raw: dict, where: _Where, name: str = "run") -> Config:
     _check_range(seed, {"min": 0}, f"{where(('seed',))}: seed")
     config = Config(features=features, seed=seed, name=name, **sections)
     _check_features(config, where)
+    if config.model.type == "two_layer" and len(config.model.hidden_dims) != 1:
+        raise ConfigError(f"{where(('model', 'hidden_dims'))}: two_layer has one hidden layer, got "
+                          f"model.hidden_dims={config.model.hidden_dims}; use model.type: fc_net for more")
     if config.train.hflip and config.features:
         raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; it cannot be combined with features")
     return config
@@ -366,9 +393,12 @@ def dump_config(config: Config) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
 
 
-def reference_table() -> list[tuple[str, str, str, str]]:
-    """(key, default, description, allowed values) of every config key, for the README."""
-    rows = []
+def reference_table() -> str:
+    """Every config key as a Markdown table: key, default, allowed values, meaning.
+
+    ``csnets config --reference`` prints it; the README's config table is this text.
+    """
+    rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for section, cls in _SECTION_CLASSES.items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -377,5 +407,5 @@ def reference_table() -> list[tuple[str, str, str, str]]:
             for name, op in (("min", ">="), ("gt", ">"), ("max", "<=")):
                 if meta.get(name) is not None:
                     allowed += f"{'; ' if allowed else ''}{op} {meta[name]}"
-            rows.append((f"{section}.{f.name}", repr(default), meta.get("doc", ""), allowed))
-    return rows
+            rows.append(f"| `{section}.{f.name}` | `{default!r}` | {allowed} | {meta.get('doc', '')} |")
+    return "\n".join(rows) + "\n"

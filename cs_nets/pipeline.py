@@ -17,7 +17,7 @@ import numpy as np
 
 from cs_nets import registry
 from cs_nets.config import Config, DataConfig
-from cs_nets.data.cifar10 import OFFICIAL, RawCifar, content_hash, ensure_cifar10, resolve_data_dir
+from cs_nets.data.cifar10 import RawCifar, content_hash, data_fingerprint, ensure_cifar10, resolve_data_dir
 from cs_nets.data.preprocess import Normalizer, Split, split_train_val
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.errors import ArgumentError, ConfigError, DataError
@@ -27,9 +27,14 @@ SPLITS = registry.SPLITS
 
 @dataclass
 class Dataset(Split):
-    """Model inputs of every split (X_*: (N, D) float, y_*: (N,) int64) and the pipeline that made them."""
+    """Model inputs of every split (X_*: (N, D) float, y_*: (N,) int64) and the pipeline that made them.
+
+    fingerprint: the content hash of the images and labels they came from (before any
+    split), recorded by runs so a checkpoint is never silently scored or resumed on other data.
+    """
 
     inputs: InputPipeline
+    fingerprint: str
 
 
 def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=None) -> tuple[RawCifar, Path | None]:
@@ -37,11 +42,7 @@ def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=N
     if data.source == "synthetic":
         return make_synthetic(data.synthetic_train, data.synthetic_test, seed=seed), None
     folder = resolve_data_dir(data_dir, data.dir)
-    spec = OFFICIAL[data.format]
-    url = data.url or spec.url
-    # A mirror's archive is not the official file: check it only against the md5 the user gave.
-    md5 = data.md5 if data.url else (data.md5 or spec.md5)
-    raw = ensure_cifar10(folder, fmt=data.format, url=url, md5=md5, progress=progress, log=log)
+    raw = ensure_cifar10(folder, fmt=data.format, url=data.url, md5=data.md5, progress=progress, log=log)
     return raw, folder
 
 
@@ -111,6 +112,7 @@ def split_of(raw: RawCifar, data: DataConfig, seed: int) -> Split:
 def prepare_dataset(config: Config, data_dir=None, progress=True, log=None) -> Dataset:
     """Load, extract, split and normalize the data of `config`; the pipeline is fit on train only."""
     raw, folder = load_images(config.data, config.seed, data_dir, progress, log)
+    fingerprint = data_fingerprint(raw)
     inputs = InputPipeline.for_config(config)
     split = split_of(inputs.extract(raw, folder, progress, log), config.data, config.seed)
     del raw  # the split holds what is needed; let the full raw arrays go as soon as possible
@@ -118,7 +120,7 @@ def prepare_dataset(config: Config, data_dir=None, progress=True, log=None) -> D
     return Dataset(inputs.transform(split.X_train), split.y_train,
                    inputs.transform(split.X_val), split.y_val,
                    inputs.transform(split.X_test), split.y_test,
-                   split.class_names, inputs)
+                   split.class_names, inputs, fingerprint)
 
 
 def prepare_split(config: Config, inputs: InputPipeline, name: str, data_dir=None, progress=True, log=None):

@@ -19,3 +19,4 @@ ARCHIVE_FORMATS = ("python", "binary")
 NORMALIZATIONS = ("none", "mean", "mean_std")
 DTYPES = ("float32", "float64")
 SPLITS = ("train", "val", "test")
+TASKS = ("train", "random_search")  # what a run does: cs_nets.run

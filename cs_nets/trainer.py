@@ -9,6 +9,12 @@ Each step: gather the batch into a kept buffer, one ``model.loss`` call whose ba
 pass writes the update rule's buffers (cs_nets.gradients), one ``rule.finish`` per
 parameter (cs_nets.optim).
 
+Everything the loop carries from one epoch to the next is a ``TrainState``
+(cs_nets.train_state): parameters, best parameters, the update rule's buffers, the
+random generator's state, history. ``on_epoch`` receives it after every epoch (the
+run function saves it), and ``fit(..., state=saved)`` continues from it with
+bit-identical results to a run that was never stopped.
+
 Threads: the matrix products and the updates run in NumPy's BLAS, which uses every
 core by default (the rest of a step is single-threaded NumPy). Set OMP_NUM_THREADS=1 or
 OPENBLAS_NUM_THREADS=1 before starting Python when several trainings share the
@@ -28,6 +34,7 @@ from tqdm import tqdm
 
 from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.optim import learning_rate, update_rule
+from cs_nets.train_state import TrainState
 
 
 @dataclass
@@ -50,6 +57,15 @@ def accuracy(model, X: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(model.predict(X) == y))
 
 
+def train_eval_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The fixed training rows scored as ``train_accuracy``: (min(size, n),) sorted indices.
+
+    The trainer draws them first from its generator default_rng(seed); the run's
+    summary calls this with a fresh default_rng(seed), so both score the same rows.
+    """
+    return np.sort(rng.choice(n, size=min(size, n), replace=False))
+
+
 def _flip_half(batch: np.ndarray, rng: np.random.Generator) -> None:
     """Mirror a random half of the images of batch (B, 3*32*32) left-right, in place."""
     images = batch.reshape(len(batch), 3, 32, 32)
@@ -57,43 +73,50 @@ def _flip_half(batch: np.ndarray, rng: np.random.Generator) -> None:
     images[flip] = images[flip, :, :, ::-1]
 
 
-def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: TrainConfig,
-          seed: int = 0, progress: bool = True, on_epoch=None) -> TrainResult:
+def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_config: TrainConfig,
+        seed: int = 0, progress: bool = True, on_epoch=None, state: TrainState | None = None) -> TrainResult:
     """Train `model` in place with minibatch SGD and return what happened.
 
     X_train: (N, D) float, y_train: (N,) int; X_val: (M, D), y_val: (M,).
-    on_epoch: optional callable(metrics: dict) after each epoch (the CLI logs with it).
-    Same seed, data and config -> bit-identical parameters.
+    on_epoch: optional callable(metrics: dict, state: TrainState) after each epoch.
+    state: a TrainState saved by an earlier call with the same model, data and
+    configs; training continues after its last epoch.
+    Same seed, data and config -> bit-identical parameters, resumed or not.
     """
-    rng = np.random.default_rng(seed)
     n, dim = X_train.shape
-    batch_size = min(train.batch_size, n)
+    batch_size = min(train_config.batch_size, n)
     batches_per_epoch = math.ceil(n / batch_size)
-    if train.hflip and dim != 3 * 32 * 32:
+    if train_config.hflip and dim != 3 * 32 * 32:
         raise ValueError("train.hflip needs 32x32 colour images as inputs, not features")
-    eval_idx = np.sort(rng.choice(n, size=min(train.train_eval_size, n), replace=False))
+    rng = np.random.default_rng(seed)
+    eval_idx = train_eval_rows(n, train_config.train_eval_size, rng)
     X_eval, y_eval = X_train[eval_idx], y_train[eval_idx]
 
-    rule = update_rule(optim.momentum, optim.nesterov)
-    rule_state = {name: rule.new_state(p) for name, p in model.params.items()}
-    grad_buffers = {name: state["buffer"] for name, state in rule_state.items()}
-    best_params = {name: p.copy() for name, p in model.params.items()}
-    result = TrainResult(batch_losses=np.empty(train.num_epochs * batches_per_epoch, np.float32))
+    rule = update_rule(optim_config.momentum, optim_config.nesterov)
+    fresh_rule_state = {name: rule.new_state(p) for name, p in model.params.items()}
+    if state is None:
+        state = TrainState.start(model.params, fresh_rule_state)
+    else:
+        state.check_matches(model.params, fresh_rule_state)
+        state.restore_into(model.params, rng)
+    rule_state = state.rule_state
+    grad_buffers = {name: s["buffer"] for name, s in rule_state.items()}
+    result = TrainResult(history=state.history, best_epoch=state.best_epoch,
+                         best_val_accuracy=state.best_val_accuracy, train_seconds=state.train_seconds)
     batch_buf = np.empty((batch_size, dim), X_train.dtype)
     label_buf = np.empty(batch_size, y_train.dtype)
     show_bar = progress and sys.stderr.isatty()
-    done_batches = 0
-    epochs_since_best = 0
+    num_epochs = train_config.num_epochs
 
     try:
-        for epoch in range(train.num_epochs):
-            lr = learning_rate(optim.learning_rate, optim.schedule, epoch, train.num_epochs, optim.lr_decay)
+        for epoch in range(state.epoch, num_epochs):
+            lr = learning_rate(optim_config.learning_rate, optim_config.schedule, epoch, num_epochs,
+                               optim_config.lr_decay)
             alpha, beta = rule.gradient_form(lr)
             order = rng.permutation(n)
-            losses = result.batch_losses
-            bar = tqdm(total=batches_per_epoch, desc=f"epoch {epoch + 1}/{train.num_epochs}",
+            losses = np.empty(batches_per_epoch, np.float32)
+            bar = tqdm(total=batches_per_epoch, desc=f"epoch {epoch + 1}/{num_epochs}",
                        disable=not show_bar, leave=False, file=sys.stderr, unit="batch")
-            epoch_start = done_batches
             start = time.perf_counter()
             for b in range(batches_per_epoch):
                 idx = order[b * batch_size:(b + 1) * batch_size]
@@ -102,7 +125,7 @@ def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: Trai
                 # "raise" gathers into a temporary first and then copies it into out.
                 np.take(X_train, idx, axis=0, out=xb, mode="clip")
                 np.take(y_train, idx, out=yb, mode="clip")
-                if train.hflip:
+                if train_config.hflip:
                     _flip_half(xb, rng)
                 # the backward pass writes the rule's buffers (e.g. the velocity) itself
                 loss, _ = model.loss(xb, yb, grads_out=grad_buffers, alpha=alpha, beta=beta)
@@ -110,14 +133,13 @@ def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: Trai
                     result.status = "diverged"
                     result.message = (f"the loss became {loss} in epoch {epoch + 1}; "
                                       f"try a smaller learning rate (optim.learning_rate={lr:g} now)")
+                    state.batch_losses.append(losses[:b])
                     break
                 for name, w in model.params.items():
                     rule.finish(w, rule_state[name])
-                losses[done_batches] = loss
-                done_batches += 1
+                losses[b] = loss
                 if show_bar and (b % 10 == 0 or b == batches_per_epoch - 1):
-                    running = losses[epoch_start:done_batches].mean()
-                    bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.2e}", refresh=False)
+                    bar.set_postfix(loss=f"{losses[:b + 1].mean():.4f}", lr=f"{lr:.2e}", refresh=False)
                 bar.update(1)
             seconds = time.perf_counter() - start
             bar.close()
@@ -125,36 +147,28 @@ def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: Trai
             if result.status == "diverged":
                 break
 
-            epoch_losses = losses[epoch_start:done_batches]
             metrics = {
                 "epoch": epoch + 1,
-                "train_loss": float(epoch_losses.mean()),
+                "train_loss": float(losses.mean()),
                 "train_accuracy": accuracy(model, X_eval, y_eval),
                 "val_accuracy": accuracy(model, X_val, y_val),
                 "lr": lr,
                 "seconds": seconds,
             }
-            result.history.append(metrics)
-            if not metrics["val_accuracy"] <= result.best_val_accuracy:  # also true while best is nan
-                result.best_val_accuracy = metrics["val_accuracy"]
-                result.best_epoch = epoch + 1
-                for name, p in model.params.items():
-                    best_params[name][...] = p
-                epochs_since_best = 0
-            else:
-                epochs_since_best += 1
+            state.end_epoch(metrics, losses, model.params, rng, result.train_seconds)
+            result.best_epoch, result.best_val_accuracy = state.best_epoch, state.best_val_accuracy
             if on_epoch is not None:
-                on_epoch(metrics)
-            if train.patience is not None and epochs_since_best >= train.patience:
+                on_epoch(metrics, state)
+            patience = train_config.patience
+            if patience is not None and state.epochs_since_best >= patience:
                 result.status = "early_stopped"
-                result.message = (f"no better validation accuracy for {train.patience} epochs; "
-                                  f"stopped after epoch {epoch + 1}")
+                result.message = f"no better validation accuracy for {patience} epochs; stopped after epoch {epoch + 1}"
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP turned into it (cs_nets.signals)
         result.status = "interrupted"
         result.message = f"interrupted; keeping the best epoch so far ({result.best_epoch})"
 
     for name, p in model.params.items():
-        p[...] = best_params[name]
-    result.batch_losses = result.batch_losses[:done_batches].copy()
+        p[...] = state.best_params[name]
+    result.batch_losses = state.all_batch_losses()
     return result

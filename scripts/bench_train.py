@@ -59,7 +59,7 @@ import numpy as np
 from cs_nets import blas
 from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.models import build_model
-from cs_nets.trainer import train
+from cs_nets.trainer import fit
 
 NUM_CLASSES = 10
 DIM = 3 * 32 * 32
@@ -227,7 +227,7 @@ def bench_model(args, data, with_torch):
     ours, theirs, our_losses, their_losses = [], [], [], []
     rss = {}
 
-    def after_our_epoch(metrics):
+    def after_our_epoch(metrics, state):
         nonlocal twin
         ours.append(metrics["seconds"])
         our_losses.append(metrics["train_loss"])
@@ -241,7 +241,7 @@ def bench_model(args, data, with_torch):
         theirs.append(seconds)
         their_losses.append(loss)
 
-    result = train(model, data["X_train"], data["y_train"], data["X_val"], data["y_val"],
+    result = fit(model, data["X_train"], data["y_train"], data["X_val"], data["y_val"],
                    optim, config, seed=0, progress=False, on_epoch=after_our_epoch)
     if result.status != "completed":
         sys.exit(f"our training did not complete: {result.status}: {result.message}")
@@ -275,10 +275,10 @@ def profile_epoch(args, data):
     model = build_model(args.model_type, DIM, NUM_CLASSES, dtype=args.dtype, seed=0, **hyper)
     optim = OptimConfig(learning_rate=args.lr, momentum=args.momentum, nesterov=args.nesterov)
     one = TrainConfig(batch_size=args.batch_size, num_epochs=1)
-    train(model, data["X_train"], data["y_train"], data["X_val"], data["y_val"], optim, one, progress=False)
+    fit(model, data["X_train"], data["y_train"], data["X_val"], data["y_val"], optim, one, progress=False)
     profiler = cProfile.Profile()
     profiler.enable()
-    train(model, data["X_train"], data["y_train"], data["X_val"], data["y_val"], optim, one, progress=False)
+    fit(model, data["X_train"], data["y_train"], data["X_val"], data["y_val"], optim, one, progress=False)
     profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(args.profile_top)

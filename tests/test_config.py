@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from cs_nets.config import apply_overrides, config_from_dict, dump_config, load_config, parse_override
+from cs_nets.config import ConfigDeprecationWarning, apply_overrides, config_from_dict, dump_config, load_config, parse_override
 from cs_nets.errors import ConfigError
 
 
@@ -14,7 +14,7 @@ def write(tmp_path, text, name="exp.yaml"):
 
 
 def test_defaults_and_values_are_typed(tmp_path):
-    path = write(tmp_path, "model:\n  type: two_layer\n  reg: 1e-3\n  hidden_dim: 50\noptim:\n  learning_rate: 1\n")
+    path = write(tmp_path, "model:\n  type: two_layer\n  reg: 1e-3\n  hidden_dims: [50]\noptim:\n  learning_rate: 1\n")
     config = load_config(path)
     assert config.name == "exp"
     assert config.model.type == "two_layer"
@@ -30,7 +30,7 @@ def test_unknown_key_names_file_line_and_closest_key(tmp_path):
     message = str(err.value)
     assert f"{path}:3" in message
     assert "model.hiden_dim" in message
-    assert "did you mean 'hidden_dim'" in message
+    assert "did you mean 'hidden_dims'" in message
 
 
 def test_unknown_section_is_named(tmp_path):
@@ -109,3 +109,18 @@ def test_hflip_cannot_be_combined_with_features(tmp_path):
     path = write(tmp_path, "features: [hog]\ntrain:\n  hflip: true\n")
     with pytest.raises(ConfigError, match=r"exp.yaml:3: train.hflip flips images; it cannot be combined with features"):
         load_config(path)
+
+
+def test_deprecated_hidden_dim_still_reads_with_one_warning(tmp_path):
+    path = write(tmp_path, "model:\n  type: two_layer\n  hidden_dim: 50\n")
+    with pytest.warns(ConfigDeprecationWarning, match=r"exp.yaml:3: model.hidden_dim is deprecated; use model.hidden_dims: \[50\]"):
+        config = load_config(path)
+    assert config.model.hidden_dims == [50]
+    with pytest.raises(ConfigError, match="both given"):
+        load_config(write(tmp_path, "model:\n  hidden_dim: 5\n  hidden_dims: [5]\n"))
+
+
+def test_two_layer_takes_exactly_one_hidden_size(tmp_path):
+    with pytest.raises(ConfigError, match=r"exp.yaml:3: two_layer has one hidden layer"):
+        load_config(write(tmp_path, "model:\n  type: two_layer\n  hidden_dims: [5, 4]\n"))
+    assert load_config(write(tmp_path, "model:\n  type: fc_net\n  hidden_dims: [5, 4]\n")).model.hidden_dims == [5, 4]

@@ -19,7 +19,7 @@ from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.losses import softmax_loss
 from cs_nets.models import build_model
 from cs_nets.optim import SGD, Momentum, step
-from cs_nets.trainer import train
+from cs_nets.trainer import fit
 
 D, C = 12, 5
 MODELS = [("linear", {"loss": "softmax", "reg": 0.1}),
@@ -78,7 +78,7 @@ def float_dtypes_seen(run):
 def test_float32_training_keeps_every_intermediate_float32(model_type, hyper, nesterov):
     X, y = batch(50, seed=4)
     model = build_model(model_type, D, C, seed=0, **hyper)
-    seen = float_dtypes_seen(lambda: train(
+    seen = float_dtypes_seen(lambda: fit(
         model, X, y, X[:10], y[:10], OptimConfig(learning_rate=1e-2, momentum=0.9, nesterov=nesterov),
         TrainConfig(batch_size=16, num_epochs=2, train_eval_size=10), progress=False))
     assert ("loss", "X") in seen and ("softmax_loss", "probs") in seen  # the tracer saw the hot path
@@ -154,9 +154,9 @@ def test_trainer_equals_a_plain_textbook_loop(nesterov, momentum, blas_backend):
     hyper = dict(hidden_dim=250, reg=1e-3, dtype="float64")
     model = build_model("two_layer", 300, C, seed=seed, **hyper)
     after_epoch = []  # the params when each epoch ends (the trainer restores the best one at the end)
-    train(model, X, y, X[:20], y[:20], OptimConfig(learning_rate=lr, momentum=mu, nesterov=nesterov),
+    fit(model, X, y, X[:20], y[:20], OptimConfig(learning_rate=lr, momentum=mu, nesterov=nesterov),
           TrainConfig(batch_size=batch_size, num_epochs=2, train_eval_size=20), seed=seed, progress=False,
-          on_epoch=lambda _: after_epoch.append({k: p.copy() for k, p in model.params.items()}))
+          on_epoch=lambda m, s: after_epoch.append({k: p.copy() for k, p in model.params.items()}))
 
     plain = build_model("two_layer", 300, C, seed=seed, **hyper)
     order_rng = np.random.default_rng(seed)

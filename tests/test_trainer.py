@@ -7,7 +7,7 @@ from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.data.preprocess import Normalizer, split_train_val
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.models import build_model
-from cs_nets.trainer import train
+from cs_nets.trainer import fit
 
 
 class ScriptedModel:
@@ -36,9 +36,9 @@ class ScriptedModel:
 def scripted_run(model, epochs=6, patience=None):
     X, y = np.zeros((10, 3)), np.zeros(10, np.int64)
     seen = []
-    result = train(model, X, y, X, y, OptimConfig(learning_rate=1.0),
+    result = fit(model, X, y, X, y, OptimConfig(learning_rate=1.0),
                    TrainConfig(batch_size=10, num_epochs=epochs, patience=patience), progress=False,
-                   on_epoch=lambda m: seen.append((m["epoch"], float(model.params["w"][0]))))
+                   on_epoch=lambda m, s: seen.append((m["epoch"], float(model.params["w"][0]))))
     return result, seen
 
 
@@ -73,7 +73,7 @@ def test_nan_loss_stops_and_keeps_best():
 def test_history_fields_and_batch_losses():
     model = ScriptedModel()
     X, y = np.zeros((25, 3)), np.zeros(25, np.int64)
-    result = train(model, X, y, X, y, OptimConfig(learning_rate=0.1), TrainConfig(batch_size=10, num_epochs=2),
+    result = fit(model, X, y, X, y, OptimConfig(learning_rate=0.1), TrainConfig(batch_size=10, num_epochs=2),
                    progress=False)
     assert len(result.batch_losses) == 6  # ceil(25 / 10) batches per epoch, the last one partial
     assert set(result.history[0]) == {"epoch", "train_loss", "train_accuracy", "val_accuracy", "lr", "seconds"}
@@ -88,16 +88,16 @@ def synthetic_inputs(seed=0, dtype="float32"):
     return [norm.transform(split.X_train), split.y_train, norm.transform(split.X_val), split.y_val]
 
 
-def fit(model_type, data, seed=0, epochs=6, **hyper):
+def fit_synthetic(model_type, data, seed=0, epochs=6, **hyper):
     model = build_model(model_type, data[0].shape[1], 10, dtype=data[0].dtype.name, seed=seed, **hyper)
-    result = train(model, *data, OptimConfig(learning_rate=1e-3, momentum=0.9),
+    result = fit(model, *data, OptimConfig(learning_rate=1e-3, momentum=0.9),
                    TrainConfig(batch_size=100, num_epochs=epochs), seed=seed, progress=False)
     return model, result
 
 
 def test_two_layer_learns_synthetic_data():
     data = synthetic_inputs()
-    model, result = fit("two_layer", data, hidden_dim=64, reg=1e-4)
+    model, result = fit_synthetic("two_layer", data, hidden_dim=64, reg=1e-4)
     assert result.best_val_accuracy > 0.8
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert all(p.dtype == np.float32 for p in model.params.values())
@@ -105,15 +105,15 @@ def test_two_layer_learns_synthetic_data():
 
 def test_linear_learns_synthetic_data():
     data = synthetic_inputs()
-    _, result = fit("linear", data, loss="svm", reg=1e-4)
+    _, result = fit_synthetic("linear", data, loss="svm", reg=1e-4)
     assert result.best_val_accuracy > 0.6
 
 
 def test_same_seed_gives_bit_identical_parameters():
     data = synthetic_inputs()
-    a, _ = fit("two_layer", data, seed=3, epochs=2, hidden_dim=32)
-    b, _ = fit("two_layer", data, seed=3, epochs=2, hidden_dim=32)
-    c, _ = fit("two_layer", data, seed=4, epochs=2, hidden_dim=32)
+    a, _ = fit_synthetic("two_layer", data, seed=3, epochs=2, hidden_dim=32)
+    b, _ = fit_synthetic("two_layer", data, seed=3, epochs=2, hidden_dim=32)
+    c, _ = fit_synthetic("two_layer", data, seed=4, epochs=2, hidden_dim=32)
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
     assert not np.array_equal(a.params["W1"], c.params["W1"])
 
@@ -123,4 +123,4 @@ def test_hflip_needs_images():
     small = [data[0][:, :10], data[1], data[2][:, :10], data[3]]
     model = build_model("linear", 10, 10)
     with pytest.raises(ValueError, match="hflip"):
-        train(model, *small, OptimConfig(), TrainConfig(hflip=True), progress=False)
+        fit(model, *small, OptimConfig(), TrainConfig(hflip=True), progress=False)

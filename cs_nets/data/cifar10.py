@@ -54,9 +54,6 @@ OFFICIAL_FILE_MD5 = {
     "test_batch": "40351d587109b95175f43aff81a1287e",
 }
 
-# Default of the ``md5`` arguments: the official checksum when the official URL is
-# used; with a custom URL it means "not given" (no check, and the log says so).
-OFFICIAL_MD5 = "official"
 
 
 @dataclass
@@ -96,14 +93,15 @@ def resolve_data_dir(option=None, config_value=None):
 
 # ------------------------------------------------------------------------- download
 
-def download_cifar10(data_dir, fmt="python", url=None, md5=OFFICIAL_MD5, force=False,
+def download_cifar10(data_dir, fmt="python", url=None, md5=None, force=False,
                      progress=True, log=None, *, timeout=(10.0, 60.0), retries=4, backoff=0.5):
     """Make sure ``data_dir`` holds the extracted ``fmt`` layout; return its folder.
 
     Does nothing (no network) when the folder is already complete, unless ``force``.
     An archive already in ``data_dir`` is verified and extracted without a download.
-    url: a mirror instead of the official site. md5: expected archive MD5; the default
-    means the official one, or no check with a custom ``url``; None skips the check.
+    url: a mirror instead of the official site (None: the official URL).
+    md5: the expected archive MD5; None means the official one for the official URL,
+    and no check (said in the log) for a mirror. This is the one place that decides.
     log: optional callable(str) for status lines. timeout/retries/backoff: see ``fetch``.
     Raises DownloadError (network, HTTP, checksum) or DataError (corrupt or unsafe archive).
     """
@@ -150,12 +148,10 @@ def _spec(fmt):
 
 def _expected_md5(spec, url, md5, log):
     """The MD5 to check against (lowercase hex) or None, following download_cifar10's rules."""
-    if md5 == OFFICIAL_MD5:
-        if url is None:
-            return spec.md5
-        md5 = None
     if md5 is None:
-        log(f"no MD5 given for {url or spec.url}: the archive will not be verified")
+        if url is None or url == spec.url:
+            return spec.md5
+        log(f"no MD5 given for {url}: the archive will not be verified")
         return None
     md5 = str(md5).strip().lower()
     if len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
@@ -178,7 +174,7 @@ def load_cifar10(data_dir, fmt=None):
     return _load_folder(path, fmt)
 
 
-def ensure_cifar10(data_dir, fmt="python", url=None, md5=OFFICIAL_MD5, progress=True, log=None,
+def ensure_cifar10(data_dir, fmt="python", url=None, md5=None, progress=True, log=None,
                    **fetch_options):
     """Download and extract the ``fmt`` layout if it is not there yet, then load it."""
     download_cifar10(data_dir, fmt, url=url, md5=md5, progress=progress, log=log, **fetch_options)

@@ -1,0 +1,305 @@
+"""One run, from a resolved config to a finished run directory: the library's entry point.
+
+    result = run(config, "runs/tl")            # csnets train
+    result = run(config, "runs/rs", task="random_search")
+    result = resume("runs/tl")                  # csnets train --resume
+
+``run`` does: check the run directory may be written -> load the images -> (extract
+features) -> split -> normalize -> build the model -> [nothing is written before this
+point] -> train, saving the state after every epoch (or random search) -> score every
+split -> write model.npz and summary.json. ``csnets train``, ``csnets random-search``,
+``csnets sweep``'s trials and the benchmark scripts all call it. The files it writes
+are listed in cs_nets/run_dir.py.
+
+Interruptions (Ctrl-C, or SIGTERM/SIGHUP through cs_nets.signals) end the training
+early; the run is still scored and saved with status ``interrupted`` and can be
+continued with ``resume``, which ends with the parameters an uninterrupted run has.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cs_nets.checkpoint import save_checkpoint
+from cs_nets.config import Config, config_from_dict, yaml_load
+from cs_nets.errors import ArgumentError, ConfigError, DataError
+from cs_nets.metrics import accuracy_of, confusion_matrix
+from cs_nets.models import build_model
+from cs_nets.pipeline import Dataset, prepare_dataset
+from cs_nets.registry import TASKS
+from cs_nets.run_dir import STATE_FILE, RunDir, check_new_run_dir, default_run_dir
+from cs_nets.search import random_search
+from cs_nets.train_state import TrainState
+from cs_nets.trainer import accuracy, fit, train_eval_rows
+
+FINISHED = ("completed", "early_stopped", "diverged")  # statuses a resume has nothing left to do for
+
+
+@dataclass
+class RunResult:
+    """What a run left: its directory, final status (see cs_nets.run_dir), a message and summary.json."""
+
+    run_dir: Path
+    status: str
+    message: str
+    summary: dict
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.summary["test_accuracy"]
+
+
+def _silent(message: str) -> None:
+    pass
+
+
+def model_hyperparams(config: Config) -> dict:
+    """The model section's keys that ``build_model`` takes for the configured model type."""
+    m = config.model
+    hyper = {"loss": m.loss, "reg": m.reg}
+    if m.type == "two_layer":  # build_config made sure it has exactly one hidden layer
+        hyper.update(hidden_dim=m.hidden_dims[0], activation=m.activation)
+    elif m.type == "fc_net":
+        hyper.update(hidden_dims=list(m.hidden_dims), activation=m.activation)
+    if m.init is not None:
+        hyper["init"] = m.init
+    return hyper
+
+
+def build_model_for(config: Config, data: Dataset):
+    """The configured model, sized for `data`, with weights from default_rng(config.seed)."""
+    try:
+        return build_model(config.model.type, data.X_train.shape[1], len(data.class_names),
+                           dtype=config.data.dtype, seed=config.seed, **model_hyperparams(config))
+    except ArgumentError as err:  # the values came from the model section
+        raise ConfigError(f"model: {err}") from None
+
+
+def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset: Dataset | None = None,
+        overwrite: bool = False, config_path=None, progress: bool = False, log=None, on_epoch=None,
+        command: str | None = None, overrides=(), plot: bool = False) -> RunResult:
+    """Train (or random-search) the model of `config` into the run directory `out`.
+
+    out: the run directory (None: output.dir, else runs/<config name>-<time>); an
+        existing non-empty one is refused (ConfigError) unless ``overwrite``.
+    task: "train" (minibatch SGD, cs_nets.trainer) or "random_search" (cs_nets.search).
+    data_dir: the CIFAR-10 folder (None: data.dir, $CS_NETS_DATA, ~/.cache/cs_nets).
+    dataset: already prepared data for this config (e.g. shared by a sweep's trials);
+        None loads it.
+    config_path: the config file, so that --overwrite never deletes it.
+    log: callable(str) for status lines; on_epoch: callable(metrics: dict) after each epoch.
+    command, overrides: recorded in summary.json (how to reproduce the run).
+    plot: also write the PNG pictures at the end (needs matplotlib; checked first).
+    Returns a RunResult; raises ConfigError, DataError before anything is written.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    log = log or _silent
+    path = Path(out) if out else default_run_dir(config)
+    check_new_run_dir(path, overwrite, config_path)
+    plot = plot or config.output.plot
+    if plot:
+        from cs_nets.plots import require_matplotlib
+
+        require_matplotlib()  # fail before training, not after
+    data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
+    model = build_model_for(config, data) if task == "train" else None
+    run_dir = RunDir.new(path, overwrite, config_path)
+    log(f"data: {len(data.y_train)} train, {len(data.y_val)} val, {len(data.y_test)} test, "
+        f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {path}")
+    header = {"task": task, "model": config.model.type if task == "train" else "random_search",
+              "overrides": list(overrides), "command": command or "", "data_fingerprint": data.fingerprint,
+              "class_names": list(data.class_names)}
+    try:
+        run_dir.write_config(config)
+        if task == "random_search":
+            result = _search(config, data, run_dir, header, progress, log)
+        else:
+            result = _train(config, data, model, run_dir, None, header, progress, log, on_epoch)
+    except BaseException as err:
+        _record_failure(run_dir, header, err)
+        raise
+    if plot and result.status != "interrupted":
+        from cs_nets.plots import plot_run
+
+        log(f"pictures: {', '.join(str(p) for p in plot_run(path))}")
+    return result
+
+
+def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress: bool = False, log=None,
+           on_epoch=None, plot: bool = False) -> RunResult:
+    """Continue the training run in `run_path` from its last saved epoch, with its own config.
+
+    A run that already finished is returned as it is. The data must be the data the
+    run started on (its fingerprint is checked; DataError otherwise). The result's
+    parameters are bit-identical to those of a run that was never stopped.
+    """
+    log = log or _silent
+    run_dir = RunDir.existing(run_path)
+    config = read_run_config(run_dir.path)
+    summary = run_dir.read_summary()
+    if summary.get("status") in FINISHED and (run_dir.path / "model.npz").is_file():
+        log(f"{run_dir.path} has finished already (status {summary['status']}); nothing to resume")
+        return RunResult(run_dir.path, summary["status"], "", summary)
+    if summary.get("task", "train") != "train":
+        raise ConfigError(f"--resume {run_dir.path}: a {summary['task']} run cannot be resumed; start it again")
+    data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
+    expected = summary.get("data_fingerprint")
+    if expected and expected != data.fingerprint:
+        raise DataError(f"{run_dir.path} was trained on other data (fingerprint {expected}, this data "
+                        f"{data.fingerprint}): resume with the same data folder and source")
+    model = build_model_for(config, data)
+    state_path = run_dir.path / STATE_FILE
+    state = TrainState.load(state_path) if state_path.exists() else None
+    log(f"resuming {run_dir.path} after epoch {state.epoch if state else 0}")
+    header = {key: summary[key] for key in ("task", "model", "overrides", "command") if key in summary}
+    header.update({"task": "train", "model": config.model.type, "data_fingerprint": data.fingerprint,
+                   "class_names": list(data.class_names)})
+    try:
+        result = _train(config, data, model, run_dir, state, header, progress, log, on_epoch)
+    except BaseException as err:
+        _record_failure(run_dir, header, err)
+        raise
+    if plot and result.status != "interrupted":
+        from cs_nets.plots import plot_run
+
+        log(f"pictures: {', '.join(str(p) for p in plot_run(run_dir.path))}")
+    return result
+
+
+def read_run_config(run_path) -> Config:
+    """The resolved config a run directory was started with (its config.yaml)."""
+    path = Path(run_path) / "config.yaml"
+    try:
+        raw = yaml_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
+    except Exception as err:  # yaml.YAMLError and friends: a corrupt file
+        raise DataError(f"{path} is not valid YAML: {str(err).splitlines()[0][:200]}") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path} is not a cs_nets config")
+    try:
+        return config_from_dict(raw, name=Path(run_path).name)
+    except ConfigError as err:
+        raise DataError(f"{path}: {err}") from None
+
+
+# ------------------------------------------------------------------------ the tasks
+
+
+def _running(header: dict) -> dict:
+    """The fields of summary.json while the run is going on."""
+    return {**header, "status": "running", "pid": os.getpid(), "host": socket.gethostname(),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _train(config, data, model, run_dir: RunDir, state, header, progress, log, on_epoch) -> RunResult:
+    every = config.train.checkpoint_every
+    num_epochs = config.train.num_epochs
+    if state is not None:
+        run_dir.write_metrics(state.history)  # drop epochs finished after the last saved state
+    run_dir.write_summary({**_running(header), "epochs": state.epoch if state else 0})
+
+    def epoch_done(metrics, state):
+        if state.epoch % every == 0 or state.epoch == num_epochs:
+            run_dir.save_state(state)
+            run_dir.promote()  # a replaced run gives way once the new one has saved its first state
+        run_dir.write_metrics(state.history)
+        run_dir.write_summary({**_running(header), "epochs": state.epoch, "best_epoch": state.best_epoch,
+                               "best_val_accuracy": state.best_val_accuracy})
+        if on_epoch is not None:
+            on_epoch(metrics)
+
+    # A diverging run overflows before its loss turns NaN; the trainer reports that in one line.
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = fit(model, data.X_train, data.y_train, data.X_val, data.y_val, config.optim, config.train,
+                     seed=config.seed, progress=progress, on_epoch=epoch_done, state=state)
+    if result.status == "interrupted" and run_dir.staging is not None:
+        run_dir.discard()  # nothing saved yet: the run that was there stays as it was
+        return RunResult(run_dir.path, "interrupted", result.message + f"; {run_dir.path} was left unchanged", {})
+    run_dir.write_array("batch_losses.npy", result.batch_losses)
+    summary = _finish(config, data, model, run_dir, {
+        **header, "status": result.status, "epochs": len(result.history), "best_epoch": result.best_epoch,
+        "train_seconds": result.train_seconds})
+    if result.status != "interrupted":
+        run_dir.remove_state()  # finished: nothing left to resume
+    run_dir.promote()
+    return RunResult(run_dir.path, result.status, result.message, summary)
+
+
+def _search(config, data, run_dir: RunDir, header, progress, log) -> RunResult:
+    search = config.search
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=search.attempts, desc="random search", unit="W", file=sys.stderr,
+                   disable=not sys.stderr.isatty())
+
+    def on_attempt(attempt, best_loss):
+        if bar is not None:
+            bar.n = attempt + 1
+            bar.set_postfix(best_loss=f"{best_loss:.4f}", refresh=False)
+            bar.refresh()
+
+    start = time.perf_counter()
+    try:
+        result = random_search(data.X_train, data.y_train, attempts=search.attempts, scale=search.scale,
+                               loss=config.model.loss, subsample=search.subsample, seed=config.seed,
+                               num_classes=len(data.class_names), progress=on_attempt)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+    log(f"best loss {result.best_loss:.4f} at attempt {result.best_attempt + 1}/{search.attempts}")
+    run_dir.write_metrics([{"epoch": 1, "train_loss": float(result.best_loss), "train_accuracy": None,
+                            "val_accuracy": None, "lr": None, "seconds": seconds}])
+    run_dir.write_array("search_losses.npy", result.losses)
+    summary = _finish(config, data, result.model, run_dir, {
+        **header, "status": "completed", "epochs": 1, "train_seconds": seconds,
+        "best_loss": float(result.best_loss), "best_attempt": int(result.best_attempt)})
+    run_dir.promote()
+    return RunResult(run_dir.path, "completed", "", summary)
+
+
+def _finish(config, data, model, run_dir: RunDir, fields: dict) -> dict:
+    """Save the model, score every split, write the final summary.json; return it.
+
+    train_accuracy is measured on the same fixed training rows as every epoch's
+    train_accuracy in metrics.jsonl (cs_nets.trainer.train_eval_rows).
+    """
+    save_checkpoint(run_dir.folder / "model.npz", model, data.inputs,
+                    meta={"class_names": list(data.class_names), "config": config.to_dict(),
+                          "data_fingerprint": data.fingerprint})
+    confusion = confusion_matrix(data.y_test, model.predict(data.X_test), len(data.class_names))
+    rows = train_eval_rows(len(data.y_train), config.train.train_eval_size, np.random.default_rng(config.seed))
+    summary = {
+        **fields,
+        "test_accuracy": accuracy_of(confusion),
+        "val_accuracy": accuracy(model, data.X_val, data.y_val),
+        "train_accuracy": accuracy(model, data.X_train[rows], data.y_train[rows]),
+        "test_confusion": confusion.tolist(),
+    }
+    run_dir.write_summary(summary)
+    return summary
+
+
+def _record_failure(run_dir: RunDir, header: dict, err: BaseException) -> None:
+    """Leave summary.json saying the run failed (a crash, not an interruption), if a folder is there."""
+    if isinstance(err, KeyboardInterrupt) or run_dir.staging is not None:
+        run_dir.discard()
+        return
+    try:
+        summary = run_dir.read_summary()
+        run_dir.write_summary({**header, **{k: v for k, v in summary.items() if k not in ("pid", "host")},
+                               "status": "failed", "error": f"{type(err).__name__}: {str(err)[:300]}"})
+    except (OSError, DataError):
+        pass  # the original error matters more

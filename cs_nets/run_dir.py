@@ -1,0 +1,175 @@
+"""The run directory: the user's work, written so that it is never clobbered, mixed or lost.
+
+    config.yaml        the resolved config (written first)
+    metrics.jsonl      one JSON line per finished epoch, each epoch exactly once
+    state.npz          the whole training state after the last saved epoch (cs_nets.train_state);
+                       kept while a run can still be resumed, removed once it has finished
+    summary.json       status (running, completed, early_stopped, diverged, interrupted), the
+                       best validation accuracy so far, pid and host; at the end also the
+                       test/val/train accuracy, confusion matrix, command and data fingerprint
+    batch_losses.npy   (num_batches,) float32, the loss of every minibatch in order (at the end)
+    model.npz          best parameters + input pipeline + metadata (cs_nets.checkpoint; at the end)
+
+Every file is written to a temporary name and renamed into place. A folder that
+already holds a run is never written into unless the caller resumes it; with
+``overwrite`` the new run is written beside it (``.NAME.new-PID``) and replaces it
+only once it has saved its first checkpoint, so the two are never mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cs_nets.config import Config, dump_config
+from cs_nets.errors import ConfigError, DataError
+from cs_nets.fileio import atomic_open, write_json, write_text
+
+STATE_FILE = "state.npz"
+
+
+def default_run_dir(config: Config) -> Path:
+    """output.dir, else runs/<config name>-<timestamp> (made unique if taken)."""
+    if config.output.dir:
+        return Path(config.output.dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"{config.name}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / f"{config.name}-{stamp}-{n}"
+    return path
+
+
+# What makes a folder a run directory: csnets writes these, and nothing else does.
+RUN_FILES = ("config.yaml", "metrics.jsonl", STATE_FILE, "summary.json", "model.npz")
+
+
+def holds_run(path: Path) -> bool:
+    """True if `path` is a folder with a run's files in it."""
+    return Path(path).is_dir() and any((Path(path) / name).exists() for name in RUN_FILES)
+
+
+def check_new_run_dir(path: Path, overwrite: bool, config_path: str | Path | None = None) -> None:
+    """ConfigError unless a new run may be written to `path` (call before any work is done).
+
+    A folder that holds a run needs ``overwrite``, which replaces the whole folder: it
+    is refused when the folder also holds files of the user's (anything but a run's
+    files and pictures), or the input config file. Other files beside no run are
+    left alone and the run is written next to them.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path}: exists and is not a directory")
+    if not holds_run(path):
+        return
+    if not overwrite:
+        raise ConfigError(f"--out {path} already holds a run: continue it with `csnets train --resume {path}` "
+                          f"or replace it with --overwrite")
+    if config_path is not None and Path(config_path).resolve().is_relative_to(path.resolve()):
+        raise ConfigError(f"--overwrite would delete the config file {config_path} inside {path}; "
+                          f"choose another --out")
+    others = sorted(p.name for p in path.iterdir() if not _is_run_output(p.name))
+    if others:
+        raise ConfigError(f"--overwrite would delete {', '.join(others[:3])}{' ...' if len(others) > 3 else ''} "
+                          f"in {path}, which a run did not write; choose another --out")
+
+
+def _is_run_output(name: str) -> bool:
+    return name in RUN_FILES or name.endswith((".npy", ".png", ".tmp"))
+
+
+class RunDir:
+    """Writes the files of one run directory (see the module docstring).
+
+    Made by ``RunDir.new`` (a fresh run) or ``RunDir.existing`` (to resume one).
+    While ``staging`` is set, files go to a hidden folder beside ``path`` that
+    ``promote`` moves into place.
+    """
+
+    def __init__(self, path: Path, staging: Path | None = None):
+        self.path = Path(path)
+        self.staging = staging
+
+    @classmethod
+    def new(cls, path, overwrite: bool = False, config_path=None) -> RunDir:
+        path = Path(path)
+        check_new_run_dir(path, overwrite, config_path)
+        if holds_run(path):
+            staging = path.parent / f".{path.name}.new-{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            return cls(path, staging)
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    @classmethod
+    def existing(cls, path) -> RunDir:
+        """An existing run directory to continue; temporary files a killed process left are removed."""
+        path = Path(path)
+        if not (path / "config.yaml").is_file():
+            raise ConfigError(f"--resume {path}: not a run directory (no config.yaml)")
+        for stale in path.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+        return cls(path)
+
+    @property
+    def folder(self) -> Path:
+        """Where files are written now: the staging folder until promoted, else ``path``."""
+        return self.staging or self.path
+
+    def promote(self) -> None:
+        """Replace the old run at ``path`` by this one (staged runs only; a no-op otherwise)."""
+        if self.staging is None:
+            return
+        old = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
+        os.replace(self.path, old)
+        os.replace(self.staging, self.path)
+        self.staging = None
+        shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        """Drop a staged run that never saved anything (the old run stays as it was)."""
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+
+    # ---------------------------------------------------------------- files
+
+    def write_config(self, config: Config) -> None:
+        write_text(self.folder / "config.yaml", dump_config(config))
+
+    def write_metrics(self, history: list[dict]) -> None:
+        """metrics.jsonl from the whole history (small): each epoch once, never half-written."""
+        write_text(self.folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in history))
+
+    def write_array(self, name: str, values: np.ndarray) -> None:
+        """A float32 .npy file, e.g. batch_losses.npy."""
+        with atomic_open(self.folder / name, "wb") as f:
+            np.save(f, np.asarray(values, np.float32))
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.folder / "summary.json", summary)
+
+    def save_state(self, state) -> None:
+        state.save(self.folder / STATE_FILE)
+
+    def remove_state(self) -> None:
+        (self.folder / STATE_FILE).unlink(missing_ok=True)
+
+    def read_summary(self) -> dict:
+        path = self.folder / "summary.json"
+        try:
+            summary = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path} is not valid JSON: {err}") from None
+        if not isinstance(summary, dict):
+            raise DataError(f"{path} is not a run summary")
+        return summary
