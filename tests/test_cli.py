@@ -12,7 +12,12 @@ from click.testing import CliRunner
 
 from cs_nets.cli import main
 
-plt = pytest.importorskip("matplotlib.pyplot")
+
+
+@pytest.fixture
+def plt():
+    """matplotlib.pyplot for the picture tests; only they are skipped without it."""
+    return pytest.importorskip("matplotlib.pyplot")
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -116,7 +121,7 @@ def test_gradcheck_command():
     assert all(float(r[4]) < 1e-6 for r in rows)
 
 
-def test_summarize_sorts_by_validation_accuracy(tmp_path):
+def _sweep_folder(tmp_path):
     for name, val, lr in [("a", 0.3, "1e-3"), ("b", 0.7, "1e-2"), ("c", 0.5, "1e-1")]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "summary.json").write_text(json.dumps(
@@ -125,6 +130,10 @@ def test_summarize_sorts_by_validation_accuracy(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "sweep_args").write_text("optim.learning_rate=1e9\n")
     (tmp_path / "d" / "exit_status").write_text("1\n")
+
+
+def test_summarize_sorts_by_validation_accuracy(tmp_path):
+    _sweep_folder(tmp_path)
     csv_path = tmp_path / "table.csv"
     result = run("summarize", tmp_path, "--csv", csv_path)
     assert result.exit_code == 0, result.output
@@ -133,6 +142,10 @@ def test_summarize_sorts_by_validation_accuracy(tmp_path):
     assert "failed (exit 1)" in lines[4]
     assert lines[-1] == "best: b (val accuracy 0.7000): csnets train --set optim.learning_rate=1e-2"
     assert csv_path.read_text().splitlines()[1].startswith("b,completed,0.0100,0.7000,-")
+
+
+def test_summarize_plot(tmp_path, plt):
+    _sweep_folder(tmp_path)
     result = run("summarize", tmp_path, "--plot")
     assert result.exit_code == 0, result.output
     image = plt.imread(tmp_path / "sweep.png")
@@ -154,7 +167,7 @@ def test_installed_console_script(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_plot_command_writes_the_pictures(smoke_run, tmp_path):
+def test_plot_command_writes_the_pictures(smoke_run, tmp_path, plt):
     out, _ = smoke_run
     result = run("plot", out, "--out", tmp_path / "pics")
     assert result.exit_code == 0, result.output
@@ -164,18 +177,22 @@ def test_plot_command_writes_the_pictures(smoke_run, tmp_path):
     assert sizes["templates.png"][1] == 1000  # a grid of the 32 first-layer templates of the smoke net
 
 
-def test_train_plot_flag_and_missing_matplotlib(tmp_path, monkeypatch):
+def test_train_plot_flag(tmp_path, plt):
     result = run("train", "--config", SMOKE, "--set", "train.num_epochs=1", "--out", tmp_path / "p", "--plot")
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "p").glob("*.png")} == {"curves.png", "confusion.png", "templates.png"}
+
+
+def test_missing_matplotlib_is_one_line_and_refused_before_training(smoke_run, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
-    result = run("plot", tmp_path / "p")
+    out, _ = smoke_run
+    result = run("plot", out, "--out", tmp_path / "pics")
     assert result.exit_code == 1
     assert result.output.strip() == "error: plotting needs matplotlib: pip install 'cs_nets[plot]'"
     result = run("train", "--config", SMOKE, "--out", tmp_path / "q", "--plot")
     assert result.exit_code == 1 and "pip install 'cs_nets[plot]'" in result.output
-    assert not (tmp_path / "q" / "model.npz").exists()  # refused before training, not after
+    assert not (tmp_path / "q").exists()  # refused before anything was written
 
 
 def test_checkpoint_whose_features_do_not_match_the_data(tmp_path):

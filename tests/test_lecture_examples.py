@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from cs_nets import gates
 from cs_nets.activations import ACTIVATIONS
 from cs_nets.gradcheck import numerical_gradient
 from cs_nets.layers import affine_backward, affine_forward
@@ -20,48 +21,53 @@ LECTURE3_LABELS = np.array([0, 1, 2])
 
 
 def test_add_multiply_circuit():
-    """f(x, y, z) = (x + y) z at (-2, 5, -4): f = -12, grads (-4, -4, 3)."""
+    """f(x, y, z) = (x + y) z at (-2, 5, -4): f = -12, grads (-4, -4, 3), through our gates."""
     x, y, z = -2.0, 5.0, -4.0
-    # forward pass
-    q = x + y
-    f = q * z
-    # backward pass: grad = upstream * local
-    grad_f = 1.0
-    grad_q = grad_f * z      # multiply gate: local grad is the other input
-    grad_z = grad_f * q
-    grad_x = grad_q * 1.0    # add gate: distributes the gradient
-    grad_y = grad_q * 1.0
-    assert f == -12.0
+    q, add_cache = gates.add_forward(x, y)
+    f, mul_cache = gates.multiply_forward(q, z)
+    grad_q, grad_z = gates.multiply_backward(1.0, mul_cache)   # multiply swaps its inputs
+    grad_x, grad_y = gates.add_backward(grad_q, add_cache)     # add distributes
+    assert (q, f) == (3.0, -12.0)
     assert (grad_x, grad_y, grad_z) == (-4.0, -4.0, 3.0)
 
     v = np.array([x, y, z])
     numeric, _ = numerical_gradient(lambda: (v[0] + v[1]) * v[2], v)
-    np.testing.assert_allclose(numeric, [-4.0, -4.0, 3.0], rtol=1e-9)
+    np.testing.assert_allclose(numeric, [grad_x, grad_y, grad_z], rtol=1e-9)
+
+
+def test_max_gate_routes_the_gradient():
+    """max(x, y) at (4, 2) and (1, 3): the whole upstream gradient goes to the larger input."""
+    out, cache = gates.max_forward(4.0, 2.0)
+    assert out == 4.0 and gates.max_backward(2.0, cache) == (2.0, 0.0)
+    out, cache = gates.max_forward(np.array([1.0, 5.0]), np.array([3.0, 2.0]))
+    dx, dy = gates.max_backward(np.array([10.0, 20.0]), cache)
+    np.testing.assert_array_equal(out, [3.0, 5.0])
+    np.testing.assert_array_equal(dx, [0.0, 20.0])
+    np.testing.assert_array_equal(dy, [10.0, 0.0])
 
 
 def test_sigmoid_neuron_flat_backprop():
-    """f = σ(w0 x0 + w1 x1 + w2), w = (2, -3, -3), x = (-1, -2), as the 'Flat Backprop' slide."""
+    """f = σ(w0 x0 + w1 x1 + w2), w = (2, -3, -3), x = (-1, -2), as the 'Flat Backprop' slide, gate by gate."""
     w0, w1, w2, x0, x1 = 2.0, -3.0, -3.0, -1.0, -2.0
     # forward pass
-    s0 = w0 * x0
-    s1 = w1 * x1
-    s2 = s0 + s1
-    s3 = s2 + w2
-    L = 1 / (1 + math.exp(-s3))
-    # backward pass
-    grad_L = 1.0
-    grad_s3 = grad_L * (1 - L) * L
-    grad_w2 = grad_s3
-    grad_s2 = grad_s3
-    grad_s0 = grad_s2
-    grad_s1 = grad_s2
-    grad_w1 = grad_s1 * x1
-    grad_x1 = grad_s1 * w1
-    grad_w0 = grad_s0 * x0
-    grad_x0 = grad_s0 * w0
+    s0, c0 = gates.multiply_forward(w0, x0)
+    s1, c1 = gates.multiply_forward(w1, x1)
+    s2, c2 = gates.add_forward(s0, s1)
+    s3, c3 = gates.add_forward(s2, w2)
+    L, c4 = gates.sigmoid_forward(s3)
+    # backward pass: the same gates in reverse
+    grad_s3 = gates.sigmoid_backward(1.0, c4)
+    grad_s2, grad_w2 = gates.add_backward(grad_s3, c3)
+    grad_s0, grad_s1 = gates.add_backward(grad_s2, c2)
+    grad_w1, grad_x1 = gates.multiply_backward(grad_s1, c1)
+    grad_w0, grad_x0 = gates.multiply_backward(grad_s0, c0)
     assert L == pytest.approx(0.73, abs=0.005)
     assert (grad_w0, grad_w1, grad_w2) == pytest.approx((-0.20, -0.39, 0.20), abs=0.005)
     assert (grad_x0, grad_x1) == pytest.approx((0.39, -0.59), abs=0.005)
+
+    v = np.array([w0, w1, w2, x0, x1])
+    numeric, _ = numerical_gradient(lambda: 1 / (1 + math.exp(-(v[0] * v[3] + v[1] * v[4] + v[2]))), v)
+    np.testing.assert_allclose(numeric, [grad_w0, grad_w1, grad_w2, grad_x0, grad_x1], rtol=1e-7)
 
 
 def test_sigmoid_neuron_with_our_layers():

@@ -1,0 +1,243 @@
+"""The library's run function: what it writes, what it refuses, and resuming bit for bit."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cs_nets.checkpoint import load_checkpoint
+from cs_nets.config import load_config
+from cs_nets.errors import ConfigError, DataError
+from cs_nets.pipeline import prepare_dataset
+from cs_nets.run import resume, run
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+# momentum + cosine + hflip: the update rule's buffers, the schedule and the generator all carry over
+RESUMABLE = ["data.synthetic_train=8000", "train.num_epochs=8", "train.hflip=true", "optim.schedule=cosine"]
+
+
+def smoke(*overrides):
+    return load_config(SMOKE, list(overrides))
+
+
+def params_of(run_dir):
+    model, _, _ = load_checkpoint(run_dir)
+    return model.params
+
+
+def metrics_epochs(run_dir):
+    return [json.loads(line)["epoch"] for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def csnets(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "cs_nets", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of the RESUMABLE config."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    result = run(smoke(*RESUMABLE), out)
+    assert result.status == "completed"
+    return out, result
+
+
+def test_run_writes_a_complete_run_directory(reference):
+    out, result = reference
+    assert result.run_dir == out
+    assert sorted(p.name for p in out.iterdir()) == ["batch_losses.npy", "config.yaml", "metrics.jsonl",
+                                                       "model.npz", "summary.json"]  # state.npz gone: finished
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == result.summary and summary["status"] == "completed" and summary["epochs"] == 8
+    assert metrics_epochs(out) == list(range(1, 9))
+    assert len(np.load(out / "batch_losses.npy")) == 8 * 78  # ceil(7800 / 100) batches per epoch
+    # train_accuracy means one thing: the best epoch's metrics line scored the same rows with the same params
+    best = json.loads((out / "metrics.jsonl").read_text().splitlines()[summary["best_epoch"] - 1])
+    assert summary["train_accuracy"] == best["train_accuracy"]
+    assert summary["val_accuracy"] == best["val_accuracy"] == max(
+        json.loads(line)["val_accuracy"] for line in (out / "metrics.jsonl").read_text().splitlines())
+
+
+def test_run_reports_every_epoch_and_can_share_a_prepared_dataset(tmp_path, reference):
+    config = smoke(*RESUMABLE)
+    data = prepare_dataset(config)
+    seen = []
+    result = run(config, tmp_path / "shared", dataset=data, on_epoch=lambda m: seen.append(m["epoch"]))
+    assert seen == list(range(1, 9))
+    ref_params = params_of(reference[0])
+    assert all(np.array_equal(ref_params[k], v) for k, v in params_of(result.run_dir).items())
+
+
+def test_random_search_task(tmp_path):
+    config = load_config(SMOKE, ["model.type=linear", "model.loss=svm", "search.attempts=20"])
+    result = run(config, tmp_path / "rs", task="random_search")
+    assert result.status == "completed" and result.summary["model"] == "random_search"
+    assert len(np.load(tmp_path / "rs" / "search_losses.npy")) == 20
+    with pytest.raises(ConfigError, match="cannot be resumed"):
+        (tmp_path / "rs" / "summary.json").write_text(json.dumps({**result.summary, "status": "interrupted"}))
+        resume(tmp_path / "rs")
+
+
+def test_an_existing_run_is_refused_before_any_work(tmp_path, reference):
+    out, _ = reference
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(ConfigError, match=r"already holds a run: continue it with `csnets train --resume .*` "
+                                          r"or replace it with --overwrite"):
+        run(smoke(*RESUMABLE), out)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_config_errors_found_by_the_model_build_write_nothing(tmp_path):
+    with pytest.raises(ConfigError, match="model: init"):
+        run(smoke("model.init=-1"), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_overwrite_replaces_the_whole_run_and_never_deletes_the_input_config(tmp_path):
+    out = tmp_path / "proj"
+    run(smoke("train.num_epochs=2"), out)
+    result = run(smoke("train.num_epochs=3", "model.hidden_dims=[8]"), out, overwrite=True)
+    assert result.summary["epochs"] == 3 and params_of(out)["W1"].shape[1] == 8
+    assert metrics_epochs(out) == [1, 2, 3]
+    assert not list(tmp_path.glob(".proj.*"))  # no staging or old folder left
+    (out / "my.yaml").write_text(SMOKE.read_text())
+    with pytest.raises(ConfigError, match="would delete the config file"):
+        run(smoke(), out, overwrite=True, config_path=out / "my.yaml")
+    with pytest.raises(ConfigError, match=r"would delete my.yaml .*which a run did not write"):
+        run(smoke(), out, overwrite=True)
+    assert (out / "my.yaml").read_text() == SMOKE.read_text()
+
+
+def test_other_files_beside_no_run_are_left_alone(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    run(smoke("train.num_epochs=1"), tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "model.npz").exists()
+
+
+def test_resume_of_a_finished_run_does_nothing(reference):
+    out, result = reference
+    before = (out / "model.npz").stat().st_mtime_ns
+    again = resume(out)
+    assert again.status == "completed" and again.summary == result.summary
+    assert (out / "model.npz").stat().st_mtime_ns == before
+
+
+def test_resume_refuses_other_data(tmp_path):
+    out = tmp_path / "run"
+    config = smoke(*RESUMABLE)
+    data = prepare_dataset(config)
+    run(config, out, dataset=data)
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "status": "interrupted",
+                                                  "data_fingerprint": "0" * 32}))
+    with pytest.raises(DataError, match="was trained on other data"):
+        resume(out, dataset=data)
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.002)
+
+
+def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, reference):
+    """Killed with SIGKILL again and again (mid-epoch and mid-write), resumed each time: same arrays."""
+    ref_dir, _ = reference
+    out = tmp_path / "killed"
+    sets = [a for s in RESUMABLE for a in ("--set", s)]
+    rng = np.random.default_rng(0)
+    kills = 0
+    proc = csnets("train", "--config", SMOKE, *sets, "--out", out, "--quiet")
+    while True:
+        if kills < 5:
+            if kills == 2:  # mid-write: while a temporary state file is being written
+                try:
+                    wait_for(lambda: list(out.glob(".state.npz.*.tmp")) or proc.poll() is not None, timeout=30)
+                except AssertionError:
+                    pass
+            else:
+                wait_for(lambda: (out / "metrics.jsonl").exists() or proc.poll() is not None)
+                time.sleep(float(rng.uniform(0.0, 0.5)))
+            proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL
+        kills += 1
+        proc = csnets("train", "--resume", out, "--quiet")
+    assert kills >= 3
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+    assert metrics_epochs(out) == list(range(1, 9))
+    ref = params_of(ref_dir)
+    for name, value in params_of(out).items():
+        assert (value == ref[name]).all(), name
+    assert np.array_equal(np.load(out / "batch_losses.npy"), np.load(ref_dir / "batch_losses.npy"))
+    assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_save_the_run_then_resume_finishes_it(tmp_path, reference, sig, code):
+    out = tmp_path / "stopped"
+    sets = [a for s in RESUMABLE for a in ("--set", s)]
+    proc = csnets("train", "--config", SMOKE, *sets, "--out", out)
+    wait_for(lambda: (out / "state.npz").exists())
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and f"csnets train --resume {out}" in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and (out / "model.npz").exists() and (out / "state.npz").exists()
+    assert not list(out.glob(".*.tmp"))
+    proc = csnets("train", "--resume", out, "--quiet")
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    ref = params_of(reference[0])
+    assert all((v == ref[k]).all() for k, v in params_of(out).items())
+    assert metrics_epochs(out) == list(range(1, 9))
+
+
+def test_overwrite_interrupted_before_its_first_checkpoint_keeps_the_old_run(tmp_path):
+    out = tmp_path / "old"
+    run(smoke("train.num_epochs=1"), out)
+    before = (out / "model.npz").read_bytes()
+    # batch size 1 over 20,000 images: the first epoch takes seconds, time enough to stop it
+    proc = csnets("train", "--config", SMOKE, "--set", "data.synthetic_train=20000", "--set", "train.batch_size=1",
+                  "--out", out, "--overwrite")
+    wait_for(lambda: list(tmp_path.glob(".old.new-*")))
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "left unchanged" in stderr
+    assert (out / "model.npz").read_bytes() == before
+    assert not list(tmp_path.glob(".old.*"))
+
+
+def test_a_closed_pipe_never_kills_a_run(tmp_path):
+    """`csnets train ... 2>&1 | head -1`: the reader goes away, the run goes on and finishes."""
+    out = tmp_path / "piped"
+    proc = subprocess.Popen([sys.executable, "-m", "cs_nets", "train", "--config", str(SMOKE), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+    proc = subprocess.Popen([sys.executable, "-m", "cs_nets", "evaluate", "--checkpoint", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == ""
