@@ -1,66 +1,17 @@
-"""The run directory: what a training run leaves behind, and reading it back.
-
-    config.yaml        the resolved config
-    metrics.jsonl      one JSON line per epoch: epoch, train_loss, train_accuracy, val_accuracy, lr, seconds
-    batch_losses.npy   (num_batches,) float32, the loss of every minibatch in order
-    model.npz          parameters + input statistics + metadata (see checkpoint.py)
-    summary.json       test/val/train accuracy, epochs, train_seconds, model, status, overrides, confusion
-
-Every file is written to a temporary name and renamed into place.
-"""
+"""Reading run directories back (their files: cs_nets/run_dir.py) and the table of a sweep folder."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from cs_nets.config import Config, dump_config, yaml_load
+from cs_nets.config import yaml_load
 from cs_nets.errors import DataError
-from cs_nets.fileio import atomic_open, write_json, write_text
 
 FINISHED = ("completed", "early_stopped")
-
-
-def resolve_run_dir(out: str | None, config: Config) -> Path:
-    """--out, else output.dir, else runs/<config name>-<timestamp> (made unique if taken)."""
-    if out or config.output.dir:
-        return Path(out or config.output.dir)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path("runs") / f"{config.name}-{stamp}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = Path("runs") / f"{config.name}-{stamp}-{n}"
-    return path
-
-
-class RunWriter:
-    """Writes the files of one run directory as training goes."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._metrics: list[dict] = []
-
-    def write_config(self, config: Config) -> None:
-        write_text(self.path / "config.yaml", dump_config(config))
-
-    def add_metrics(self, metrics: dict) -> None:
-        """Append one epoch; the whole (small) file is rewritten so it is never half-written."""
-        self._metrics.append(metrics)
-        write_text(self.path / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self._metrics))
-
-    def write_array(self, name: str, values: np.ndarray) -> None:
-        """A float32 .npy file, e.g. batch_losses.npy (the loss of every minibatch, in order)."""
-        with atomic_open(self.path / name, "wb") as f:
-            np.save(f, np.asarray(values, np.float32))
-
-    def write_summary(self, summary: dict) -> None:
-        write_json(self.path / "summary.json", summary)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

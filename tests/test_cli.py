@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from cs_nets.cli import main
 
 
-
 @pytest.fixture
 def plt():
     """matplotlib.pyplot for the picture tests; only they are skipped without it."""

@@ -3,7 +3,14 @@
 import pytest
 import yaml
 
-from cs_nets.config import ConfigDeprecationWarning, apply_overrides, config_from_dict, dump_config, load_config, parse_override
+from cs_nets.config import (
+    ConfigDeprecationWarning,
+    apply_overrides,
+    config_from_dict,
+    dump_config,
+    load_config,
+    parse_override,
+)
 from cs_nets.errors import ConfigError
 
 

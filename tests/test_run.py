@@ -156,17 +156,18 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, referen
     out = tmp_path / "killed"
     sets = [a for s in RESUMABLE for a in ("--set", s)]
     rng = np.random.default_rng(0)
-    kills = 0
+    kills, mid_write = 0, 0
     proc = csnets("train", "--config", SMOKE, *sets, "--out", out, "--quiet")
     while True:
         if kills < 5:
-            if kills == 2:  # mid-write: while a temporary state file is being written
+            if kills in (2, 3):  # mid-write: while a temporary state file is being written
                 try:
-                    wait_for(lambda: list(out.glob(".state.npz.*.tmp")) or proc.poll() is not None, timeout=30)
+                    wait_for(lambda p=proc: list(out.glob(".state.npz.*.tmp")) or p.poll() is not None, timeout=30)
+                    mid_write += bool(list(out.glob(".state.npz.*.tmp")))
                 except AssertionError:
                     pass
-            else:
-                wait_for(lambda: (out / "metrics.jsonl").exists() or proc.poll() is not None)
+            else:  # mid-epoch, at a random time
+                wait_for(lambda p=proc: (out / "metrics.jsonl").exists() or p.poll() is not None)
                 time.sleep(float(rng.uniform(0.0, 0.5)))
             proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=120)
@@ -175,6 +176,7 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, referen
         assert proc.returncode == -signal.SIGKILL
         kills += 1
         proc = csnets("train", "--resume", out, "--quiet")
+    print(f"killed {kills} times, {mid_write} of them while a state file was being written")
     assert kills >= 3
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
     assert metrics_epochs(out) == list(range(1, 9))
