@@ -243,3 +243,28 @@ def test_a_closed_pipe_never_kills_a_run(tmp_path):
     proc.stdout.close()
     assert proc.wait(timeout=60) == 0
     assert proc.stderr.read() == ""
+
+
+def test_a_crash_mid_run_leaves_status_failed(tmp_path):
+    def explode(metrics):
+        if metrics["epoch"] == 2:
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        run(smoke(), tmp_path / "crash", on_epoch=explode)
+    summary = json.loads((tmp_path / "crash" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == "RuntimeError: disk on fire"
+    assert summary["epochs"] == 2 and (tmp_path / "crash" / "state.npz").exists()
+    resumed = resume(tmp_path / "crash")  # a failed run can be continued like a stopped one
+    assert resumed.status == "completed" and metrics_epochs(tmp_path / "crash") == [1, 2, 3, 4]
+
+
+def test_resume_takes_no_config_or_out(tmp_path, reference):
+    from click.testing import CliRunner
+
+    from cs_nets.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--resume", str(reference[0]), "--config", str(SMOKE)])
+    assert result.exit_code == 2 and "--resume continues a run with its own config" in result.output
+    result = CliRunner().invoke(main, ["train"])
+    assert result.exit_code == 2 and "Missing option '--config' (or --resume RUN_DIR)" in result.output
