@@ -116,20 +116,14 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
     header = {"task": task, "model": config.model.type if task == "train" else "random_search",
               "overrides": list(overrides), "command": command or "", "data_fingerprint": data.fingerprint,
               "class_names": list(data.class_names)}
-    try:
+
+    def work():
         run_dir.write_config(config)
         if task == "random_search":
-            result = _search(config, data, run_dir, header, progress, log)
-        else:
-            result = _train(config, data, model, run_dir, None, header, progress, log, on_epoch)
-    except BaseException as err:
-        _record_failure(run_dir, header, err)
-        raise
-    if plot and result.status != "interrupted":
-        from cs_nets.plots import plot_run
+            return _search(config, data, run_dir, header, progress, log)
+        return _train(config, data, model, run_dir, None, header, progress, log, on_epoch)
 
-        log(f"pictures: {', '.join(str(p) for p in plot_run(path))}")
-    return result
+    return _carry_out(run_dir, header, work, plot, log)
 
 
 def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress: bool = False, log=None,
@@ -142,30 +136,43 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
     """
     log = log or _silent
     run_dir = RunDir.existing(run_path)
-    config = read_run_config(run_dir.path)
-    summary = run_dir.read_summary()
-    if summary.get("status") in FINISHED and (run_dir.path / "model.npz").is_file():
-        log(f"{run_dir.path} has finished already (status {summary['status']}); nothing to resume")
-        return RunResult(run_dir.path, summary["status"], "", summary)
-    if summary.get("task", "train") != "train":
-        raise ConfigError(f"--resume {run_dir.path}: a {summary['task']} run cannot be resumed; start it again")
-    data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
-    expected = summary.get("data_fingerprint")
-    if expected and expected != data.fingerprint:
-        raise DataError(f"{run_dir.path} was trained on other data (fingerprint {expected}, this data "
-                        f"{data.fingerprint}): resume with the same data folder and source")
-    model = build_model_for(config, data)
-    state_path = run_dir.path / STATE_FILE
-    state = TrainState.load(state_path) if state_path.exists() else None
+    try:
+        config = read_run_config(run_dir.path)
+        summary = run_dir.read_summary()
+        if summary.get("status") in FINISHED and (run_dir.path / "model.npz").is_file():
+            log(f"{run_dir.path} has finished already (status {summary['status']}); nothing to resume")
+            run_dir.close()
+            return RunResult(run_dir.path, summary["status"], "", summary)
+        if summary.get("task", "train") != "train":
+            raise ConfigError(f"--resume {run_dir.path}: a {summary['task']} run cannot be resumed; start it again")
+        data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
+        expected = summary.get("data_fingerprint")
+        if expected and expected != data.fingerprint:
+            raise DataError(f"{run_dir.path} was trained on other data (fingerprint {expected}, this data "
+                            f"{data.fingerprint}): resume with the same data folder and source")
+        model = build_model_for(config, data)
+        state_path = run_dir.path / STATE_FILE
+        state = TrainState.load(state_path) if state_path.exists() else None
+    except BaseException:
+        run_dir.close()
+        raise
     log(f"resuming {run_dir.path} after epoch {state.epoch if state else 0}")
     header = {key: summary[key] for key in ("task", "model", "overrides", "command") if key in summary}
     header.update({"task": "train", "model": config.model.type, "data_fingerprint": data.fingerprint,
                    "class_names": list(data.class_names)})
+    return _carry_out(run_dir, header, lambda: _train(config, data, model, run_dir, state, header, progress,
+                                                      log, on_epoch), plot, log)
+
+
+def _carry_out(run_dir: RunDir, header: dict, work, plot: bool, log) -> RunResult:
+    """work() -> RunResult, with the run directory locked; a crash is recorded; pictures at the end."""
     try:
-        result = _train(config, data, model, run_dir, state, header, progress, log, on_epoch)
+        result = work()
     except BaseException as err:
         _record_failure(run_dir, header, err)
         raise
+    finally:
+        run_dir.close()
     if plot and result.status != "interrupted":
         from cs_nets.plots import plot_run
 

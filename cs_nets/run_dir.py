@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from cs_nets.config import Config, dump_config
 from cs_nets.errors import ConfigError, DataError
@@ -80,6 +81,21 @@ def check_new_run_dir(path: Path, overwrite: bool, config_path: str | Path | Non
                           f"in {path}, which a run did not write; choose another --out")
 
 
+def _lock(path: Path) -> FileLock:
+    """Hold `.NAME.lock` beside the run directory: one process writes a run at a time.
+
+    Beside, not inside: an overwrite swaps the folder itself. The OS drops the lock
+    when its process dies, so a killed run never leaves its folder locked.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path.parent / f".{path.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(f"{path} is being written by another csnets process; wait for it or stop it") from None
+    return lock
+
+
 def _is_run_output(name: str) -> bool:
     return name in RUN_FILES or name.endswith((".npy", ".png", ".tmp"))
 
@@ -92,31 +108,43 @@ class RunDir:
     ``promote`` moves into place.
     """
 
-    def __init__(self, path: Path, staging: Path | None = None):
+    def __init__(self, path: Path, lock: FileLock, staging: Path | None = None):
         self.path = Path(path)
         self.staging = staging
+        self._lock = lock
 
     @classmethod
     def new(cls, path, overwrite: bool = False, config_path=None) -> RunDir:
+        """A run directory for a new run at `path` (see check_new_run_dir), locked for this process."""
         path = Path(path)
-        check_new_run_dir(path, overwrite, config_path)
-        if holds_run(path):
-            staging = path.parent / f".{path.name}.new-{os.getpid()}"
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            return cls(path, staging)
-        path.mkdir(parents=True, exist_ok=True)
-        return cls(path)
+        lock = _lock(path)
+        try:
+            check_new_run_dir(path, overwrite, config_path)  # again, now that no one else can write here
+            if holds_run(path):
+                staging = path.parent / f".{path.name}.new-{os.getpid()}"
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir(parents=True)
+                return cls(path, lock, staging)
+            path.mkdir(parents=True, exist_ok=True)
+            return cls(path, lock)
+        except BaseException:
+            lock.release()
+            raise
 
     @classmethod
     def existing(cls, path) -> RunDir:
-        """An existing run directory to continue; temporary files a killed process left are removed."""
+        """An existing run directory to continue, locked; temporary files a killed process left are removed."""
         path = Path(path)
         if not (path / "config.yaml").is_file():
             raise ConfigError(f"--resume {path}: not a run directory (no config.yaml)")
+        lock = _lock(path)
         for stale in path.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
-        return cls(path)
+        return cls(path, lock)
+
+    def close(self) -> None:
+        """Let other processes write here again."""
+        self._lock.release()
 
     @property
     def folder(self) -> Path:

@@ -107,7 +107,7 @@ def test_overwrite_replaces_the_whole_run_and_never_deletes_the_input_config(tmp
     result = run(smoke("train.num_epochs=3", "model.hidden_dims=[8]"), out, overwrite=True)
     assert result.summary["epochs"] == 3 and params_of(out)["W1"].shape[1] == 8
     assert metrics_epochs(out) == [1, 2, 3]
-    assert not list(tmp_path.glob(".proj.*"))  # no staging or old folder left
+    assert [p.name for p in tmp_path.glob(".proj.*")] == [".proj.lock"]  # no staging or old folder left
     (out / "my.yaml").write_text(SMOKE.read_text())
     with pytest.raises(ConfigError, match="would delete the config file"):
         run(smoke(), out, overwrite=True, config_path=out / "my.yaml")
@@ -224,7 +224,7 @@ def test_overwrite_interrupted_before_its_first_checkpoint_keeps_the_old_run(tmp
     assert proc.returncode == 143, stderr
     assert "left unchanged" in stderr
     assert (out / "model.npz").read_bytes() == before
-    assert not list(tmp_path.glob(".old.*"))
+    assert [p.name for p in tmp_path.glob(".old.*")] == [".old.lock"]
 
 
 def test_a_closed_pipe_never_kills_a_run(tmp_path):
@@ -268,3 +268,21 @@ def test_resume_takes_no_config_or_out(tmp_path, reference):
     assert result.exit_code == 2 and "--resume continues a run with its own config" in result.output
     result = CliRunner().invoke(main, ["train"])
     assert result.exit_code == 2 and "Missing option '--config' (or --resume RUN_DIR)" in result.output
+
+
+def test_one_process_writes_a_run_at_a_time(tmp_path):
+    """A second `--resume` (or a second run into the same --out) while the first still trains is refused."""
+    out = tmp_path / "busy"
+    sets = [a for s in RESUMABLE for a in ("--set", s)]
+    proc = csnets("train", "--config", SMOKE, *sets, "--set", "train.num_epochs=1000", "--out", out, "--quiet")
+    try:
+        wait_for(lambda: (out / "state.npz").exists())
+        with pytest.raises(ConfigError, match="is being written by another csnets process"):
+            resume(out)
+        with pytest.raises(ConfigError, match="is being written by another csnets process"):
+            run(smoke(), tmp_path / "busy", overwrite=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
