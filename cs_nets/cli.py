@@ -193,10 +193,12 @@ def _model_hyperparams(model_cfg) -> dict:
 def _start_run(config_path, overrides, out, data_dir, quiet):
     """Shared start of train and random-search: config, run directory, data."""
     from cs_nets.config import load_config
+    from cs_nets.memory import check_fits
     from cs_nets.pipeline import prepare_dataset
     from cs_nets.runs import RunWriter, resolve_run_dir
 
     config = load_config(config_path, list(overrides))
+    check_fits(config)  # refuse a run that cannot fit in memory before downloading or allocating
     log = (lambda m: None) if quiet else _log
     data = prepare_dataset(config, data_dir, progress=_progress(quiet), log=log)
     # The run directory appears only once the data is there: a failed download leaves none.
