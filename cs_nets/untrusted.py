@@ -94,7 +94,7 @@ def read_npy_header(f, what: str, allowed_dtypes, max_bytes: int):
     """Read the header of a .npy stream ``f`` and check it; return (shape, dtype, data bytes).
 
     Refuses (DataError) other format versions, Fortran order, a dtype not in
-    ``allowed_dtypes`` (``np.dtype`` values; object dtypes are never allowed) and a
+    ``allowed_dtypes`` (dtypes, or a predicate on the dtype; object dtypes are never allowed) and a
     declared size above ``max_bytes``. Nothing but the header is read, so a header that
     claims terabytes costs nothing. ``f`` is left at the first data byte.
     """
@@ -110,8 +110,10 @@ def read_npy_header(f, what: str, allowed_dtypes, max_bytes: int):
         raise DataError(f"{what} is not a valid .npy array ({clip_text(err, 120)})") from None
     if fortran:
         raise DataError(f"{what}: Fortran-ordered arrays are not accepted")
-    if dtype.hasobject or dtype not in [np.dtype(d) for d in allowed_dtypes]:
-        raise DataError(f"{what}: dtype {clip(str(dtype))} is not one of {', '.join(map(str, allowed_dtypes))}")
+    allowed = allowed_dtypes(dtype) if callable(allowed_dtypes) else dtype in [np.dtype(d) for d in allowed_dtypes]
+    if dtype.hasobject or not allowed:
+        expected = "" if callable(allowed_dtypes) else f" (expected {', '.join(map(str, allowed_dtypes))})"
+        raise DataError(f"{what}: dtype {clip(str(dtype))} is not accepted{expected}")
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > max_bytes:
         raise DataError(f"{what} declares shape {clip(shape)}, {format_bytes(nbytes)}: "
