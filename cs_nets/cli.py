@@ -384,6 +384,11 @@ def evaluate(checkpoint, split, data_dir, url, md5, allow_other_data, as_json, q
 def summarize(sweep_dir, csv_path, plot):
     """Table of the runs in a folder, best validation accuracy first.
 
+    Every run is a row, with its status: completed, early_stopped, diverged,
+    interrupted, failed, running, killed (its process is gone), corrupt (an
+    unreadable summary.json), incomplete (no summary). Unfinished runs show the
+    best validation accuracy of their epochs so far.
+
     \b
     Example:
       csnets summarize sweeps/two_layer-20260101-120000 --csv results.csv
@@ -398,7 +403,7 @@ def summarize(sweep_dir, csv_path, plot):
     widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
     for r in [columns, *table]:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
-    best = next((row for row in rows if row["status"] in FINISHED), None)
+    best = next((row for row in rows if row["status"] in FINISHED and row["val_accuracy"] is not None), None)
     if best is not None:
         click.echo(f"best: {best['run']} (val accuracy {best['val_accuracy']:.4f}): {best['command']}")
     if csv_path:
@@ -420,11 +425,13 @@ def summarize(sweep_dir, csv_path, plot):
 
 
 def _cell(value) -> str:
+    from cs_nets.untrusted import clip_text
+
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.4f}" if 0.001 <= abs(value) < 1000 or value == 0 else f"{value:.3g}"
-    return str(value)
+    return clip_text(" ".join(str(value).split()), 40)  # one short cell, whatever a run directory holds
 
 
 @main.command()
