@@ -270,7 +270,7 @@ def _key_lines(node, prefix=()) -> dict[tuple, int]:
 
 def _parse_yaml(text: str, source: str) -> tuple[dict, dict]:
     data, node = _load_yaml(text, source)
-    if node is None:  # nothing but comments and blank lines: most likely a truncated or wrong file
+    if data is None:  # nothing but comments, blank lines or null: most likely a truncated or wrong file
         raise ConfigError(f"{source}: the config is empty; write at least one section "
                           f"(an explicit '{{}}' means all defaults)")
     if not isinstance(data, dict):

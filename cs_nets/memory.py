@@ -48,7 +48,7 @@ def param_shapes(model_type: str, input_dim: int, num_classes: int, hyper: dict)
         dims = [input_dim, int(hyper.get("hidden_dim", 100)), num_classes]
     else:
         dims = [input_dim, *(int(h) for h in hyper.get("hidden_dims", [100])), num_classes]
-    if len(dims) == 2:
+    if model_type == "linear":
         return {"W": (dims[0], dims[1]), "b": (dims[1],)}
     shapes = {}
     for layer in range(1, len(dims)):

@@ -113,7 +113,7 @@ def read_npy_header(f, what: str, allowed_dtypes, max_bytes: int):
     allowed = allowed_dtypes(dtype) if callable(allowed_dtypes) else dtype in [np.dtype(d) for d in allowed_dtypes]
     if dtype.hasobject or not allowed:
         expected = "" if callable(allowed_dtypes) else f" (expected {', '.join(map(str, allowed_dtypes))})"
-        raise DataError(f"{what}: dtype {clip(str(dtype))} is not accepted{expected}")
+        raise DataError(f"{what}: dtype {clip_text(dtype, 60)} is not accepted{expected}")
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > max_bytes:
         raise DataError(f"{what} declares shape {clip(shape)}, {format_bytes(nbytes)}: "
