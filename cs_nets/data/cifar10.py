@@ -125,14 +125,12 @@ def download_cifar10(data_dir, fmt="python", url=None, md5=OFFICIAL_MD5, force=F
     # and extracts, the others wait here and then find the folder complete.
     with _folder_lock(data_dir / f".{spec.filename}.lock", log,
                       f"another process is downloading or extracting into {data_dir}; waiting") as lock:
-        if not force and _complete_files(folder, fmt) is not None:
-            log(f"CIFAR-10 is ready in {folder}")
-            return folder
-        _fetch_and_extract(spec, data_dir, archive, url, expected, force, progress, log,
-                           timeout=timeout, retries=retries, backoff=backoff)
+        if force or _complete_files(folder, fmt) is None:  # else: done by the process we waited for
+            _fetch_and_extract(spec, data_dir, archive, url, expected, force, progress, log,
+                               timeout=timeout, retries=retries, backoff=backoff)
         if not force:
             # Complete now, so a newcomer returns before locking; a process already waiting
-            # holds this (unlinked) file next and finds the folder complete.
+            # takes the lock next and finds the folder complete.
             Path(lock.lock_file).unlink(missing_ok=True)
     log(f"CIFAR-10 is ready in {folder}")
     return folder

@@ -54,7 +54,6 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
             _warn(log, f"feature cache {path} is unusable ({err}); recomputing it")
     # Parallel runs on one data folder: one computes and writes, the others wait and read it.
     lock = _lock(path, log)
-    written = False
     try:
         if lock is not None and path.exists():
             try:
@@ -64,12 +63,11 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
         features = extract_features(X, transforms, progress=progress)
         try:
             _save_atomic(path, features)
-            written = True
         except OSError as err:
             _warn(log, f"could not write feature cache {path}: {err}")
     finally:
         if lock is not None:
-            if written:  # from now on a newcomer finds the cache file and never locks
+            if path.exists():  # from now on a newcomer finds the cache file and never locks
                 Path(lock.lock_file).unlink(missing_ok=True)
             lock.release()
     return features
