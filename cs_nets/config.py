@@ -72,8 +72,10 @@ def _load_yaml(text: str, source: str):
         where = f"{source}:{mark.line + 1}" if mark else source
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{where}: YAML syntax error: {clip_text(problem, 200)}") from None
-    except (ValueError, TypeError, OverflowError) as err:  # e.g. a timestamp like 2024-13-45
-        raise ConfigError(f"{source}: cannot read a value: {clip_text(err, 200)}") from None
+    except ConfigError:
+        raise
+    except Exception as err:  # PyYAML's constructors: a timestamp 2024-13-45 (ValueError), '!!float' (IndexError)
+        raise ConfigError(f"{source}: cannot read a value ({type(err).__name__}: {clip_text(err, 200)})") from None
 
 
 def _check_nesting(text: str, source: str) -> None:

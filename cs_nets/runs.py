@@ -253,7 +253,7 @@ def _run_row(run: Path, sweep_alive: bool | None) -> dict:
     if row["status"] not in FINISHED and row["val_accuracy"] is None:
         # No final scores: show how far the run got, from its per-epoch metrics.
         metrics = read_metrics(run)
-        vals = [m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None]
+        vals = [v for v in (_number(m.get("val_accuracy")) for m in metrics) if v is not None]
         row["val_accuracy"] = max(vals) if vals else None
         row["epochs"] = row["epochs"] if row["epochs"] is not None else (len(metrics) or None)
     return row

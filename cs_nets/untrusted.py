@@ -106,8 +106,8 @@ def read_npy_header(f, what: str, allowed_dtypes, max_bytes: int):
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         else:
             raise ValueError(f"format version {version} is not supported")
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as err:
-        raise DataError(f"{what} is not a valid .npy array ({clip_text(err, 120)})") from None
+    except Exception as err:  # numpy parses the header with ast and tokenize: many exception types
+        raise DataError(f"{what} is not a valid .npy array ({type(err).__name__}: {clip_text(err, 120)})") from None
     if fortran:
         raise DataError(f"{what}: Fortran-ordered arrays are not accepted")
     allowed = allowed_dtypes(dtype) if callable(allowed_dtypes) else dtype in [np.dtype(d) for d in allowed_dtypes]
