@@ -1,24 +1,54 @@
-"""Save and load a trained model as one ``.npz`` file, without pickle.
+"""Save and load a trained model as one ``.npz`` file, without pickle, and without trusting it.
 
 Layout: ``params/<name>`` (the model's arrays), ``inputs/<name>`` (the input
 pipeline's statistics) and ``meta``, a JSON string with the architecture, the
-input pipeline's config, the class names and the resolved run config. Loading
-uses ``allow_pickle=False``, so a hostile file cannot run code.
+input pipeline's config, the class names, the resolved run config and the
+fingerprint of the data the model was trained on.
+
+A checkpoint is untrusted input: it may come from anywhere. Loading checks,
+in this order and before allocating anything big: the file size; the zip's
+central directory (entries, declared sizes, methods; a member that declares
+gigabytes is refused without decompressing a byte); the meta JSON (length,
+nesting, every field's type and range, hidden sizes and the total parameter
+bytes); then each array's .npy header against the shape and dtype the
+architecture implies. Only then are the arrays read, straight into the model.
+Every failure is one ``DataError`` line.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from cs_nets.errors import ArgumentError, DataError
+from cs_nets import registry
+from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.fileio import atomic_open
-from cs_nets.models import build_model
+from cs_nets.memory import available_memory, param_shapes
+from cs_nets.untrusted import clip, clip_text, format_bytes, loads_json, read_into, read_npy_header
 
 FORMAT_VERSION = 1
+
+# What a checkpoint may be. The largest shipped model (3072 -> 1000 -> 10, float32) is 12 MB.
+MAX_PARAM_BYTES = 1 << 30  # all parameters together
+MAX_FILE_BYTES = MAX_PARAM_BYTES + (64 << 20)
+MAX_META_CHARS = 1 << 18
+MAX_MEMBERS = 64
+MAX_CENTRAL_DIRECTORY = 1 << 16  # bytes; MAX_MEMBERS entries take a few KB
+MAX_INPUT_DIM = 1 << 20
+MAX_HIDDEN = 1 << 16
+MAX_LAYERS = 16
+MAX_CLASSES = 1000
+MAX_NAME_CHARS = 200
+
+_MEMBER = re.compile(r"(meta|params/[A-Za-z0-9_]{1,32}|inputs/[A-Za-z0-9_]{1,32})\.npy")
+_FINGERPRINT = re.compile(r"[0-9a-f]{32}")
+_FLOATS = [np.dtype("<f4"), np.dtype("<f8")]
 
 
 def checkpoint_path(path: str | Path) -> Path:
@@ -28,7 +58,11 @@ def checkpoint_path(path: str | Path) -> Path:
 
 
 def save_checkpoint(path, model, inputs, meta: dict | None = None) -> Path:
-    """Write `model` (params + architecture) and `inputs` (an InputPipeline) to `path` atomically."""
+    """Write `model` (params + architecture) and `inputs` (an InputPipeline) to `path` atomically.
+
+    The fingerprint of the data `inputs` was fit on (``inputs.data_fingerprint``), when
+    known, goes into the metadata, so that evaluate can tell other data apart.
+    """
     path = Path(path)
     arrays = {f"params/{k}": v for k, v in model.params.items()}
     arrays.update({f"inputs/{k}": v for k, v in inputs.state().items()})
@@ -40,6 +74,7 @@ def save_checkpoint(path, model, inputs, meta: dict | None = None) -> Path:
         "dtype": np.dtype(model.dtype).name,
         "hyperparams": model.hyperparams(),
         "inputs": inputs.config(),
+        **({"data_fingerprint": inputs.data_fingerprint} if getattr(inputs, "data_fingerprint", None) else {}),
         **(meta or {}),
     }
     arrays["meta"] = np.array(json.dumps(info))
@@ -49,23 +84,225 @@ def save_checkpoint(path, model, inputs, meta: dict | None = None) -> Path:
 
 
 def load_checkpoint(path):
-    """Read a checkpoint -> (model, inputs: InputPipeline, meta: dict). DataError if unreadable."""
-    from cs_nets.pipeline import InputPipeline  # the pipeline imports the data layer; keep this module light
+    """Read a checkpoint -> (model, inputs: InputPipeline, meta: dict), checked as the module says.
 
+    Raises DataError, in one line, for anything that is not a checkpoint this code wrote.
+    """
     path = checkpoint_path(path)
-    if not path.exists():
+    if not path.is_file():
         raise DataError(f"no checkpoint at {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        meta = json.loads(str(arrays.pop("meta")))
-        params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
-        input_arrays = {k[len("inputs/"):]: v for k, v in arrays.items() if k.startswith("inputs/")}
-        model = build_model(meta["model_type"], meta["input_dim"], meta["num_classes"],
-                            dtype=meta["dtype"], **meta["hyperparams"])
-        model.load_params(params)  # checks names and shapes
-        inputs = InputPipeline.from_state(meta["inputs"], input_arrays)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, ArgumentError) as err:
-        # ArgumentError here means the stored architecture or arrays are inconsistent: bad data, exit 1
-        raise DataError(f"{path} is not a cs_nets checkpoint ({type(err).__name__}: {err})") from None
+        with open(path, "rb") as f:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise DataError(f"{path} is {format_bytes(size)}; a checkpoint is at most "
+                                f"{format_bytes(MAX_FILE_BYTES)}: refused")
+            _check_central_directory(f, path)
+            with zipfile.ZipFile(f) as zf:
+                members = _check_members(zf, path)
+                meta = _read_meta(zf, members, path)
+                model = _build_model(meta, path)
+                _read_params(zf, members, model, path)
+                inputs = _read_inputs(zf, members, meta, model.input_dim, path)
+    except DataError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error,
+            NotImplementedError, ArgumentError) as err:
+        # EOFError from an empty file would otherwise reach click as "Aborted!".
+        raise DataError(f"{path} is not a cs_nets checkpoint ({type(err).__name__}: {clip_text(err, 160)})") from None
     return model, inputs, meta
+
+
+# ------------------------------------------------------------------------- the zip
+
+
+def _check_central_directory(f, path) -> None:
+    """Refuse a zip whose central directory is big before zipfile reads all of it into memory."""
+    end_record = getattr(zipfile, "_EndRecData", None)  # private, but in every CPython since 2.x
+    if end_record is None:  # pragma: no cover
+        return
+    record = end_record(f)
+    if record is None:
+        raise DataError(f"{path} is not a cs_nets checkpoint (not a zip file)")
+    entries, size = record[zipfile._ECD_ENTRIES_TOTAL], record[zipfile._ECD_SIZE]
+    if entries > MAX_MEMBERS or size > MAX_CENTRAL_DIRECTORY:
+        raise DataError(f"{path} lists {entries} members in {format_bytes(size)}; a checkpoint has at most "
+                        f"{MAX_MEMBERS}: refused")
+    f.seek(0)
+
+
+def _check_members(zf, path) -> dict[str, zipfile.ZipInfo]:
+    """The members by name (without .npy), each with a known name, method and a bounded declared size."""
+    members, total = {}, 0
+    for info in zf.infolist():
+        match = _MEMBER.fullmatch(info.filename)
+        if match is None:
+            raise DataError(f"{path}: unexpected member {clip(info.filename)} (not a cs_nets checkpoint)")
+        name = match.group(1)
+        if name in members:
+            raise DataError(f"{path}: member {name} appears twice")
+        if info.flag_bits & 0x1:
+            raise DataError(f"{path}: member {name} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise DataError(f"{path}: member {name} uses compression method {info.compress_type}")
+        total += info.file_size
+        if total > MAX_PARAM_BYTES + 4 * MAX_META_CHARS:
+            # Declared sizes bound what zipfile decompresses: this refuses a zip bomb unread.
+            raise DataError(f"{path}: its members declare {format_bytes(total)} or more once decompressed, "
+                            f"more than the {format_bytes(MAX_PARAM_BYTES)} a checkpoint may hold: refused")
+        members[name] = info
+    if "meta" not in members:
+        raise DataError(f"{path} is not a cs_nets checkpoint: it has no meta")
+    return members
+
+
+def _open_array(zf, info, what, allowed, max_bytes, shape=None):
+    """Open a member, check its .npy header (and ``shape``); return (stream, shape, dtype)."""
+    f = zf.open(info)
+    try:
+        found, dtype, nbytes = read_npy_header(f, what, allowed, max_bytes)
+        if shape is not None and found != tuple(shape):
+            raise DataError(f"{what} has shape {clip(found)}, the architecture needs {tuple(shape)}")
+        if info.file_size != f.tell() + nbytes:
+            raise DataError(f"{what}: the header declares {nbytes} data bytes, the member holds "
+                            f"{info.file_size - f.tell()}")
+    except BaseException:
+        f.close()
+        raise
+    return f, found, dtype
+
+
+# ------------------------------------------------------------------------- meta
+
+
+def _read_meta(zf, members, path) -> dict:
+    what = f"{path}: meta"
+    f, shape, dtype = _open_array(zf, members["meta"], what, lambda d: d.kind == "U" and d.byteorder in "<=|",
+                                  4 * MAX_META_CHARS, shape=())
+    with f:
+        text = str(read_into(f, np.empty(shape, dtype), what)[()])
+    meta = loads_json(text, what)
+    if not isinstance(meta, dict):
+        raise DataError(f"{what} is a JSON {type(meta).__name__}, not an object")
+    _check_meta(meta, path)
+    return meta
+
+
+def _check_meta(meta: dict, path) -> None:
+    """Every field load_checkpoint and evaluate use: present, of the right type, in range."""
+    def bad(key, expected):
+        return DataError(f"{path}: meta {key} is {clip(meta.get(key))}, expected {expected}")
+
+    if meta.get("format") != FORMAT_VERSION:
+        raise bad("format", f"{FORMAT_VERSION} (this cs_nets reads format {FORMAT_VERSION})")
+    if meta.get("model_type") not in registry.MODEL_TYPES:
+        raise bad("model_type", f"one of {', '.join(registry.MODEL_TYPES)}")
+    if not _is_int(meta.get("input_dim"), 1, MAX_INPUT_DIM):
+        raise bad("input_dim", f"an integer from 1 to {MAX_INPUT_DIM}")
+    if not _is_int(meta.get("num_classes"), 2, MAX_CLASSES):
+        raise bad("num_classes", f"an integer from 2 to {MAX_CLASSES}")
+    if meta.get("dtype") not in registry.DTYPES:
+        raise bad("dtype", f"one of {', '.join(registry.DTYPES)}")
+    hyper = meta.get("hyperparams")
+    if not isinstance(hyper, dict):
+        raise bad("hyperparams", "an object")
+    if "hidden_dim" in hyper and not _is_int(hyper["hidden_dim"], 1, MAX_HIDDEN):
+        raise DataError(f"{path}: hidden_dim {clip(hyper['hidden_dim'])} is not an integer from 1 to {MAX_HIDDEN}")
+    dims = hyper.get("hidden_dims", [])
+    if not (isinstance(dims, list) and len(dims) <= MAX_LAYERS and all(_is_int(h, 1, MAX_HIDDEN) for h in dims)):
+        raise DataError(f"{path}: hidden_dims {clip(dims)} is not a list of at most {MAX_LAYERS} integers "
+                        f"from 1 to {MAX_HIDDEN}")
+    shapes = param_shapes(meta["model_type"], meta["input_dim"], meta["num_classes"], hyper)
+    nbytes = sum(math.prod(s) for s in shapes.values()) * np.dtype(meta["dtype"]).itemsize
+    free = available_memory()
+    if nbytes > MAX_PARAM_BYTES or (free is not None and 3 * nbytes > free):
+        raise DataError(f"{path}: the architecture needs {format_bytes(nbytes)} of parameters, more than "
+                        f"{format_bytes(MAX_PARAM_BYTES if nbytes > MAX_PARAM_BYTES else free // 3)}: refused")
+    names = meta.get("class_names")
+    if names is not None and not (isinstance(names, list) and len(names) == meta["num_classes"] and all(
+            isinstance(n, str) and 0 < len(n) <= MAX_NAME_CHARS for n in names)):
+        raise bad("class_names", f"a list of {meta['num_classes']} names")
+    fingerprint = meta.get("data_fingerprint")
+    if fingerprint is not None and not (isinstance(fingerprint, str) and _FINGERPRINT.fullmatch(fingerprint)):
+        raise bad("data_fingerprint", "32 hex digits")
+    _check_inputs_meta(meta, path)
+    if "config" in meta:
+        from cs_nets.config import config_from_dict
+
+        try:
+            config_from_dict(meta["config"])
+        except ConfigError as err:
+            raise DataError(f"{path}: its run config is not valid: {clip_text(err, 240)}") from None
+
+
+def _check_inputs_meta(meta: dict, path) -> None:
+    inputs = meta.get("inputs")
+    if not isinstance(inputs, dict) or not isinstance(inputs.get("features"), list) \
+            or not isinstance(inputs.get("normalizer"), dict):
+        raise DataError(f"{path}: meta inputs is {clip(inputs)}, expected {{features: [...], normalizer: {{...}}}}")
+    if inputs["features"]:
+        from cs_nets.features import normalize_transforms
+
+        try:
+            inputs["features"] = normalize_transforms(inputs["features"])
+        except ConfigError as err:
+            raise DataError(f"{path}: meta inputs: {clip_text(err, 240)}") from None
+    norm = inputs["normalizer"]
+    n_features = norm.get("n_features")
+    eps = norm.get("eps", 1e-8)
+    if norm.get("mode") not in registry.NORMALIZATIONS or norm.get("dtype", "float32") not in registry.DTYPES \
+            or not (n_features is None or n_features == meta["input_dim"]) \
+            or isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+        raise DataError(f"{path}: meta normalizer {clip(norm)} is not valid for {meta['input_dim']} inputs")
+
+
+def _is_int(value, low, high) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+# ------------------------------------------------------------------------- arrays
+
+
+def _build_model(meta, path):
+    from cs_nets.models import MODEL_CLASSES, build_model
+
+    hyper = meta["hyperparams"]
+    unknown = sorted(set(hyper) - set(MODEL_CLASSES[meta["model_type"]].HYPERPARAMS))
+    if unknown:
+        raise DataError(f"{path}: hyperparameter {clip(unknown[0])} does not belong to {meta['model_type']}")
+    try:
+        return build_model(meta["model_type"], meta["input_dim"], meta["num_classes"], dtype=meta["dtype"], **hyper)
+    except ArgumentError as err:
+        raise DataError(f"{path}: its architecture is not valid ({clip_text(err, 200)})") from None
+
+
+def _read_params(zf, members, model, path) -> None:
+    """Read each params/<name> straight into the model's own array, after its header matched."""
+    stored = {name[len("params/"):] for name in members if name.startswith("params/")}
+    if stored != set(model.params):
+        raise DataError(f"{path}: parameters {clip(sorted(stored))}, the {model.model_type} needs "
+                        f"{sorted(model.params)}")
+    for name, target in model.params.items():
+        what = f"{path}: params/{name}"
+        f, _, _ = _open_array(zf, members[f"params/{name}"], what, [target.dtype], target.nbytes, shape=target.shape)
+        with f:
+            read_into(f, target, what)
+
+
+def _read_inputs(zf, members, meta, input_dim, path):
+    from cs_nets.pipeline import InputPipeline  # the pipeline imports the data layer; keep this module light
+
+    arrays = {}
+    for name in (n for n in members if n.startswith("inputs/")):
+        key, what = name[len("inputs/"):], f"{path}: {name}"
+        if key not in ("mean", "std"):
+            raise DataError(f"{path}: unexpected member {name}")
+        f, shape, dtype = _open_array(zf, members[name], what, _FLOATS, input_dim * 8, shape=(input_dim,))
+        with f:
+            arrays[key] = read_into(f, np.empty(shape, dtype), what)
+    try:
+        inputs = InputPipeline.from_state(meta["inputs"], arrays)
+    except ArgumentError as err:
+        raise DataError(f"{path}: its input statistics are not valid ({clip_text(err, 200)})") from None
+    inputs.data_fingerprint = meta.get("data_fingerprint")
+    return inputs

@@ -340,43 +340,38 @@ def config_command(config_path, overrides, reference):
               help="run directory or model.npz")
 @click.option("--split", type=click.Choice(registry.SPLITS), default="test", show_default=True)
 @_data_dir_option
+@click.option("--url", help="archive URL of a mirror, if the data must be downloaded (default: the official one)")
+@click.option("--md5", help="expected MD5 of the archive at --url")
+@click.option("--allow-other-data", is_flag=True,
+              help="score data that differs from the data the model was trained on")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @_quiet_option
-def evaluate(checkpoint, split, data_dir, as_json, quiet):
+def evaluate(checkpoint, split, data_dir, url, md5, allow_other_data, as_json, quiet):
     """Accuracy, per-class accuracy and confusion matrix of a saved model.
 
     Uses the preprocessing stored in the checkpoint, so the test split
-    reproduces the run's test_accuracy exactly.
+    reproduces the run's test_accuracy exactly. The data comes from --data-dir
+    (else $CS_NETS_DATA, else ~/.cache/cs_nets) and, if missing, from --url or
+    the official archive: never from a folder or URL stored in the checkpoint.
+    Data other than the training data is refused unless --allow-other-data.
 
     \b
     Example:
       csnets evaluate --checkpoint runs/two_layer-20260101-120000 --split val
     """
-    from cs_nets.checkpoint import load_checkpoint
-    from cs_nets.config import config_from_dict
-    from cs_nets.errors import DataError
-    from cs_nets.metrics import accuracy_of, confusion_matrix, per_class_accuracy
-    from cs_nets.pipeline import prepare_split
+    from cs_nets.evaluate import evaluate_checkpoint
 
-    model, inputs, meta = load_checkpoint(checkpoint)
-    config = config_from_dict(meta["config"])
-    X, y, class_names = prepare_split(config, inputs, split, data_dir, progress=_progress(quiet),
-                                      log=(lambda m: None) if quiet else _log)
-    if X.shape[1] != model.input_dim:
-        raise DataError(f"the checkpoint expects {model.input_dim} inputs per image "
-                        f"(features: {inputs.features or 'raw pixels'}) but the data gives {X.shape[1]}")
-    confusion = confusion_matrix(y, model.predict(X), len(class_names))
-    per_class = per_class_accuracy(confusion)
-    result = {"split": split, "accuracy": accuracy_of(confusion), "num_images": int(len(y)),
-              "per_class_accuracy": {n: float(a) for n, a in zip(class_names, per_class)},
-              "confusion": confusion.tolist(), "class_names": class_names}
+    result = evaluate_checkpoint(checkpoint, split, data_dir, url=url, md5=md5, allow_other_data=allow_other_data,
+                                 progress=_progress(quiet), log=(lambda m: None) if quiet else _log)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{split} accuracy: {result['accuracy']:.4f} on {len(y)} images")
-    width = max(len(n) for n in class_names)
-    click.echo(f"{'class':<{width}}  accuracy   confusion row (predicted: {' '.join(n[:4] for n in class_names)})")
-    for name, acc, row in zip(class_names, per_class, confusion):
+    names = result["class_names"]
+    click.echo(f"{split} accuracy: {result['accuracy']:.4f} on {result['num_images']} images")
+    width = max(len(n) for n in names)
+    click.echo(f"{'class':<{width}}  accuracy   confusion row (predicted: {' '.join(n[:4] for n in names)})")
+    for name, row in zip(names, result["confusion"]):
+        acc = result["per_class_accuracy"][name]
         click.echo(f"{name:<{width}}  {acc:8.4f}   {' '.join(f'{c:4d}' for c in row)}")
 
 
@@ -386,6 +381,11 @@ def evaluate(checkpoint, split, data_dir, as_json, quiet):
 @click.option("--plot", is_flag=True, help="also write sweep.png: validation accuracy over the swept values")
 def summarize(sweep_dir, csv_path, plot):
     """Table of the runs in a folder, best validation accuracy first.
+
+    Every run is a row, with its status: completed, early_stopped, diverged,
+    interrupted, failed, running, killed (its process is gone), corrupt (an
+    unreadable summary.json), incomplete (no summary). Unfinished runs show the
+    best validation accuracy of their epochs so far.
 
     \b
     Example:
@@ -401,7 +401,7 @@ def summarize(sweep_dir, csv_path, plot):
     widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
     for r in [columns, *table]:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
-    best = next((row for row in rows if row["status"] in FINISHED), None)
+    best = next((row for row in rows if row["status"] in FINISHED and row["val_accuracy"] is not None), None)
     if best is not None:
         click.echo(f"best: {best['run']} (val accuracy {best['val_accuracy']:.4f}): {best['command']}")
     if csv_path:
@@ -423,11 +423,13 @@ def summarize(sweep_dir, csv_path, plot):
 
 
 def _cell(value) -> str:
+    from cs_nets.untrusted import clip_text
+
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.4f}" if 0.001 <= abs(value) < 1000 or value == 0 else f"{value:.3g}"
-    return str(value)
+    return clip_text(" ".join(str(value).split()), 40)  # one short cell, whatever a run directory holds
 
 
 @main.command()

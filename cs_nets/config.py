@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -22,6 +23,14 @@ import yaml
 
 from cs_nets import registry
 from cs_nets.errors import ConfigError
+from cs_nets.untrusted import clip, clip_text, read_text
+
+# Bounds on what a config may be, checked while reading it: a YAML alias can name a
+# collection that names another ("billion laughs"), so a small file can stand for
+# billions of values; and PyYAML composes nested collections recursively.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_YAML_DEPTH = 32
+MAX_YAML_NODES = 20_000  # after alias expansion; a scalar counts 1 per 100 characters
 
 
 class _Loader(yaml.SafeLoader):
@@ -36,9 +45,111 @@ _Loader.add_implicit_resolver(
 )
 
 
-def yaml_load(text: str):
-    """Parse YAML text with the config's rules (safe; 1e-3 is a float)."""
-    return yaml.load(text, Loader=_Loader)
+def yaml_load(text: str, source: str = "YAML"):
+    """Parse YAML text with the config's rules (safe; 1e-3 is a float), within the bounds above.
+
+    ConfigError naming `source` for a syntax error, nesting deeper than MAX_YAML_DEPTH,
+    more than MAX_YAML_NODES values once aliases are expanded, a recursive alias, or a
+    key given twice in one mapping.
+    """
+    return _load_yaml(text, source)[0]
+
+
+def _load_yaml(text: str, source: str):
+    """(data, root node or None) of one YAML document, checked as ``yaml_load`` says."""
+    try:
+        _check_nesting(text, source)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, None
+            _check_graph(node, source)
+            return loader.construct_document(node), node
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: YAML syntax error: {clip_text(problem, 200)}") from None
+    except ConfigError:
+        raise
+    except Exception as err:  # PyYAML's constructors: a timestamp 2024-13-45 (ValueError), '!!float' (IndexError)
+        raise ConfigError(f"{source}: cannot read a value ({type(err).__name__}: {clip_text(err, 200)})") from None
+
+
+def _check_nesting(text: str, source: str) -> None:
+    """Refuse collections nested deeper than MAX_YAML_DEPTH, from the parser's flat event stream
+    (before the recursive composer sees them)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise ConfigError(f"{source}:{event.start_mark.line + 1}: collections nested more than "
+                                  f"{MAX_YAML_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _check_graph(root, source: str) -> None:
+    """Walk the composed node graph once (aliases are shared nodes): refuse cycles, expansion beyond
+    MAX_YAML_NODES or MAX_YAML_DEPTH, and duplicate keys. Iterative, so alias chains cannot
+    exhaust the Python stack."""
+    size, depth = {}, {}  # id(node) -> expanded size / depth, once the node is finished
+    stack, open_ = [(root, False)], set()
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            children = _children(node)
+            size[key] = _own_size(node) + sum(size[id(c)] for c in children)
+            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            open_.discard(key)
+            if size[key] > MAX_YAML_NODES:
+                raise ConfigError(f"{source}: the YAML stands for more than {MAX_YAML_NODES} values once its "
+                                  f"aliases are expanded (line {node.start_mark.line + 1}): refused")
+            if depth[key] > MAX_YAML_DEPTH + 1:
+                raise ConfigError(f"{source}:{node.start_mark.line + 1}: aliases nest collections more than "
+                                  f"{MAX_YAML_DEPTH} levels deep")
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            raise ConfigError(f"{source}:{node.start_mark.line + 1}: a recursive alias (a collection that "
+                              f"contains itself)")
+        open_.add(key)
+        if isinstance(node, yaml.MappingNode):
+            _check_duplicate_keys(node, source)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _own_size(node) -> int:
+    return 1 + len(node.value) // 100 if isinstance(node, yaml.ScalarNode) else 1
+
+
+def _check_duplicate_keys(node, source: str) -> None:
+    """A key given twice in one mapping is a mistake (YAML says so; PyYAML keeps the last)."""
+    seen = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        ident = (key_node.tag, key_node.value)
+        line = key_node.start_mark.line + 1
+        if ident in seen:
+            raise ConfigError(f"{source}:{line}: duplicate key {clip(key_node.value)} "
+                              f"(lines {seen[ident]} and {line})")
+        seen[ident] = line
 
 
 def _opt(default, doc, *, choices=None, min=None, gt=None, max=None):
@@ -168,23 +279,17 @@ def _key_lines(node, prefix=()) -> dict[tuple, int]:
 
 
 def _parse_yaml(text: str, source: str) -> tuple[dict, dict]:
-    try:
-        data = yaml_load(text)
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
-    if data is None:
-        data = {}
+    data, node = _load_yaml(text, source)
+    if data is None:  # nothing but comments, blank lines or null: most likely a truncated or wrong file
+        raise ConfigError(f"{source}: the config is empty; write at least one section "
+                          f"(an explicit '{{}}' means all defaults)")
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the config must be a mapping of sections, got {type(data).__name__}")
     return data, _key_lines(node)
 
 
 def _suggest(key: str, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5) if len(key) < 100 else []
     return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
 
 
@@ -204,7 +309,7 @@ def _coerce(value, tp, what: str):
                 return _coerce(value, option, what)
             except ConfigError:
                 continue
-        raise ConfigError(f"{what}: expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{what}: expected {_type_name(tp)}, got {clip(value)}")
     if tp is type(None):
         if value is None:
             return None
@@ -216,7 +321,13 @@ def _coerce(value, tp, what: str):
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond the float range
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{what}: expected a finite number, got {clip(value)}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -226,7 +337,7 @@ def _coerce(value, tp, what: str):
             return [_coerce(v, item_tp, f"{what}[{i}]") for i, v in enumerate(value)]
     else:  # pragma: no cover - only the annotations above are used
         raise TypeError(tp)
-    raise ConfigError(f"{what}: expected {_type_name(tp)}, got {value!r}")
+    raise ConfigError(f"{what}: expected {_type_name(tp)}, got {clip(value)}")
 
 
 def _check_range(value, meta: dict, what: str):
@@ -235,25 +346,25 @@ def _check_range(value, meta: dict, what: str):
     choices = meta.get("choices")
     if choices:
         if value not in choices:
-            raise ConfigError(f"{what}: expected one of {', '.join(choices)}, got {value!r}")
+            raise ConfigError(f"{what}: expected one of {', '.join(choices)}, got {clip(value)}")
         return
     values = value if isinstance(value, list) else [value]
     for v in values:
         if not isinstance(v, (int, float)):
             continue
         if meta.get("min") is not None and v < meta["min"]:
-            raise ConfigError(f"{what}: expected a value >= {meta['min']}, got {v!r}")
+            raise ConfigError(f"{what}: expected a value >= {meta['min']}, got {clip(v)}")
         if meta.get("gt") is not None and v <= meta["gt"]:
-            raise ConfigError(f"{what}: expected a value > {meta['gt']}, got {v!r}")
+            raise ConfigError(f"{what}: expected a value > {meta['gt']}, got {clip(v)}")
         if meta.get("max") is not None and v > meta["max"]:
-            raise ConfigError(f"{what}: expected a value <= {meta['max']}, got {v!r}")
+            raise ConfigError(f"{what}: expected a value <= {meta['max']}, got {clip(v)}")
 
 
 def _build_section(cls, raw, section: str, where: _Where):
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where((section,))}: section '{section}' must be a mapping, got {raw!r}")
+        raise ConfigError(f"{where((section,))}: section '{section}' must be a mapping, got {clip(raw)}")
     raw = _renew_deprecated(raw, section, where)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
@@ -262,7 +373,7 @@ def _build_section(cls, raw, section: str, where: _Where):
         key = str(key)
         path = (section, key)
         if key not in fields:
-            raise ConfigError(f"{where(path)}: unknown key '{section}.{key}'{_suggest(key, fields)}")
+            raise ConfigError(f"{where(path)}: unknown key '{section}.{clip_text(key, 60)}'{_suggest(key, fields)}")
         what = f"{where(path)}: {section}.{key}"
         value = _coerce(value, hints[key], what)
         _check_range(value, fields[key].metadata, what)
@@ -290,11 +401,12 @@ def build_config(raw: dict, where: _Where, name: str = "run") -> Config:
     for key in raw:
         if key not in SECTIONS or key == "name":
             valid = [k for k in SECTIONS if k != "name"]
-            raise ConfigError(f"{where((str(key),))}: unknown section '{key}'{_suggest(str(key), valid)}")
+            raise ConfigError(f"{where((str(key),))}: unknown section '{clip_text(key, 60)}'"
+                              f"{_suggest(str(key), valid)}")
     sections = {s: _build_section(cls, raw.get(s), s, where) for s, cls in _SECTION_CLASSES.items()}
     features = raw.get("features") or []
     if not isinstance(features, list):
-        raise ConfigError(f"{where(('features',))}: features must be a list of transforms, got {features!r}")
+        raise ConfigError(f"{where(('features',))}: features must be a list of transforms, got {clip(features)}")
     seed = _coerce(raw.get("seed", 0), int, f"{where(('seed',))}: seed")
     _check_range(seed, {"min": 0}, f"{where(('seed',))}: seed")
     config = Config(features=features, seed=seed, name=name, **sections)
@@ -316,7 +428,7 @@ def _check_features(config: Config, where: _Where):
     try:
         config.features = normalize_transforms(config.features)
     except ConfigError as err:
-        raise ConfigError(f"{where(('features',))}: {err}") from None
+        raise ConfigError(f"{where(('features',))}: {clip_text(err, 300)}") from None
 
 
 def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
@@ -324,11 +436,8 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {text!r}: expected section.key=value")
-    try:
-        parsed = yaml_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML") from None
+        raise ConfigError(f"--set {clip(text)}: expected section.key=value")
+    parsed = yaml_load(value, f"--set {clip(text)}") if value.strip() else None
     return tuple(key.split(".")), parsed
 
 
@@ -340,13 +449,18 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raw[path[0]] = value
             continue
         if len(path) != 2:
-            raise ConfigError(f"--set {text!r}: expected section.key=value (or seed=N, features=[...])")
+            raise ConfigError(f"--set {clip(text)}: expected section.key=value (or seed=N, features=[...])")
         section, key = path
         if section not in _SECTION_CLASSES:
-            raise ConfigError(f"--set {text!r}: unknown section '{section}'{_suggest(section, _SECTION_CLASSES)}")
+            raise ConfigError(f"--set {clip(text)}: unknown section '{clip_text(section, 60)}'"
+                              f"{_suggest(section, _SECTION_CLASSES)}")
         target = raw.setdefault(section, {})
         if not isinstance(target, dict):
-            raise ConfigError(f"--set {text!r}: section '{section}' is not a mapping")
+            raise ConfigError(f"--set {clip(text)}: section '{section}' is not a mapping")
+        for (old_section, old_key), (new_key, _) in DEPRECATED.items():
+            if old_section == section and key in (old_key, new_key):  # --set replaces either spelling
+                target.pop(old_key, None)
+                target.pop(new_key, None)
         target[key] = value
     return raw
 
@@ -358,10 +472,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raw, lines, source, name = {}, {}, "defaults", "run"
     else:
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
+        text = read_text(path, "config", MAX_CONFIG_BYTES, error=ConfigError)
         raw, lines = _parse_yaml(text, str(path))
         source, name = str(path), path.stem
     # Keys set on the command line are reported as such, not with the file's line.
@@ -384,6 +495,8 @@ class _OverrideAwareWhere(_Where):
 
 def config_from_dict(raw: dict, name: str = "run") -> Config:
     """Validate a resolved config dict (e.g. the config.yaml of a run directory)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping of sections, got {type(raw).__name__}")
     raw = dict(raw)
     return build_config(raw, _Where("config"), name=name)
 

@@ -17,7 +17,13 @@ import numpy as np
 
 from cs_nets import registry
 from cs_nets.config import Config, DataConfig
-from cs_nets.data.cifar10 import RawCifar, content_hash, data_fingerprint, ensure_cifar10, resolve_data_dir
+from cs_nets.data.cifar10 import (
+    RawCifar,
+    content_hash,
+    data_fingerprint,
+    ensure_cifar10,
+    resolve_data_dir,
+)
 from cs_nets.data.preprocess import Normalizer, Split, split_train_val
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.errors import ArgumentError, ConfigError, DataError
@@ -57,6 +63,7 @@ class InputPipeline:
     def __init__(self, features: list[dict], normalizer: Normalizer):
         self.features = list(features)
         self.normalizer = normalizer
+        self.data_fingerprint: str | None = None  # of the raw data it was fit on (see prepare_dataset)
 
     @classmethod
     def for_config(cls, config: Config) -> InputPipeline:
@@ -114,6 +121,7 @@ def prepare_dataset(config: Config, data_dir=None, progress=True, log=None) -> D
     raw, folder = load_images(config.data, config.seed, data_dir, progress, log)
     fingerprint = data_fingerprint(raw)
     inputs = InputPipeline.for_config(config)
+    inputs.data_fingerprint = data_fingerprint(raw)  # saved in the checkpoint: evaluate checks its data against it
     split = split_of(inputs.extract(raw, folder, progress, log), config.data, config.seed)
     del raw  # the split holds what is needed; let the full raw arrays go as soon as possible
     inputs.fit(split.X_train)

@@ -29,8 +29,9 @@ import numpy as np
 from cs_nets.checkpoint import save_checkpoint
 from cs_nets.config import Config, config_from_dict, yaml_load
 from cs_nets.errors import ArgumentError, ConfigError, DataError
+from cs_nets.memory import check_fits
 from cs_nets.metrics import accuracy_of, confusion_matrix
-from cs_nets.models import build_model
+from cs_nets.models import build_model, config_hyperparams
 from cs_nets.pipeline import Dataset, prepare_dataset
 from cs_nets.registry import TASKS
 from cs_nets.run_dir import STATE_FILE, RunDir, check_new_run_dir, default_run_dir
@@ -59,24 +60,11 @@ def _silent(message: str) -> None:
     pass
 
 
-def model_hyperparams(config: Config) -> dict:
-    """The model section's keys that ``build_model`` takes for the configured model type."""
-    m = config.model
-    hyper = {"loss": m.loss, "reg": m.reg}
-    if m.type == "two_layer":  # build_config made sure it has exactly one hidden layer
-        hyper.update(hidden_dim=m.hidden_dims[0], activation=m.activation)
-    elif m.type == "fc_net":
-        hyper.update(hidden_dims=list(m.hidden_dims), activation=m.activation)
-    if m.init is not None:
-        hyper["init"] = m.init
-    return hyper
-
-
 def build_model_for(config: Config, data: Dataset):
     """The configured model, sized for `data`, with weights from default_rng(config.seed)."""
     try:
         return build_model(config.model.type, data.X_train.shape[1], len(data.class_names),
-                           dtype=config.data.dtype, seed=config.seed, **model_hyperparams(config))
+                           dtype=config.data.dtype, seed=config.seed, **config_hyperparams(config.model))
     except ArgumentError as err:  # the values came from the model section
         raise ConfigError(f"model: {err}") from None
 
@@ -103,6 +91,8 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
     log = log or _silent
     path = Path(out) if out else default_run_dir(config)
     check_new_run_dir(path, overwrite, config_path)
+    if dataset is None:
+        check_fits(config)  # a run that cannot fit in memory is refused before any download
     plot = plot or config.output.plot
     if plot:
         from cs_nets.plots import require_matplotlib

@@ -2,90 +2,233 @@
 
 from __future__ import annotations
 
-import json
+import math
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from cs_nets.config import yaml_load
-from cs_nets.errors import DataError
+from cs_nets.errors import ConfigError, CsNetsError, DataError
+from cs_nets.untrusted import clip, clip_text, load_npy, loads_json, read_text
 
 FINISHED = ("completed", "early_stopped")
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
+# Bounds on the files a run directory holds (they are read back from disk, so untrusted).
+MAX_SUMMARY_BYTES = 4 << 20
+MAX_METRICS_BYTES = 64 << 20
+MAX_SMALL_FILE_BYTES = 64 << 10  # sweep_args, exit_status
+MAX_BATCH_LOSSES_BYTES = 1 << 30
+METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "lr", "seconds")
+RUNNING = "running"
+RUN_FILES = ("summary.json", "sweep_args", "config.yaml", "metrics.jsonl")  # any of them makes a folder a run
+
+
+def read_metrics(run_dir: Path, problems: list | None = None) -> list[dict]:
+    """The epochs of metrics.jsonl that are well-formed, in order; [] without the file.
+
+    A line that is not a JSON object, or whose metric values (METRIC_KEYS) are not
+    numbers or null, is skipped, not fatal: a run killed while writing, or a file edited
+    by hand, still plots and summarizes. Each skipped line (and an unreadable or
+    oversized file) is described in ``problems`` when a list is given.
+    """
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = read_text(path, "metrics file", MAX_METRICS_BYTES)
+    except DataError as err:
+        _note(problems, str(err))
+        return []
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = loads_json(line, f"{path} line {number}")
+        except DataError as err:
+            _note(problems, str(err))
+            continue
+        if not isinstance(record, dict) or not all(_is_metric(record.get(k)) for k in METRIC_KEYS):
+            _note(problems, f"{path} line {number} is not an epoch record: {clip(record)}")
+            continue
+        records.append(record)
+    return records
+
+
+def _is_metric(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _note(problems, message: str) -> None:
+    if problems is not None:
+        problems.append(message)
 
 
 def read_summary(run_dir: Path) -> dict:
+    """summary.json as a dict; DataError if it is missing, too big, not JSON or not an object."""
     path = Path(run_dir) / "summary.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{run_dir} is not a finished run directory (no summary.json)") from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path} is not valid JSON: {err}") from None
+    if not path.exists():
+        raise DataError(f"{run_dir} has no summary.json")
+    summary = loads_json(read_text(path, "summary", MAX_SUMMARY_BYTES), str(path))
+    if not isinstance(summary, dict):
+        raise DataError(f"{path} is a JSON {type(summary).__name__}, not an object")
+    return summary
 
 
 def read_batch_losses(run_dir: Path) -> np.ndarray | None:
+    """batch_losses.npy as a 1-D array, or None without the file; DataError if it is not one."""
     path = Path(run_dir) / "batch_losses.npy"
-    return np.load(path, allow_pickle=False) if path.exists() else None
+    if not path.exists():
+        return None
+    losses = load_npy(path, str(path), [np.float32, np.float64], MAX_BATCH_LOSSES_BYTES)
+    if losses.ndim != 1:
+        raise DataError(f"{path} has shape {losses.shape}, expected (num_batches,)")
+    return losses
 
 
 def read_config_dict(run_dir: Path) -> dict:
-    return yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    path = Path(run_dir) / "config.yaml"
+    try:
+        data = yaml_load(read_text(path, "config", MAX_SUMMARY_BYTES), str(path))
+    except ConfigError as err:  # a file of a run directory: data, not the user's config
+        raise DataError(str(err)) from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path} is not a mapping of sections")
+    return data
 
 
 def parse_overrides(overrides: list[str]) -> dict:
     """['optim.learning_rate=1e-3'] -> {'optim.learning_rate': 0.001} (values read as YAML)."""
     params = {}
     for text in overrides:
-        key, _, value = text.partition("=")
+        key, _, value = str(text).partition("=")
         try:
-            params[key.strip()] = yaml_load(value)
-        except yaml.YAMLError:
-            params[key.strip()] = value
+            params[clip_text(key.strip(), 80)] = yaml_load(value)
+        except ConfigError:
+            params[clip_text(key.strip(), 80)] = clip_text(value, 80)
     return params
 
 
-def collect_runs(sweep_dir: str | Path) -> list[dict]:
-    """One row per run below `sweep_dir`, best validation accuracy first; failed runs last.
+def pid_alive(pid, host) -> bool | None:
+    """Whether process ``pid`` runs on this machine; None when ``host`` is another machine or unknown."""
+    if not isinstance(host, str) or host != socket.gethostname():
+        return None
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or a pid the OS cannot even look up
+    return True
 
-    A run is a folder with a summary.json (finished) or a `sweep_args` file that
-    scripts/sweep.sh writes before starting it (so a run that died early still shows).
+
+def collect_runs(sweep_dir: str | Path) -> list[dict]:
+    """One row per run below `sweep_dir`, best validation accuracy first; unfinished and failed runs last.
+
+    A run is a folder with a summary.json, a `sweep_args` file (scripts/sweep.sh writes it
+    before starting the run), a config.yaml or a metrics.jsonl, so a run that died early
+    still shows. One bad run never fails the table: its row says what is wrong. Statuses:
+    those of summary.json (completed, early_stopped, diverged, interrupted, failed, ...);
+    ``running``, or ``killed`` when summary.json says running but its process is gone
+    from this machine (or the sweep recorded its exit); ``corrupt`` for a summary.json
+    that cannot be read; ``failed (exit N)`` for a sweep run that left no summary;
+    ``incomplete`` for a run that left neither a summary nor an exit status.
+    Rows: run, status, params, val_accuracy, test_accuracy, train_accuracy, epochs,
+    train_seconds, command.
     """
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise DataError(f"{sweep_dir} is not a directory")
+    sweep_alive = _sweep_alive(sweep_dir)
     rows = []
     for run in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
-        summary_path, args_path = run / "summary.json", run / "sweep_args"
-        if summary_path.exists():
-            summary = read_summary(run)
-            rows.append({"run": run.name, "status": summary.get("status", "ok"),
-                         "params": parse_overrides(summary.get("overrides", [])),
-                         "val_accuracy": summary.get("val_accuracy"),
-                         "test_accuracy": summary.get("test_accuracy"),
-                         "train_accuracy": summary.get("train_accuracy"),
-                         "epochs": summary.get("epochs"), "train_seconds": summary.get("train_seconds"),
-                         "command": summary.get("command", "")})
-        elif args_path.exists():
-            overrides = [line for line in args_path.read_text().splitlines() if line.strip()]
-            status_path = run / "exit_status"
-            status = f"failed (exit {status_path.read_text().strip()})" if status_path.exists() else "running"
-            rows.append({"run": run.name, "status": status, "params": parse_overrides(overrides),
-                         "val_accuracy": None, "test_accuracy": None, "train_accuracy": None,
-                         "epochs": None, "train_seconds": None, "command": ""})
+        try:
+            if any((run / name).exists() for name in RUN_FILES):
+                rows.append(_run_row(run, sweep_alive))
+        except (OSError, CsNetsError) as err:  # e.g. a folder we may not read: one row, not a failed table
+            rows.append({"run": run.name, "status": "unreadable", "params": {}, "val_accuracy": None,
+                         "test_accuracy": None, "train_accuracy": None, "epochs": None, "train_seconds": None,
+                         "command": "", "problem": clip_text(err, 200)})
     if not rows:
         raise DataError(f"no runs found in {sweep_dir}")
 
-    def rank(row):  # finished runs by validation accuracy, then diverged/interrupted, then failed
+    def rank(row):  # finished runs by validation accuracy, then the others with a score, then the rest
         finished = row["status"] in FINISHED
         scored = row["val_accuracy"] is not None
         return (not finished, not scored, -(row["val_accuracy"] or 0.0), row["run"])
 
     return sorted(rows, key=rank)
+
+
+def _run_row(run: Path, sweep_alive: bool | None) -> dict:
+    row = {"run": run.name, "status": "incomplete", "params": {}, "val_accuracy": None, "test_accuracy": None,
+           "train_accuracy": None, "epochs": None, "train_seconds": None, "command": ""}
+    args = _small_file(run / "sweep_args")
+    exit_status = _small_file(run / "exit_status")
+    if args is not None:
+        row["params"] = parse_overrides([line for line in args.splitlines() if line.strip()])
+    summary = None
+    if (run / "summary.json").exists():
+        try:
+            summary = read_summary(run)
+        except DataError:
+            row["status"] = "corrupt"
+    if summary is not None:
+        status = summary.get("status", "completed")
+        row["status"] = clip_text(status, 40) if isinstance(status, str) and status else "unknown"
+        if args is None:
+            overrides = summary.get("overrides")
+            if isinstance(overrides, list):
+                row["params"] = parse_overrides([o for o in overrides[:100] if isinstance(o, str)])
+        for key in ("val_accuracy", "test_accuracy", "train_accuracy", "train_seconds"):
+            row[key] = _number(summary.get(key))
+        epochs = summary.get("epochs")
+        row["epochs"] = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
+        command = summary.get("command")
+        row["command"] = clip_text(command, 2000) if isinstance(command, str) else ""
+        if row["status"] == RUNNING:
+            alive = False if exit_status is not None else pid_alive(summary.get("pid"), summary.get("host"))
+            row["status"] = "killed" if alive is False else RUNNING
+    elif row["status"] != "corrupt":
+        if exit_status is not None:
+            code = exit_status.strip()
+            row["status"] = f"failed (exit {code if code.isdigit() and len(code) < 4 else '?'})"
+        elif args is not None:
+            row["status"] = "killed" if sweep_alive is False else RUNNING
+    if row["status"] not in FINISHED and row["val_accuracy"] is None:
+        # No final scores: show how far the run got, from its per-epoch metrics.
+        metrics = read_metrics(run)
+        vals = [v for v in (_number(m.get("val_accuracy")) for m in metrics) if v is not None]
+        row["val_accuracy"] = max(vals) if vals else None
+        row["epochs"] = row["epochs"] if row["epochs"] is not None else (len(metrics) or None)
+    return row
+
+
+def _number(value) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _small_file(path: Path) -> str | None:
+    """The text of a small bookkeeping file, or None if it is missing or unreadable."""
+    if not path.exists():
+        return None
+    try:
+        return read_text(path, "file", MAX_SMALL_FILE_BYTES)
+    except DataError:
+        return None
+
+
+def _sweep_alive(sweep_dir: Path) -> bool | None:
+    """Whether the scripts/sweep.sh process that fills ``sweep_dir`` still runs (None: unknown)."""
+    text = _small_file(sweep_dir / "sweep.pid")
+    if text is None:
+        return None
+    pid, _, host = text.strip().partition(" ")
+    return pid_alive(int(pid), host.strip()) if pid.isdigit() and len(pid) < 10 else None

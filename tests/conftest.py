@@ -23,6 +23,7 @@ Interface:
     cut_next_after(nbytes)        the next GET sends full headers, then only ``nbytes`` of the
                                   body, then closes the connection (once)
     ignore_range(flag=True)       answer Range requests with a plain 200 and the whole file
+    delay: float                  seconds to wait before answering each GET (a slow link; default 0)
     reset()                       forget requests and pending faults
 
 ``dead_url`` is the URL of a file on a 127.0.0.1 port where nothing listens (no network).
@@ -31,6 +32,7 @@ Interface:
 import shutil
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,6 +66,7 @@ class CifarServer:
         self._fail = []  # statuses still to answer with
         self._cut_after = None
         self._ignore_range = False
+        self.delay = 0.0
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
@@ -118,6 +121,8 @@ def _handler_for(server):
             with server._lock:
                 server.requests.append(record)
             fail, cut = server._next_fault() if body else (None, None)
+            if body and server.delay:
+                time.sleep(server.delay)
             if fail:
                 return self._status_only(record, fail)
             path = server.root / self.path.lstrip("/").split("?")[0]

@@ -131,3 +131,11 @@ def test_two_layer_takes_exactly_one_hidden_size(tmp_path):
     with pytest.raises(ConfigError, match=r"exp.yaml:3: two_layer has one hidden layer"):
         load_config(write(tmp_path, "model:\n  type: two_layer\n  hidden_dims: [5, 4]\n"))
     assert load_config(write(tmp_path, "model:\n  type: fc_net\n  hidden_dims: [5, 4]\n")).model.hidden_dims == [5, 4]
+
+
+def test_set_of_either_spelling_replaces_the_file_key(tmp_path):
+    path = write(tmp_path, "model:\n  type: two_layer\n  hidden_dims: [50]\n")
+    with pytest.warns(ConfigDeprecationWarning, match="--set model.hidden_dim: model.hidden_dim is deprecated"):
+        assert load_config(path, ["model.hidden_dim=7"]).model.hidden_dims == [7]
+    old = write(tmp_path, "model:\n  type: two_layer\n  hidden_dim: 50\n", name="old.yaml")
+    assert load_config(old, ["model.hidden_dims=[9]"]).model.hidden_dims == [9]

@@ -8,6 +8,7 @@ import hashlib
 import os
 import tarfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -118,6 +119,45 @@ def download_cifar10(data_dir, fmt="python", url=None, md5=None, force=False,
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(f"cannot create the data folder {data_dir}: {one_line(err)}") from None
+    # Several processes (a sweep's runs) may start at once on a fresh folder: one downloads
+    # and extracts, the others wait here and then find the folder complete.
+    with _folder_lock(data_dir / f".{spec.filename}.lock", log,
+                      f"another process is downloading or extracting into {data_dir}; waiting") as lock:
+        if force or _complete_files(folder, fmt) is None:  # else: done by the process we waited for
+            _fetch_and_extract(spec, data_dir, archive, url, expected, force, progress, log,
+                               timeout=timeout, retries=retries, backoff=backoff)
+        if not force:
+            # Complete now, so a newcomer returns before locking; a process already waiting
+            # takes the lock next and finds the folder complete.
+            Path(lock.lock_file).unlink(missing_ok=True)
+    log(f"CIFAR-10 is ready in {folder}")
+    return folder
+
+
+@contextmanager
+def _folder_lock(path, log, waiting):
+    """Hold an exclusive FileLock on ``path`` (the OS releases it if the process dies); log
+    ``waiting`` once if another process holds it. Yields the lock."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path))
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log(waiting)
+            lock.acquire()
+    except OSError as err:
+        raise DataError(f"cannot lock {path}: {one_line(err)}") from None
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def _fetch_and_extract(spec, data_dir, archive, url, expected, force, progress, log, **fetch_options):
+    """Verify the archive in ``data_dir`` or download it, then extract it safely."""
+    fmt = spec.fmt
     if force:
         part_path(archive).unlink(missing_ok=True)  # a forced fetch starts from zero
     if archive.exists() and not force:
@@ -127,17 +167,14 @@ def download_cifar10(data_dir, fmt="python", url=None, md5=None, force=False,
                             f"delete it or download again with --force")
     else:
         source = url or spec.url
-        fetch(source, archive, expected, progress=progress, log=log, timeout=timeout,
-              retries=retries, backoff=backoff,
+        fetch(source, archive, expected, progress=progress, log=log,
               hint=f"Put {spec.filename} at {archive} by hand, or use a mirror "
-                   f"(csnets download --url, or data.url in a config).")
+                   f"(csnets download --url, or data.url in a config).", **fetch_options)
     log(f"extracting {archive.name} into {data_dir}")
     try:
         safe_extract(archive, data_dir, spec.folder, validate=lambda path: _layout_files(path, fmt, archive))
     except DataError as err:
         raise DataError(f"{err}; delete {archive} or download again with --force") from None
-    log(f"CIFAR-10 is ready in {folder}")
-    return folder
 
 
 def _spec(fmt):

@@ -52,12 +52,44 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
             return _load(path, expected)
         except (OSError, ValueError, EOFError) as err:
             _warn(log, f"feature cache {path} is unusable ({err}); recomputing it")
-    features = extract_features(X, transforms, progress=progress)
+    # Parallel runs on one data folder: one computes and writes, the others wait and read it.
+    lock = _lock(path, log)
     try:
-        _save_atomic(path, features)
-    except OSError as err:
-        _warn(log, f"could not write feature cache {path}: {err}")
+        if lock is not None and path.exists():
+            try:
+                return _load(path, expected)  # written by the process we waited for
+            except (OSError, ValueError, EOFError):
+                pass
+        features = extract_features(X, transforms, progress=progress)
+        try:
+            _save_atomic(path, features)
+        except OSError as err:
+            _warn(log, f"could not write feature cache {path}: {err}")
+    finally:
+        if lock is not None:
+            if path.exists():  # from now on a newcomer finds the cache file and never locks
+                Path(lock.lock_file).unlink(missing_ok=True)
+            lock.release()
     return features
+
+
+def _lock(path, log):
+    """An acquired FileLock beside the cache file; None if the folder is not writable (the write
+    will fail too, and say so)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path) + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if log is not None:
+                log(f"another process is computing {path.name}; waiting")
+            lock.acquire()
+    except OSError:
+        return None
+    return lock
 
 
 def _load(path, expected_shape):

@@ -1,4 +1,4 @@
-"""All the pictures of one run directory, drawn from the files the run wrote."""
+"""All the pictures of one run directory, drawn from the files the run wrote, finished or not."""
 
 from __future__ import annotations
 
@@ -6,33 +6,86 @@ from pathlib import Path
 
 import numpy as np
 
+from cs_nets.errors import DataError
 from cs_nets.plots.backend import require_matplotlib
 from cs_nets.plots.confusion import plot_confusion
 from cs_nets.plots.curves import plot_curves
 from cs_nets.plots.templates import plot_templates
 
 
-def plot_run(run_dir, out_dir=None) -> list[Path]:
-    """Write the pictures of a run directory: curves, confusion matrix and (for pixel models) templates."""
+def plot_run(run_dir, out_dir=None, log=None) -> list[Path]:
+    """Write the pictures of a run directory and return their paths.
+
+    curves.png from metrics.jsonl (and batch_losses.npy), confusion.png from
+    summary.json's test confusion matrix, templates.png from model.npz (pixel models
+    only). Each picture is drawn when its files are there and readable, so a run that
+    is still training, or was killed, gets its curves so far; a file that cannot be
+    read (a corrupt summary.json, a bad metrics line) is left out with a note through
+    ``log`` (callable(str), optional). DataError only when there is nothing to draw.
+    """
     from cs_nets.checkpoint import load_checkpoint
     from cs_nets.runs import read_batch_losses, read_metrics, read_summary
 
     require_matplotlib()
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir else run_dir
-    summary = read_summary(run_dir)
-    model, inputs, meta = load_checkpoint(run_dir)
-    names = summary["class_names"]
+    notes: list[str] = []
+    summary, checkpoint, losses = None, None, None
+    if (run_dir / "summary.json").exists():
+        summary = _try(read_summary, run_dir, notes)
+    else:
+        notes.append(f"{run_dir} has no summary.json (a run still starting, or killed): drawing what there is")
+    if (run_dir / "model.npz").exists():
+        checkpoint = _try(load_checkpoint, run_dir, notes)
+    losses = _try(read_batch_losses, run_dir, notes)
+    metrics = [m for m in read_metrics(run_dir, notes) if m.get("val_accuracy") is not None]
+
+    names = _class_names(summary, checkpoint)
     written = []
-    metrics = [m for m in read_metrics(run_dir) if m.get("val_accuracy") is not None]
     if metrics:
-        written.append(plot_curves(metrics, read_batch_losses(run_dir), out_dir / "curves.png",
-                                   title=f"{run_dir.name}: training"))
-    written.append(plot_confusion(np.array(summary["test_confusion"]), names, out_dir / "confusion.png",
-                                  title=f"{run_dir.name}: test split"))
-    first_layer = model.params.get("W", model.params.get("W1"))
-    if not inputs.features and first_layer is not None and first_layer.shape[0] == 3 * 32 * 32:
-        # Templates only where weights map to pixels; feature weights have no picture.
-        written.append(plot_templates(first_layer, names if first_layer.shape[1] == len(names) else None,
-                                      out_dir / "templates.png", title=f"{run_dir.name}: learned templates"))
+        written.append(plot_curves(metrics, losses, out_dir / "curves.png", title=f"{run_dir.name}: training"))
+    confusion = _confusion(summary, names)
+    if confusion is not None:
+        written.append(plot_confusion(confusion, names, out_dir / "confusion.png", title=f"{run_dir.name}: test split"))
+    if checkpoint is not None:
+        model, inputs, _ = checkpoint
+        first_layer = model.params.get("W", model.params.get("W1"))
+        if not inputs.features and first_layer is not None and first_layer.shape[0] == 3 * 32 * 32:
+            # Templates only where weights map to pixels; feature weights have no picture.
+            labels = names if names is not None and first_layer.shape[1] == len(names) else None
+            written.append(plot_templates(first_layer, labels, out_dir / "templates.png",
+                                          title=f"{run_dir.name}: learned templates"))
+    for note in notes:
+        if log is not None:
+            log(note)
+    if not written:
+        raise DataError(f"nothing to draw in {run_dir}: no readable epoch metrics, test confusion matrix or model"
+                        + (f" ({notes[0]})" if notes else ""))
     return written
+
+
+def _try(read, run_dir, notes):
+    """read(run_dir), or None with the one-line reason appended to notes."""
+    try:
+        return read(run_dir)
+    except DataError as err:
+        notes.append(str(err))
+        return None
+
+
+def _class_names(summary, checkpoint) -> list[str] | None:
+    for names in ((summary or {}).get("class_names"), checkpoint[2].get("class_names") if checkpoint else None):
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            return [n[:40] for n in names]
+    return None
+
+
+def _confusion(summary, names) -> np.ndarray | None:
+    """summary.json's test confusion matrix when it is a square table of counts, one row per class."""
+    rows = (summary or {}).get("test_confusion")
+    if names is None or not isinstance(rows, list) or len(rows) != len(names):
+        return None
+    if not all(isinstance(r, list) and len(r) == len(names) and all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 2**53 for c in r) for r in rows):
+        return None
+    return np.array(rows, dtype=np.int64)

@@ -1,0 +1,166 @@
+"""Will a run fit in memory? Estimate its bytes from the config before anything is allocated.
+
+A config can ask for a model or a run that no machine holds (``hidden_dim:
+1000000000``, ``num_epochs: 1000000000000``); NumPy would then fail deep inside
+with a MemoryError traceback, possibly after a download. ``check_fits`` adds up
+the big arrays a run allocates and refuses, in one line that says how many bytes
+and which keys, when they exceed the memory this process may still use.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cs_nets.errors import ConfigError
+from cs_nets.models import config_hyperparams
+from cs_nets.untrusted import format_bytes
+
+IMAGE_BYTES = 3072  # one 32x32x3 uint8 image
+NUM_CLASSES = 10
+PREDICT_CHUNK = 2000  # rows scored at once by Model.predict
+# Official CIFAR-10 sizes, used before the data is loaded (a mirror may hold fewer images).
+CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
+
+# What each part of the estimate is and which keys make it big, for the message.
+PARTS = {
+    "images": ("the uint8 images", "data.synthetic_train / data.synthetic_test"),
+    "features": ("the feature vectors", "features"),
+    "inputs": ("the model inputs of every split", "data.num_train / data.synthetic_train, data.dtype, features"),
+    "model": ("the parameters with their gradients, velocity and best copy",
+              "model.hidden_dims"),
+    "activations": ("the activations of a minibatch", "train.batch_size, model.hidden_dims"),
+    "batch_losses": ("the loss of every minibatch", "train.num_epochs (x batches per epoch)"),
+}
+
+
+def param_shapes(model_type: str, input_dim: int, num_classes: int, hyper: dict) -> dict[str, tuple]:
+    """The parameter shapes ``build_model(model_type, input_dim, num_classes, **hyper)`` would allocate.
+
+    Computed from the architecture alone, so a huge one can be refused without building it.
+    linear: W (D, C), b (C,); two_layer: W1 (D, H), b1, W2 (H, C), b2; fc_net: W1 ... WL.
+    """
+    if model_type == "linear":
+        dims = [input_dim, num_classes]
+    elif model_type == "two_layer":
+        dims = [input_dim, int(hyper.get("hidden_dim", 100)), num_classes]
+    else:
+        dims = [input_dim, *(int(h) for h in hyper.get("hidden_dims", [100])), num_classes]
+    if model_type == "linear":
+        return {"W": (dims[0], dims[1]), "b": (dims[1],)}
+    shapes = {}
+    for layer in range(1, len(dims)):
+        shapes[f"W{layer}"] = (dims[layer - 1], dims[layer])
+        shapes[f"b{layer}"] = (dims[layer],)
+    return shapes
+
+
+def hidden_sizes(model_type: str, hyper: dict) -> list[int]:
+    """The hidden layer widths of an architecture (empty for linear)."""
+    if model_type == "two_layer":
+        return [int(hyper.get("hidden_dim", 100))]
+    if model_type == "fc_net":
+        return [int(h) for h in hyper.get("hidden_dims", [100])]
+    return []
+
+
+def _model_hyper(config) -> dict:
+    return config_hyperparams(config.model)
+
+
+def estimate_bytes(config, num_train: int | None = None, input_dim: int | None = None, *,
+                   training: bool = True) -> dict[str, int]:
+    """Bytes of the big arrays a run of ``config`` allocates, by part (keys of ``PARTS``).
+
+    num_train / input_dim: the sizes when known (after loading); by default they are
+    derived from the config (official CIFAR-10 sizes, or the synthetic sizes; the
+    feature list's width, else 3072 pixels). training=False: what scoring a saved
+    model needs (no optimizer state, no minibatch losses).
+    Python integers throughout, so absurd sizes give absurd numbers, not overflows.
+    """
+    from cs_nets.features.spec import feature_dim  # the features package is heavier than this module
+
+    data, itemsize = config.data, np.dtype(config.data.dtype).itemsize
+    if data.source == "synthetic":
+        n_images, n_test = data.synthetic_train, data.synthetic_test
+    else:
+        n_images, n_test = CIFAR_TRAIN, CIFAR_TEST
+    if num_train is None:
+        num_train = data.num_train or max(n_images - data.num_val, 1)
+    if input_dim is None:
+        input_dim = feature_dim(config.features) if config.features else IMAGE_BYTES
+    num_val = data.num_val
+    parts = {"images": (n_images + n_test) * IMAGE_BYTES}
+    if config.features:
+        parts["features"] = (n_images + n_test) * feature_dim(config.features) * 4
+    parts["inputs"] = (num_train + num_val + n_test) * input_dim * itemsize
+    hyper = _model_hyper(config)
+    params = sum(math.prod(s) for s in param_shapes(config.model.type, input_dim, NUM_CLASSES, hyper).values())
+    # Training holds the parameters, the update rule's buffer, the best epoch's copy and
+    # a gradient scratch: four copies; scoring holds one.
+    parts["model"] = params * itemsize * (4 if training else 1)
+    widths = sum(hidden_sizes(config.model.type, hyper)) + NUM_CLASSES
+    rows = max(config.train.batch_size, PREDICT_CHUNK) if training else PREDICT_CHUNK
+    # Per row: the gathered inputs, then pre-activation, activation and gradient of each layer.
+    parts["activations"] = rows * (input_dim + 3 * widths) * itemsize
+    if training:
+        batches = math.ceil(num_train / min(config.train.batch_size, num_train))
+        parts["batch_losses"] = config.train.num_epochs * batches * 4
+        parts["inputs"] += min(config.train.train_eval_size, num_train) * input_dim * itemsize
+    return parts
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: MemAvailable (Linux), within a cgroup limit; None if unknown."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    try:  # a container's limit (cgroup v2) can be far below the machine's free memory
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            found.append(max(int(limit) - used, 0))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def resident_memory() -> int:
+    """Bytes this process holds now (0 where /proc is missing): they count as usable by the run."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
+
+
+def check_fits(config, num_train: int | None = None, input_dim: int | None = None, *,
+               training: bool = True, available: int | None = None) -> int:
+    """Raise ConfigError when a run of ``config`` cannot fit in memory; return the estimated bytes.
+
+    available: bytes usable by the run (default: what this process holds plus what the
+    machine still has free). With neither /proc nor sysconf nothing is refused.
+    """
+    parts = estimate_bytes(config, num_train, input_dim, training=training)
+    total = sum(parts.values())
+    if available is None:
+        free = available_memory()
+        if free is None:
+            return total
+        available = free + resident_memory()
+    if total > available:
+        name = max(parts, key=parts.get)
+        what, keys = PARTS[name]
+        raise ConfigError(
+            f"the run needs about {format_bytes(total)} of memory but {format_bytes(available)} is available; "
+            f"the largest part is {what}, {format_bytes(parts[name])}: lower {keys}")
+    return total
