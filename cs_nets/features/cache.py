@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cs_nets.features.extract import check_codebooks, check_pixels, extract_features
+from cs_nets.features.extract import check_pixels, extract_features
 from cs_nets.features.spec import feature_dim, normalize_transforms
 from cs_nets.fileio import atomic_open
 
@@ -26,7 +26,7 @@ def cache_key(fingerprint, transforms, codebooks=None):
         "transforms": transforms,
     }
     if any(t["type"] == "bow" for t in transforms):
-        payload["codebooks"] = [None if c is None else c.digest() for c in check_codebooks(transforms, codebooks)]
+        payload["codebooks"] = [None if c is None else c.digest() for c in (codebooks or [])]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
