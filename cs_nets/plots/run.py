@@ -9,11 +9,13 @@ import numpy as np
 from cs_nets.plots.backend import require_matplotlib
 from cs_nets.plots.confusion import plot_confusion
 from cs_nets.plots.curves import plot_curves
+from cs_nets.plots.regions import plot_regions, run_panel
 from cs_nets.plots.templates import plot_templates
 
 
 def plot_run(run_dir, out_dir=None) -> list[Path]:
-    """Write the pictures of a run directory: curves, confusion matrix and (for pixel models) templates."""
+    """Write the pictures of a run directory: curves, confusion matrix, and templates (pixel
+    models) or decision regions (2-D points)."""
     from cs_nets.checkpoint import load_checkpoint
     from cs_nets.runs import read_batch_losses, read_metrics, read_summary
 
@@ -35,4 +37,8 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
         # Templates only where weights map to pixels; feature weights have no picture.
         written.append(plot_templates(first_layer, names if first_layer.shape[1] == len(names) else None,
                                       out_dir / "templates.png", title=f"{run_dir.name}: learned templates"))
+    panel = run_panel(run_dir, label=run_dir.name)
+    if panel is not None:
+        written.append(plot_regions(panel["predict"], panel["X"], panel["y"], out_dir / "regions.png",
+                                    panel["num_classes"], title=panel["title"]))
     return written
