@@ -15,8 +15,8 @@ decision regions over its training points with cs_nets.plots.regions:
                       feature-transform slide
 
 Each panel is titled with its setting and the accuracy on all its training
-points. The runs stay in OUT/runs/ (csnets plot, evaluate work on them). About
-30 s on 2 cores. Needs matplotlib (pip install '.[plot]').
+points. The runs stay in --runs (default runs/lecture_pictures; csnets plot and
+evaluate work on them). About 30 s on 2 cores. Needs matplotlib (pip install '.[plot]').
 """
 
 import argparse
@@ -57,14 +57,16 @@ def train(config, overrides, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="pictures", help="folder for the PNGs and the runs (default: pictures)")
+    parser.add_argument("--out", default="pictures", help="folder for the PNGs (default: pictures)")
+    parser.add_argument("--runs", default="runs/lecture_pictures",
+                        help="folder for the run directories (default: runs/lecture_pictures)")
     args = parser.parse_args(argv)
     require_matplotlib()  # fail before training, not after
     out = Path(args.out)
     for picture, title, settings in PICTURES:
         panels = []
         for label, config, overrides in settings:
-            run_dir = out / "runs" / f"{Path(picture).stem}-{len(panels) + 1}"
+            run_dir = Path(args.runs) / f"{Path(picture).stem}-{len(panels) + 1}"
             start = time.perf_counter()
             train(config, overrides, run_dir)
             panels.append(run_panel(run_dir, label))
