@@ -444,5 +444,5 @@ def plot(run_dir, out_dir):
     """
     from cs_nets.plots import plot_run
 
-    for path in plot_run(run_dir, out_dir):
+    for path in plot_run(run_dir, out_dir, log=_log):
         click.echo(f"wrote {path}")

@@ -176,6 +176,11 @@ class DataConfig:
     dtype: str = _opt("float32", "floating type of model inputs and parameters", choices=registry.DTYPES)
     synthetic_train: int = _opt(2000, "training images of the synthetic source", gt=0)
     synthetic_test: int = _opt(500, "test images of the synthetic source", gt=0)
+    points_per_class: int = _opt(100, "2-D sources: training points per class (the test split is as many more)",
+                                 gt=0)
+    noise: float = _opt(0.1, "2-D sources: std of the Gaussian noise added to each coordinate", min=0.0)
+    classes: int | None = _opt(None, "2-D sources: number of classes (default: 2 for circles, 3 otherwise)",
+                               min=2)
 
 
 @dataclass
@@ -416,6 +421,9 @@ def build_config(raw: dict, where: _Where, name: str = "run") -> Config:
                           f"model.hidden_dims={config.model.hidden_dims}; use model.type: fc_net for more")
     if config.train.hflip and config.features:
         raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; it cannot be combined with features")
+    if config.train.hflip and config.data.source in registry.POINT_SOURCES:
+        raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; "
+                          f"data.source {config.data.source} gives 2-D points")
     return config
 
 
@@ -423,12 +431,20 @@ def _check_features(config: Config, where: _Where):
     """Validate and fill in the feature transforms (their schema lives with the transforms)."""
     if not config.features:
         return
-    from cs_nets.features import normalize_transforms
+    from cs_nets.features import is_point_transforms, normalize_transforms
 
     try:
         config.features = normalize_transforms(config.features)
     except ConfigError as err:
         raise ConfigError(f"{where(('features',))}: {clip_text(err, 300)}") from None
+    points = config.data.source in registry.POINT_SOURCES
+    if points != is_point_transforms(config.features):
+        kind = "2-D points" if points else "images"
+        wanted = registry.POINT_FEATURE_TYPES if points else \
+            [t for t in registry.FEATURE_TYPES if t not in registry.POINT_FEATURE_TYPES]
+        raise ConfigError(f"{where(('features',))}: data.source {config.data.source} gives {kind}; "
+                          f"its features can only be {', '.join(wanted)}, "
+                          f"got {', '.join(t['type'] for t in config.features)}")
 
 
 def parse_override(text: str) -> tuple[tuple[str, ...], Any]:

@@ -76,9 +76,10 @@ def evaluate_checkpoint(checkpoint, split: str = "test", data_dir=None, url: str
             raise DataError(f"{message}: give the right --data-dir, or --allow-other-data to score it anyway")
         log(f"warning: {message}; scoring it anyway (--allow-other-data)")
 
-    parts = split_of(inputs.extract(raw, folder, progress, log), data, config.seed)
+    parts = split_of(raw, data, config.seed)
     del raw
-    X = inputs.transform(getattr(parts, f"X_{split}"))
+    # only the split asked for goes through the (fitted) feature transforms
+    X = inputs.transform(inputs.extract(getattr(parts, f"X_{split}"), folder, progress, log))
     y = getattr(parts, f"y_{split}")
     if X.shape[1] != model.input_dim:
         raise DataError(f"the checkpoint expects {model.input_dim} inputs per image "

@@ -1,15 +1,16 @@
-"""From a config to model-ready arrays: images -> (features) -> split -> normalize.
+"""From a config to model-ready arrays: images -> split -> (features) -> normalize.
 
-Data flows one way: the raw uint8 images (CIFAR-10 or synthetic) optionally go
-through feature transforms (cached on disk), are split into train/val/test, and
-a ``Normalizer`` fit on the training split alone turns every split into float
-inputs. ``InputPipeline`` holds the transforms and the fitted statistics so that
-a checkpoint is evaluated with exactly the preprocessing it was trained with.
+Data flows one way: the raw uint8 images (CIFAR-10 or synthetic; or 2-D points
+of a toy source) are split into train/val/test first; transforms that learn
+something (the ``bow`` codebook) are fit on the training split alone, then every
+split goes through the feature transforms (cached on disk), and a ``Normalizer``
+fit on the training split turns every split into float inputs. ``InputPipeline``
+holds the transforms, the codebooks and the fitted statistics so that a
+checkpoint is evaluated with exactly the preprocessing it was trained with.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from cs_nets.data.cifar10 import (
 )
 from cs_nets.data.preprocess import Normalizer, Split, split_train_val
 from cs_nets.data.synthetic import make_synthetic
+from cs_nets.data.toy import make_toy
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 
 SPLITS = registry.SPLITS
@@ -33,58 +35,75 @@ SPLITS = registry.SPLITS
 
 @dataclass
 class Dataset(Split):
-    """Model inputs of every split (X_*: (N, D) float, y_*: (N,) int64) and the pipeline that made them.
-
-    fingerprint: the content hash of the images and labels they came from (before any
-    split), recorded by runs so a checkpoint is never silently scored or resumed on other data.
-    """
+    """Model inputs of every split (X_*: (N, D) float, y_*: (N,) int64) and the pipeline that made them
+    (``inputs.data_fingerprint``: the content hash of the data they came from)."""
 
     inputs: InputPipeline
-    fingerprint: str
 
 
 def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=None) -> tuple[RawCifar, Path | None]:
-    """The raw uint8 images of the configured source and the data folder they live in (None: synthetic)."""
+    """The raw uint8 images (or 2-D points) of the configured source and their data folder (None: generated)."""
     if data.source == "synthetic":
         return make_synthetic(data.synthetic_train, data.synthetic_test, seed=seed), None
+    if data.source in registry.POINT_SOURCES:
+        return make_toy(data.source, data.points_per_class, data.classes, data.noise, seed=seed), None
     folder = resolve_data_dir(data_dir, data.dir)
     raw = ensure_cifar10(folder, fmt=data.format, url=data.url, md5=data.md5, progress=progress, log=log)
     return raw, folder
 
 
 class InputPipeline:
-    """uint8 images (N, 3072) -> model inputs (N, D): optional features, then normalization.
+    """uint8 images (N, 3072) or points (N, 2) -> model inputs (N, D): optional features, then normalization.
 
     features: normalized transform list (empty: raw pixels); normalizer: a
-    ``Normalizer`` (fit on the training split by ``fit``, or restored by ``from_state``).
+    ``Normalizer`` (fit on the training split by ``fit``, or restored by
+    ``from_state``); codebooks: {transform index: Codebook} of the ``bow``
+    transforms (learned by ``fit_features`` from the training split, or restored).
     Feature vectors are always standardized (mean and std of the training split).
     """
 
-    def __init__(self, features: list[dict], normalizer: Normalizer):
+    def __init__(self, features: list[dict], normalizer: Normalizer, codebooks: dict | None = None):
         self.features = list(features)
         self.normalizer = normalizer
         self.data_fingerprint: str | None = None  # of the raw data it was fit on (see prepare_dataset)
+        self.codebooks = dict(codebooks or {})
 
     @classmethod
     def for_config(cls, config: Config) -> InputPipeline:
         mode = "mean_std" if config.features else config.data.normalize
         return cls(config.features, Normalizer(mode, dtype=config.data.dtype))
 
-    def extract(self, raw: RawCifar, data_dir: Path | None, progress=True, log=None) -> RawCifar:
-        """`raw` with its images replaced by feature vectors (N, F) float32; unchanged without features."""
+    def fit_features(self, X_train: np.ndarray, log=None) -> InputPipeline:
+        """Learn the codebook of every ``bow`` transform from X_train: (N, 3072) uint8, the training split only."""
+        from cs_nets.features import fit_codebook
+
+        for i, t in enumerate(self.features):
+            if t["type"] == "bow":
+                if log:
+                    log(f"bow: learning {t['words']} words from {t['samples']} patches of "
+                        f"{len(X_train)} training images")
+                params = {k: t[k] for k in ("words", "patch", "whiten", "samples", "iterations", "seed")}
+                self.codebooks[i] = fit_codebook(X_train, **params)
+        return self
+
+    def extract(self, X: np.ndarray, data_dir: Path | None, progress=True, log=None) -> np.ndarray:
+        """Feature vectors (N, F) float32 of one split's rows X; X itself without features.
+
+        With a data folder the result is cached in <data_dir>/features, keyed by
+        every byte of X, the transforms and the codebooks.
+        """
         if not self.features:
-            return raw
+            return X
         from cs_nets.features import cached_features, extract_features
 
-        def features_of(X):
-            if data_dir is None:  # synthetic data: cheap to recompute, nothing to key a cache on
-                return extract_features(X, self.features, progress=progress)
-            return cached_features(X, self.features, Path(data_dir) / "features", content_hash(X),
-                                   progress=progress, log=log)
-
-        return dataclasses.replace(raw, X_train=features_of(raw.X_train), X_test=features_of(raw.X_test))
+        codebooks = [self.codebooks.get(i) for i in range(len(self.features))]
+        if data_dir is None:  # generated data: cheap to recompute, nothing to key a cache on
+            return extract_features(X, self.features, progress=progress, codebooks=codebooks)
+        return cached_features(X, self.features, Path(data_dir) / "features", content_hash(X),
+                               progress=progress, log=log, codebooks=codebooks)
 
     def fit(self, X_train: np.ndarray) -> InputPipeline:
+        """Learn the normalization of the training split's features (or pixels) X_train: (N, F)."""
         self.normalizer.fit(X_train)
         return self
 
@@ -101,11 +120,28 @@ class InputPipeline:
         return {"features": self.features, "normalizer": self.normalizer.config()}
 
     def state(self) -> dict[str, np.ndarray]:
-        return self.normalizer.state()
+        """The normalizer's arrays, and each codebook's as ``features/<index>/<name>``."""
+        arrays = dict(self.normalizer.state())
+        for i, codebook in self.codebooks.items():
+            arrays.update({f"features/{i}/{k}": v for k, v in codebook.state().items()})
+        return arrays
 
     @classmethod
     def from_state(cls, config: dict, arrays: dict) -> InputPipeline:
-        return cls(config["features"], Normalizer.from_state(config["normalizer"], arrays))
+        """Rebuild from ``config()`` and ``state()``; ArgumentError if a codebook is missing or misshapen."""
+        from cs_nets.features import Codebook, normalize_transforms
+
+        try:
+            features = normalize_transforms(config["features"]) if config["features"] else []
+        except ConfigError as err:  # the transforms come from a file, not from the user's config
+            raise ArgumentError(str(err)) from None
+        codebooks = {}
+        for i, t in enumerate(features):
+            if t["type"] == "bow":
+                prefix = f"features/{i}/"
+                mine = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+                codebooks[i] = Codebook.from_state(mine, t["patch"], t["words"], t["whiten"])
+        return cls(features, Normalizer.from_state(config["normalizer"], arrays), codebooks)
 
 
 def split_of(raw: RawCifar, data: DataConfig, seed: int) -> Split:
@@ -117,25 +153,21 @@ def split_of(raw: RawCifar, data: DataConfig, seed: int) -> Split:
 
 
 def prepare_dataset(config: Config, data_dir=None, progress=True, log=None) -> Dataset:
-    """Load, extract, split and normalize the data of `config`; the pipeline is fit on train only."""
+    """Load, split, extract and normalize the data of `config`; everything learned sees the training split only."""
     raw, folder = load_images(config.data, config.seed, data_dir, progress, log)
+    return build_dataset(config, raw, folder, progress, log)
+
+
+def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, progress=True, log=None) -> Dataset:
+    """``prepare_dataset`` on already loaded data `raw` (`folder`: where to cache features, or None)."""
     fingerprint = data_fingerprint(raw)
-    inputs = InputPipeline.for_config(config)
-    inputs.data_fingerprint = data_fingerprint(raw)  # saved in the checkpoint: evaluate checks its data against it
-    split = split_of(inputs.extract(raw, folder, progress, log), config.data, config.seed)
+    split = split_of(raw, config.data, config.seed)
     del raw  # the split holds what is needed; let the full raw arrays go as soon as possible
-    inputs.fit(split.X_train)
-    return Dataset(inputs.transform(split.X_train), split.y_train,
-                   inputs.transform(split.X_val), split.y_val,
-                   inputs.transform(split.X_test), split.y_test,
-                   split.class_names, inputs, fingerprint)
-
-
-def prepare_split(config: Config, inputs: InputPipeline, name: str, data_dir=None, progress=True, log=None):
-    """(X, y, class_names) of one split, preprocessed by an already-fit `inputs` (e.g. from a checkpoint)."""
-    if name not in SPLITS:
-        raise DataError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
-    raw, folder = load_images(config.data, config.seed, data_dir, progress, log)
-    split = split_of(inputs.extract(raw, folder, progress, log), config.data, config.seed)
-    X, y = getattr(split, f"X_{name}"), getattr(split, f"y_{name}")
-    return inputs.transform(X), y, split.class_names
+    inputs = InputPipeline.for_config(config).fit_features(split.X_train, log)
+    inputs.data_fingerprint = fingerprint  # saved in the checkpoint: evaluate and resume check data against it
+    X_train = inputs.extract(split.X_train, folder, progress, log)
+    inputs.fit(X_train)
+    X_train = inputs.transform(X_train)
+    X_val = inputs.transform(inputs.extract(split.X_val, folder, progress, log))
+    X_test = inputs.transform(inputs.extract(split.X_test, folder, progress, log))
+    return Dataset(X_train, split.y_train, X_val, split.y_val, X_test, split.y_test, split.class_names, inputs)

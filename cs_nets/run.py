@@ -104,7 +104,7 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
     log(f"data: {len(data.y_train)} train, {len(data.y_val)} val, {len(data.y_test)} test, "
         f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {path}")
     header = {"task": task, "model": config.model.type if task == "train" else "random_search",
-              "overrides": list(overrides), "command": command or "", "data_fingerprint": data.fingerprint,
+              "overrides": list(overrides), "command": command or "", "data_fingerprint": data.inputs.data_fingerprint,
               "class_names": list(data.class_names)}
 
     def work():
@@ -137,9 +137,9 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
             raise ConfigError(f"--resume {run_dir.path}: a {summary['task']} run cannot be resumed; start it again")
         data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
         expected = summary.get("data_fingerprint")
-        if expected and expected != data.fingerprint:
+        if expected and expected != data.inputs.data_fingerprint:
             raise DataError(f"{run_dir.path} was trained on other data (fingerprint {expected}, this data "
-                            f"{data.fingerprint}): resume with the same data folder and source")
+                            f"{data.inputs.data_fingerprint}): resume with the same data folder and source")
         model = build_model_for(config, data)
         state_path = run_dir.path / STATE_FILE
         state = TrainState.load(state_path) if state_path.exists() else None
@@ -148,7 +148,7 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
         raise
     log(f"resuming {run_dir.path} after epoch {state.epoch if state else 0}")
     header = {key: summary[key] for key in ("task", "model", "overrides", "command") if key in summary}
-    header.update({"task": "train", "model": config.model.type, "data_fingerprint": data.fingerprint,
+    header.update({"task": "train", "model": config.model.type, "data_fingerprint": data.inputs.data_fingerprint,
                    "class_names": list(data.class_names)})
     return _carry_out(run_dir, header, lambda: _train(config, data, model, run_dir, state, header, progress,
                                                       log, on_epoch), plot, log)
@@ -274,8 +274,7 @@ def _finish(config, data, model, run_dir: RunDir, fields: dict) -> dict:
     train_accuracy in metrics.jsonl (cs_nets.trainer.train_eval_rows).
     """
     save_checkpoint(run_dir.folder / "model.npz", model, data.inputs,
-                    meta={"class_names": list(data.class_names), "config": config.to_dict(),
-                          "data_fingerprint": data.fingerprint})
+                    meta={"class_names": list(data.class_names), "config": config.to_dict()})
     confusion = confusion_matrix(data.y_test, model.predict(data.X_test), len(data.class_names))
     rows = train_eval_rows(len(data.y_train), config.train.train_eval_size, np.random.default_rng(config.seed))
     summary = {

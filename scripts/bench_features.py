@@ -1,6 +1,12 @@
 """Time feature extraction over all CIFAR-10 images (train + test).
 
-    python scripts/bench_features.py --data-dir /tmp/cifar-dev [--repeats 3] [--transforms hog,color_hist]
+    python scripts/bench_features.py --data-dir D [--repeats 3] [--transforms hog,color_hist]
+    python scripts/bench_features.py --data-dir D --transforms bow      # bag of words, 256 words
+    python scripts/bench_features.py --data-dir D --transforms bow --set words=1600 --set stride=2
+
+For ``bow`` the codebook is first learned from the training images (timed on its
+own), then every repeat encodes all the images from scratch (no feature cache).
+The peak RSS of the process is printed at the end.
 
 Loads the python-layout batches from <data-dir>/cifar-10-batches-py (through
 cs_nets.data.cifar10 when it exists), tiles them up to --images if the mirror is
@@ -11,6 +17,7 @@ average, since the machine may be shared.
 import argparse
 import os
 import pickle
+import resource
 import statistics
 import sys
 import time
@@ -18,24 +25,34 @@ from pathlib import Path
 
 import numpy as np
 
-from cs_nets.features import extract_features, feature_dim, normalize_transforms
+from cs_nets.config import yaml_load
+from cs_nets.features import extract_features, feature_dim, fit_codebook, normalize_transforms
 
 
 def load_pixels(data_dir):
-    """All train + test rows, (N, 3072) uint8."""
+    """All train + test rows, (N, 3072) uint8, and how many of them are training rows."""
     try:
         from cs_nets.data.cifar10 import load_cifar10
     except ImportError:
         load_cifar10 = None
     if load_cifar10 is not None:
         data = load_cifar10(data_dir)
-        return np.concatenate([data.X_train, data.X_test]), "cs_nets.data.cifar10.load_cifar10"
+        return np.concatenate([data.X_train, data.X_test]), len(data.X_train), "cs_nets.data.cifar10.load_cifar10"
     folder = Path(data_dir) / "cifar-10-batches-py"
     rows = []
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         with open(folder / name, "rb") as f:
             rows.append(np.asarray(pickle.load(f, encoding="bytes")[b"data"], dtype=np.uint8))
-    return np.concatenate(rows), "pickle fallback (trusted local dev mirror)"
+    return np.concatenate(rows), sum(len(r) for r in rows[:5]), "pickle fallback (trusted local dev mirror)"
+
+
+def fit_codebooks(transforms, X_train):
+    """The codebook of every bow transform, learned from X_train (None for the others), and the seconds taken."""
+    start = time.perf_counter()
+    keys = ("words", "patch", "whiten", "samples", "iterations", "seed")
+    codebooks = [fit_codebook(X_train, **{k: t[k] for k in keys}) if t["type"] == "bow" else None
+                 for t in transforms]
+    return codebooks, time.perf_counter() - start
 
 
 def main(argv=None):
@@ -45,10 +62,15 @@ def main(argv=None):
     parser.add_argument("--transforms", default="hog,color_hist", help="comma-separated types, defaults for each")
     parser.add_argument("--images", type=int, default=60000, help="images per run (tiled if the data has fewer)")
     parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter for every transform that has it, e.g. words=1600 (repeatable)")
     args = parser.parse_args(argv)
 
+    params = {key.strip(): yaml_load(value) for key, _, value in (p.partition("=") for p in args.params)}
     transforms = normalize_transforms([name.strip() for name in args.transforms.split(",")])
-    X, source = load_pixels(args.data_dir)
+    transforms = normalize_transforms([{**t, **{k: v for k, v in params.items() if k in t}} for t in transforms])
+    X, num_train, source = load_pixels(args.data_dir)
+    codebooks, fit_seconds = fit_codebooks(transforms, X[:num_train])
     real = len(X)
     if real < args.images:
         X = np.concatenate([X] * (-(-args.images // real)))
@@ -56,17 +78,20 @@ def main(argv=None):
 
     print(f"data: {real} images via {source}" + (f", tiled to {len(X)}" if len(X) > real else ""))
     print(f"transforms: {transforms} -> {feature_dim(transforms)} features per image")
+    if any(c is not None for c in codebooks):
+        print(f"codebook(s) learned from the {num_train} training images in {fit_seconds:.1f} s")
     print(f"cpus: {os.cpu_count()}, load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     times = []
     for i in range(args.repeats):
         start = time.perf_counter()
-        features = extract_features(X, transforms, chunk=args.chunk, progress=False)
+        features = extract_features(X, transforms, chunk=args.chunk, progress=False, codebooks=codebooks)
         times.append(time.perf_counter() - start)
         print(f"  run {i + 1}: {times[-1]:.2f} s")
     median = statistics.median(times)
     print(f"median: {median:.2f} s for {len(X)} images ({len(X) / median:,.0f} images/s), "
           f"output {features.shape} {features.dtype}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 
 

@@ -94,7 +94,7 @@ train: {{batch_size: 50, num_epochs: 1}}
     first = run("train", "--config", config, "--data-dir", data_dir, "--out", tmp_path / "a", "--quiet")
     assert first.exit_code == 0, first.output
     cached = sorted((data_dir / "features").glob("*.npy"))
-    assert len(cached) == 2  # train and test images
+    assert len(cached) == 3  # train, validation and test splits, each keyed by its own rows
     stamps = [p.stat().st_mtime_ns for p in cached]
     second = run("train", "--config", config, "--data-dir", data_dir, "--out", tmp_path / "b", "--quiet")
     assert second.exit_code == 0, second.output

@@ -307,7 +307,7 @@ def test_normalize_fills_defaults_and_accepts_type_names():
     ]
     normalized = normalize_transforms([{"type": "color_hist", "space": "rgb"}])
     assert normalize_transforms(normalized) == normalized == [{"type": "color_hist", "bins": 10, "space": "rgb"}]
-    assert FEATURE_TYPES == ("raw", "hog", "color_hist")
+    assert FEATURE_TYPES == ("raw", "hog", "color_hist", "bow", "polar")
 
 
 def test_feature_dim():
@@ -322,7 +322,7 @@ def test_feature_dim():
     [
         ([], r"^features: got \[\], expected a non-empty list"),
         ("hog", r"^features: got 'hog'"),
-        (["hog", {"type": "sift"}], r"^features\[1\]\.type: got 'sift', expected one of: raw, hog, color_hist$"),
+        (["hog", {"type": "sift"}], r"^features\[1\]\.type: got 'sift', expected one of: raw, hog, color_hist, bow, polar$"),
         ([{"cell": 8}], r"^features\[0\]\.type: got None"),
         ([{"type": "hog", "size": 8}], r"^features\[0\]\.size: unknown key for type 'hog', valid keys: type, cell, bins$"),
         ([{"type": "raw", "bins": 3}], r"^features\[0\]\.bins: unknown key for type 'raw', valid keys: type$"),

@@ -79,9 +79,9 @@ train: {{batch_size: 50, num_epochs: 1}}
     finish([start(script, counts, "train", "--config", config, "--data-dir", data_dir, "--out", tmp_path / f"run{i}",
                   "--quiet") for i in range(3)])
     assert len([r for r in cifar_server.requests if r.method == "GET"]) == 1
-    # One extraction per split of images (503 train, 101 test), by whichever process came first.
-    assert sorted(int(n) for n in counts.read_text().split()) == [101, 503]
-    assert len(list((data_dir / "features").glob("features-*.npy"))) == 2
+    # One extraction per split (453 train, 50 val, 101 test), by whichever process came first.
+    assert sorted(int(n) for n in counts.read_text().split()) == [50, 101, 453]
+    assert len(list((data_dir / "features").glob("features-*.npy"))) == 3
     assert list((data_dir / "features").glob("*.lock")) == []  # no lock file outlives its cache file
     summaries = [json.loads((tmp_path / f"run{i}" / "summary.json").read_text()) for i in range(3)]
     assert len({s["test_accuracy"] for s in summaries}) == 1

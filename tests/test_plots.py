@@ -281,3 +281,55 @@ def test_unwritable_path_raises_csnets_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(CsNetsError, match="cannot write"):
         plot_confusion(np.eye(2, dtype=int), ["a", "b"], tmp_path / "file" / "c.png")
+
+
+# ---- decision regions of 2-D models ----------------------------------------------------------
+
+
+def known_linear_model():
+    """Class 0 left of x = 0, class 1 upper right, class 2 lower right; raw (x, y) inputs."""
+    from cs_nets.data.preprocess import Normalizer
+    from cs_nets.models import build_model
+    from cs_nets.pipeline import InputPipeline
+
+    model = build_model("linear", 2, 3)
+    model.params["W"][...] = [[-2, 1, 1], [0, 1, -1]]  # scores: -2x, x + y, x - y
+    model.params["b"][...] = 0
+    corners = np.array([[-1, -1], [1, 1], [1, -1], [-1, 1]], dtype=np.float32)
+    inputs = InputPipeline([], Normalizer("none")).fit(corners)
+    return model, inputs, corners
+
+
+def test_region_grid_rows_go_up_and_columns_right():
+    from cs_nets.plots.regions import pipeline_predictor, region_grid
+
+    model, inputs, _ = known_linear_model()
+    labels = region_grid(pipeline_predictor(model, inputs), (-1, 1, -1, 1), resolution=4)
+    # pixel centres at ±0.25, ±0.75; row 0 is the bottom (y = -0.75)
+    np.testing.assert_array_equal(labels, [[0, 0, 2, 2], [0, 0, 2, 2], [0, 0, 1, 1], [0, 0, 1, 1]])
+
+
+def test_regions_picture_has_the_class_colour_at_known_points(tmp_path):
+    from cs_nets.plots.regions import pipeline_predictor, plot_regions, region_colors
+
+    model, inputs, corners = known_linear_model()
+    path = plot_regions(pipeline_predictor(model, inputs), corners, np.array([0, 1, 2, 0]), tmp_path / "r.png",
+                        title="known model")
+    assert png_size(path) == (600, 600)
+    image = decoded(path)[:, :, :3]
+    colours = region_colors(3)
+    # The plane is where the pixels have a region colour; its bounding box maps the data square.
+    is_region = np.zeros(image.shape[:2], bool)
+    for c in colours:
+        is_region |= np.abs(image - c).max(axis=2) < 0.02
+    rows, cols = np.nonzero(is_region)
+    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
+    assert right - left > 300 and bottom - top > 300
+    lo, hi = -1.2, 1.2  # the corners' square widened by 10% on each side
+
+    def pixel(x, y):
+        return image[round(bottom - (y - lo) / (hi - lo) * (bottom - top)),
+                     round(left + (x - lo) / (hi - lo) * (right - left))]
+
+    for (x, y), k in [((-0.6, 0.0), 0), ((-0.6, 0.7), 0), ((0.6, 0.6), 1), ((0.6, -0.6), 2), ((0.9, -0.1), 2)]:
+        np.testing.assert_allclose(pixel(x, y), colours[k], atol=0.02, err_msg=f"at ({x}, {y})")

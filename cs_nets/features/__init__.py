@@ -1,4 +1,4 @@
-"""Image -> feature vector transforms: raw pixels, HOG and color histograms.
+"""Image -> feature vector transforms: raw pixels, HOG, color histograms, bag of words; (r, θ) of points.
 
 The ``features`` config section is an ordered list of transforms, e.g.
 ``[{type: hog, cell: 8, bins: 9}, {type: color_hist, bins: 10, space: hsv}]``;
@@ -8,23 +8,33 @@ Outputs are raw (not standardized): the training pipeline standardizes them.
   spec.py     normalize_transforms, feature_dim: validate the config, size the output
   hog.py      hog_features: gradient-orientation histograms per cell
   color.py    color_histogram: hue (HSV) or per-channel RGB histograms
+  bow.py      fit_codebook (training split only), Encoder: bag of visual words
+  polar.py    polar_features: (x, y) -> (r, θ) for 2-D points
   extract.py  extract_features: (N, 3072) uint8 -> (N, F) float32, chunked
   cache.py    cached_features: the same, stored as .npy in a cache folder
 """
 
+from cs_nets.features.bow import Codebook, Encoder, encode_images, fit_codebook
 from cs_nets.features.cache import cache_path, cached_features
 from cs_nets.features.color import color_histogram
 from cs_nets.features.extract import extract_features
 from cs_nets.features.hog import hog_features
-from cs_nets.features.spec import FEATURE_TYPES, feature_dim, normalize_transforms
+from cs_nets.features.polar import polar_features
+from cs_nets.features.spec import FEATURE_TYPES, feature_dim, is_point_transforms, normalize_transforms
 
 __all__ = [
     "FEATURE_TYPES",
+    "Codebook",
+    "Encoder",
     "cache_path",
     "cached_features",
     "color_histogram",
+    "encode_images",
     "extract_features",
     "feature_dim",
+    "fit_codebook",
     "hog_features",
+    "is_point_transforms",
     "normalize_transforms",
+    "polar_features",
 ]

@@ -1,4 +1,4 @@
-"""Feature arrays cached on disk as .npy, keyed by the data and the transforms."""
+"""Feature arrays cached on disk as .npy, keyed by the data, the transforms and what they learned."""
 
 import hashlib
 import json
@@ -16,26 +16,31 @@ from cs_nets.fileio import atomic_open
 FEATURES_VERSION = 1
 
 
-def cache_key(fingerprint, transforms):
-    """Hex SHA-256 of the version, the data fingerprint and the normalized transforms."""
+def cache_key(fingerprint, transforms, codebooks=None):
+    """Hex SHA-256 of the version, the data fingerprint, the normalized transforms
+    (every parameter, defaults filled in) and the digest of every fitted codebook."""
+    transforms = normalize_transforms(transforms)
     payload = {
         "version": FEATURES_VERSION,
         "fingerprint": fingerprint,
-        "transforms": normalize_transforms(transforms),
+        "transforms": transforms,
     }
+    if any(t["type"] == "bow" for t in transforms):
+        payload["codebooks"] = [None if c is None else c.digest() for c in (codebooks or [])]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def cache_path(cache_dir, fingerprint, transforms):
+def cache_path(cache_dir, fingerprint, transforms, codebooks=None):
     """Where ``cached_features`` keeps the array: ``<cache_dir>/features-<key[:24]>.npy``."""
-    return Path(cache_dir) / f"features-{cache_key(fingerprint, transforms)[:24]}.npy"
+    return Path(cache_dir) / f"features-{cache_key(fingerprint, transforms, codebooks)[:24]}.npy"
 
 
-def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=None):
-    """``extract_features(X, transforms)``, read from or written to a cache file.
+def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=None, codebooks=None):
+    """``extract_features(X, transforms, codebooks=codebooks)``, read from or written to a cache file.
 
     X: (N, 3072) uint8.  fingerprint: non-empty string that identifies X (e.g. the
     split name and the checksums of its source files); the caller owns its meaning.
+    codebooks: the fitted ``bow`` codebooks (see ``extract.check_codebooks``).
     log: callable(str) for warnings, or None to use ``warnings.warn``.
     Returns (N, F) float32. A cache file that cannot be read or has the wrong
     shape/dtype is reported through `log` and recomputed; failing to write the
@@ -45,7 +50,7 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
         raise ValueError(f"fingerprint: got {fingerprint!r}, expected a non-empty string")
     transforms = normalize_transforms(transforms)
     check_pixels(X)
-    path = cache_path(cache_dir, fingerprint, transforms)
+    path = cache_path(cache_dir, fingerprint, transforms, codebooks)
     expected = (len(X), feature_dim(transforms))
     if path.exists():
         try:
@@ -60,7 +65,7 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
                 return _load(path, expected)  # written by the process we waited for
             except (OSError, ValueError, EOFError):
                 pass
-        features = extract_features(X, transforms, progress=progress)
+        features = extract_features(X, transforms, progress=progress, codebooks=codebooks)
         try:
             _save_atomic(path, features)
         except OSError as err:

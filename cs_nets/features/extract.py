@@ -1,12 +1,14 @@
-"""Turn CIFAR pixel rows into concatenated feature vectors, chunk by chunk."""
+"""Turn CIFAR pixel rows (or 2-D points) into concatenated feature vectors, chunk by chunk."""
 
 import numpy as np
 from tqdm import tqdm
 
-from cs_nets.errors import DataError
+from cs_nets.errors import ArgumentError, DataError
+from cs_nets.features.bow import Codebook, Encoder
 from cs_nets.features.color import color_histogram
 from cs_nets.features.hog import hog_features, to_grayscale
-from cs_nets.features.spec import feature_dim, normalize_transforms
+from cs_nets.features.polar import polar_features
+from cs_nets.features.spec import feature_dim, is_point_transforms, normalize_transforms
 
 IMAGE_SHAPE = (3, 32, 32)  # CIFAR row order: red plane, green plane, blue plane, each row-major
 PIXELS = 3 * 32 * 32
@@ -19,23 +21,49 @@ def check_pixels(X):
         raise DataError(f"feature input: expected (N, {PIXELS}) uint8 CIFAR rows, got {got}")
 
 
-def extract_features(X, transforms, chunk=1000, progress=True):
+def check_codebooks(transforms, codebooks):
+    """The fitted codebooks as a list aligned with `transforms` (None where nothing is learned).
+
+    codebooks: None, or a sequence with a Codebook at the index of every ``bow`` transform.
+    """
+    codebooks = [None] * len(transforms) if codebooks is None else list(codebooks)
+    if len(codebooks) != len(transforms):
+        raise ArgumentError(f"codebooks: got {len(codebooks)} entries for {len(transforms)} transforms")
+    for i, t in enumerate(transforms):
+        if t["type"] == "bow" and not isinstance(codebooks[i], Codebook):
+            raise ArgumentError(f"features[{i}] (bow) needs a fitted codebook: fit it on the training split")
+        if t["type"] == "bow" and codebooks[i].patch != t["patch"]:
+            raise ArgumentError(f"features[{i}]: the codebook has {codebooks[i].patch}-pixel patches, "
+                                f"the transform {t['patch']}")
+    return codebooks
+
+
+def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None):
     """Apply each transform to every image and concatenate the results per image.
 
-    X: (N, 3072) uint8 CIFAR rows.  transforms: a ``features`` list (normalized here).
+    X: (N, 3072) uint8 CIFAR rows, or (N, 2) float points for point transforms (polar).
+    transforms: a ``features`` list (normalized here).  codebooks: what the ``bow``
+    transforms learned (see ``check_codebooks``; fit them on the training split).
     Returns (N, F) float32 with F = feature_dim(transforms), columns in transform order:
       raw        -> the 3072 pixels / 255, in CIFAR order
       hog        -> hog_features(cell, bins) of the BT.601 grayscale image
       color_hist -> color_histogram(bins, space)
+      bow        -> bag-of-words codes against the codebook (cs_nets.features.bow)
+      polar      -> (r, θ) of each point
     Works on `chunk` images at a time (about 0.3 MB of temporaries per image for HOG)
     and shows a tqdm bar on stderr when `progress` is true and stderr is a terminal.
     """
     transforms = normalize_transforms(transforms)
+    if is_point_transforms(transforms):
+        return np.concatenate([polar_features(X) for _ in transforms], axis=1)
     check_pixels(X)
+    codebooks = check_codebooks(transforms, codebooks)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk: got {chunk!r}, expected a positive integer")
     n = len(X)
     out = np.empty((n, feature_dim(transforms)), dtype=np.float32)
+    encoders = {i: Encoder(codebooks[i], t["stride"], t["encoding"], t["pooling"])
+                for i, t in enumerate(transforms) if t["type"] == "bow"}
     # disable=None lets tqdm hide itself when stderr is not a terminal.
     with tqdm(total=n, desc="features", unit="img", disable=None if progress else True) as bar:
         for start in range(0, n, chunk):
@@ -43,12 +71,14 @@ def extract_features(X, transforms, chunk=1000, progress=True):
             images = X[start:stop].reshape(-1, *IMAGE_SHAPE)  # a view: rows are contiguous
             gray = None  # shared by every hog transform of this chunk
             column = 0
-            for t in transforms:
+            for i, t in enumerate(transforms):
                 if t["type"] == "raw":
                     block = images.reshape(stop - start, -1).astype(np.float32) / 255
                 elif t["type"] == "hog":
                     gray = to_grayscale(images) if gray is None else gray
                     block = hog_features(gray, cell=t["cell"], bins=t["bins"])
+                elif t["type"] == "bow":
+                    block = encoders[i](images)
                 else:
                     block = color_histogram(images, bins=t["bins"], space=t["space"])
                 out[start:stop, column : column + block.shape[1]] = block

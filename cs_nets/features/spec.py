@@ -9,7 +9,8 @@ compare (and hash, for the cache) equal.
 from numbers import Integral
 
 from cs_nets.errors import ConfigError
-from cs_nets.registry import FEATURE_TYPES
+from cs_nets.features.bow import ENCODINGS, POOLINGS, positions
+from cs_nets.registry import FEATURE_TYPES, POINT_FEATURE_TYPES
 
 COLOR_SPACES = ("hsv", "rgb")
 
@@ -18,7 +19,17 @@ DEFAULTS = {
     "raw": {},
     "hog": {"cell": 8, "bins": 9},
     "color_hist": {"bins": 10, "space": "hsv"},
+    "bow": {"words": 256, "patch": 6, "stride": 1, "encoding": "triangle", "pooling": "quadrants",
+            "whiten": True, "samples": 100_000, "iterations": 20, "seed": 0},
+    "polar": {},
 }
+
+_CHOICES = {
+    ("color_hist", "space"): COLOR_SPACES,
+    ("bow", "encoding"): ENCODINGS,
+    ("bow", "pooling"): POOLINGS,
+}
+_BOOLS = {("bow", "whiten")}
 
 # Inclusive integer ranges. A cell larger than a 32x32 CIFAR image leaves no cell;
 # more than 180 orientation bins is finer than 1 degree.
@@ -26,6 +37,12 @@ _INT_RANGES = {
     ("hog", "cell"): (1, 32),
     ("hog", "bins"): (1, 180),
     ("color_hist", "bins"): (1, 256),
+    ("bow", "words"): (1, 4096),
+    ("bow", "patch"): (2, 16),
+    ("bow", "stride"): (1, 16),
+    ("bow", "samples"): (1000, 2_000_000),
+    ("bow", "iterations"): (0, 500),
+    ("bow", "seed"): (0, 2**32 - 1),
 }
 
 
@@ -42,7 +59,17 @@ def normalize_transforms(spec):
             f"features: got {spec!r}, expected a non-empty list of transforms "
             f"such as [{{type: hog}}, {{type: color_hist}}]"
         )
-    return [_normalize_one(i, item) for i, item in enumerate(spec)]
+    out = [_normalize_one(i, item) for i, item in enumerate(spec)]
+    kinds = {t["type"] in POINT_FEATURE_TYPES for t in out}
+    if len(kinds) > 1:
+        raise ConfigError(f"features: {', '.join(POINT_FEATURE_TYPES)} work on 2-D points and cannot be "
+                          f"combined with image features, got {[t['type'] for t in out]}")
+    return out
+
+
+def is_point_transforms(transforms):
+    """True when the (normalized) transforms take 2-D points (N, 2), not CIFAR pixel rows."""
+    return all(t["type"] in POINT_FEATURE_TYPES for t in transforms)
 
 
 def _normalize_one(index, item):
@@ -68,9 +95,14 @@ def _normalize_one(index, item):
             if isinstance(value, bool) or not isinstance(value, Integral) or not lo <= value <= hi:
                 raise ConfigError(f"{where}.{key}: got {value!r}, expected an integer from {lo} to {hi}")
             value = int(value)
-        elif key == "space" and value not in COLOR_SPACES:
-            raise ConfigError(f"{where}.space: got {value!r}, expected one of: {', '.join(COLOR_SPACES)}")
+        elif (kind, key) in _CHOICES and value not in _CHOICES[kind, key]:
+            raise ConfigError(f"{where}.{key}: got {value!r}, expected one of: {', '.join(_CHOICES[kind, key])}")
+        elif (kind, key) in _BOOLS and not isinstance(value, bool):
+            raise ConfigError(f"{where}.{key}: got {value!r}, expected true or false")
         out[key] = value
+    if kind == "bow" and out["samples"] < out["words"]:
+        raise ConfigError(f"{where}.samples: got {out['samples']}, expected at least words ({out['words']}): "
+                          f"k-means starts from that many distinct patches")
     return out
 
 
@@ -88,6 +120,17 @@ def feature_dim(transforms, image_shape=(32, 32, 3)):
                     f"for {height}x{width} images"
                 )
             total += (height // t["cell"]) * (width // t["cell"]) * t["bins"]
-        else:
+        elif t["type"] == "color_hist":
             total += t["bins"] * (1 if t["space"] == "hsv" else channels)
+        elif t["type"] == "bow":
+            side = positions(t["patch"], t["stride"], min(height, width))
+            # Quadrants need at least 2 x 2 patch positions.
+            if side < (2 if t["pooling"] == "quadrants" else 1):
+                raise ConfigError(
+                    f"features[{i}]: patch {t['patch']} with stride {t['stride']} leaves {max(side, 0)} "
+                    f"patch position(s) per side of a {height}x{width} image; {t['pooling']} pooling needs more"
+                )
+            total += t["words"] * (4 if t["pooling"] == "quadrants" else 1)
+        else:  # polar: (x, y) -> (r, theta)
+            total += 2
     return total

@@ -10,6 +10,7 @@ from cs_nets.errors import DataError
 from cs_nets.plots.backend import require_matplotlib
 from cs_nets.plots.confusion import plot_confusion
 from cs_nets.plots.curves import plot_curves
+from cs_nets.plots.regions import plot_regions, run_panel
 from cs_nets.plots.templates import plot_templates
 
 
@@ -18,8 +19,9 @@ def plot_run(run_dir, out_dir=None, log=None) -> list[Path]:
 
     curves.png from metrics.jsonl (and batch_losses.npy), confusion.png from
     summary.json's test confusion matrix, templates.png from model.npz (pixel models
-    only). Each picture is drawn when its files are there and readable, so a run that
-    is still training, or was killed, gets its curves so far; a file that cannot be
+    only), regions.png for runs on 2-D points (decision regions and training points).
+    Each picture is drawn when its files are there and readable, so a run that is
+    still training, or was killed, gets its curves so far; a file that cannot be
     read (a corrupt summary.json, a bad metrics line) is left out with a note through
     ``log`` (callable(str), optional). DataError only when there is nothing to draw.
     """
@@ -55,12 +57,16 @@ def plot_run(run_dir, out_dir=None, log=None) -> list[Path]:
             labels = names if names is not None and first_layer.shape[1] == len(names) else None
             written.append(plot_templates(first_layer, labels, out_dir / "templates.png",
                                           title=f"{run_dir.name}: learned templates"))
+        panel = run_panel(run_dir, label=run_dir.name)
+        if panel is not None:
+            written.append(plot_regions(panel["predict"], panel["X"], panel["y"], out_dir / "regions.png",
+                                        panel["num_classes"], title=panel["title"]))
+    if not written:  # one line: the first note says why
+        raise DataError(f"nothing to draw in {run_dir}: no readable epoch metrics, test confusion matrix or model"
+                        + (f" ({notes[0]})" if notes else ""))
     for note in notes:
         if log is not None:
             log(note)
-    if not written:
-        raise DataError(f"nothing to draw in {run_dir}: no readable epoch metrics, test confusion matrix or model"
-                        + (f" ({notes[0]})" if notes else ""))
     return written
 
 

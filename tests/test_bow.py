@@ -1,0 +1,297 @@
+"""Bag-of-words features: k-means, the encoder, the codebook's training-only view, the cache.
+
+The fast routines are held to slow, obvious twins written here: a k-means that
+loops over points and centroids, and an encoder that loops over patch positions.
+"""
+
+import numpy as np
+import pytest
+
+from cs_nets.config import config_from_dict
+from cs_nets.data.synthetic import make_synthetic
+from cs_nets.errors import ArgumentError, ConfigError
+from cs_nets.features import (
+    Codebook,
+    Encoder,
+    cache_path,
+    cached_features,
+    encode_images,
+    extract_features,
+    feature_dim,
+    fit_codebook,
+    normalize_transforms,
+)
+from cs_nets.features import cache as cache_module
+from cs_nets.features.bow import (
+    CONTRAST_EPS,
+    fit_whitening,
+    kmeans,
+    kmeans_init,
+    nearest_centroid,
+    normalize_patches,
+    sample_patches,
+)
+from cs_nets.pipeline import InputPipeline, build_dataset, split_of
+
+# ------------------------------------------------------------------ plain-loop twins
+
+
+def loop_kmeans(P, centroids, iterations):
+    """k-means one point and one centroid at a time, in float64."""
+    P = P.astype(np.float64)
+    C = centroids.astype(np.float64).copy()
+    for _ in range(iterations):
+        labels = []
+        for x in P:
+            best, best_d = 0, np.inf
+            for j, c in enumerate(C):
+                d = sum((a - b) ** 2 for a, b in zip(x, c))
+                if d < best_d:
+                    best, best_d = j, d
+            labels.append(best)
+        for j in range(len(C)):
+            members = [x for x, label in zip(P, labels) if label == j]
+            if members:
+                C[j] = sum(members) / len(members)
+    return C
+
+
+def loop_encode(image, codebook, stride, encoding, pooling):
+    """Bag-of-words code of one (3, H, W) uint8 image, patch by patch, in float64."""
+    p = codebook.patch
+    side = (image.shape[1] - p) // stride + 1
+    C = codebook.centroids.astype(np.float64)
+    codes = np.zeros((side, side, len(C)))
+    for i in range(side):
+        for j in range(side):
+            x = image[:, i * stride:i * stride + p, j * stride:j * stride + p].astype(np.float64).ravel()
+            x = (x - x.mean()) / np.sqrt(x.var() + CONTRAST_EPS)
+            if codebook.whiten_matrix is not None:
+                x = (x - codebook.whiten_mean) @ codebook.whiten_matrix.astype(np.float64)
+            d = np.array([np.sqrt(np.sum((x - c) ** 2)) for c in C])
+            if encoding == "hard":
+                codes[i, j, np.argmin(d)] = 1
+            else:
+                codes[i, j] = np.maximum(0, d.mean() - d)
+    if pooling == "image":
+        return codes.mean(axis=(0, 1))
+    h = (side + 1) // 2
+    return np.concatenate([codes[:h, :h].mean(axis=(0, 1)), codes[:h, h:].mean(axis=(0, 1)),
+                           codes[h:, :h].mean(axis=(0, 1)), codes[h:, h:].mean(axis=(0, 1))])
+
+
+# ------------------------------------------------------------------ k-means
+
+
+def blobs(seed, n=120, dim=5, k=4):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, size=(k, dim))
+    return (centres[rng.integers(0, k, size=n)] + rng.normal(size=(n, dim))).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kmeans_equals_the_plain_loop(seed):
+    P = blobs(seed)
+    start = P[kmeans_init(P, 4, np.random.default_rng(seed))]
+    got = kmeans(P, start, iterations=6)
+    np.testing.assert_allclose(got, loop_kmeans(P, start, 6), rtol=1e-5, atol=1e-5)
+    assert got.dtype == np.float32
+
+
+def test_kmeans_centroid_without_points_stays_put():
+    P = np.array([[0, 0], [0, 1], [10, 10], [10, 11]], dtype=np.float32)
+    start = np.array([[0, 0.5], [10, 10.5], [100, 100]], dtype=np.float32)
+    got = kmeans(P, start, iterations=3)
+    np.testing.assert_array_equal(got, [[0, 0.5], [10, 10.5], [100, 100]])
+    np.testing.assert_array_equal(loop_kmeans(P, start, 3), got)
+
+
+def test_kmeans_init_picks_distinct_rows_reproducibly():
+    P = blobs(3)
+    a = kmeans_init(P, 10, np.random.default_rng(7))
+    assert len(set(a.tolist())) == 10 and list(a) == sorted(a)
+    np.testing.assert_array_equal(a, kmeans_init(P, 10, np.random.default_rng(7)))
+    with pytest.raises(ArgumentError, match="need 1 <= k <= 120"):
+        kmeans_init(P, 121, np.random.default_rng(0))
+
+
+def test_nearest_centroid_matches_brute_force_across_blocks(monkeypatch):
+    monkeypatch.setattr("cs_nets.features.bow.BLOCK_ELEMENTS", 8)  # several row blocks
+    P, C = blobs(4, n=50), blobs(5, n=6)
+    expected = np.argmin(((P[:, None, :].astype(np.float64) - C[None]) ** 2).sum(-1), axis=1)
+    np.testing.assert_array_equal(nearest_centroid(P, C), expected)
+
+
+# ------------------------------------------------------------------ patches and whitening
+
+
+def test_normalized_patches_have_zero_mean_and_contrast_eps_variance():
+    P = np.random.default_rng(0).uniform(0, 255, size=(20, 27)).astype(np.float32)
+    P[0] = 77  # a flat patch becomes all zeros, not noise
+    out = normalize_patches(P.copy())
+    np.testing.assert_array_equal(out[0], 0)
+    np.testing.assert_allclose(out.mean(axis=1), 0, atol=1e-5)
+    v = P[1:].var(axis=1)
+    np.testing.assert_allclose(out[1:].var(axis=1), v / (v + CONTRAST_EPS), rtol=1e-4)
+
+
+def test_whitening_gives_nearly_identity_covariance():
+    rng = np.random.default_rng(1)
+    P = (rng.normal(size=(5000, 4)) @ rng.normal(size=(4, 4)) * 5 + 3).astype(np.float32)
+    mean, W = fit_whitening(P)
+    Z = (P - mean) @ W
+    cov = np.cov(Z.T.astype(np.float64), bias=True)
+    np.testing.assert_allclose(cov, np.eye(4), atol=0.05)  # 1/(1+0.1/s) ≈ 1 for these variances
+    np.testing.assert_allclose(W, W.T, atol=1e-6)  # ZCA: symmetric
+
+
+def test_sampled_patches_are_windows_of_the_given_images():
+    X = np.random.default_rng(2).integers(0, 256, size=(3, 3072), dtype=np.uint8)
+    images = X.reshape(3, 3, 32, 32)
+    windows = {images[n, :, r:r + 4, c:c + 4].tobytes() for n in range(3) for r in range(29) for c in range(29)}
+    got = sample_patches(X, 4, 200, np.random.default_rng(0))
+    assert got.shape == (200, 48) and got.dtype == np.float32
+    assert all(row.astype(np.uint8).reshape(3, 4, 4).tobytes() in windows for row in got)
+
+
+# ------------------------------------------------------------------ encoder
+
+
+def small_codebook(patch, words, whiten, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(40, 3072), dtype=np.uint8)
+    return fit_codebook(images, words=words, patch=patch, whiten=whiten, samples=2000, iterations=3, seed=seed)
+
+
+@pytest.mark.parametrize("encoding", ["triangle", "hard"])
+@pytest.mark.parametrize("pooling", ["quadrants", "image"])
+@pytest.mark.parametrize("whiten, stride, side", [(True, 1, 12), (False, 3, 14), (True, 2, 9)])
+def test_encoder_equals_the_per_patch_loop(encoding, pooling, whiten, stride, side):
+    codebook = small_codebook(patch=4, words=7, whiten=whiten)
+    images = np.random.default_rng(3).integers(0, 256, size=(5, 3, side, side), dtype=np.uint8)
+    images[1] = 128  # a flat image: every patch normalizes to zero
+    # batch=2: the images are encoded in several blocks
+    got = Encoder(codebook, stride, encoding, pooling, batch=2, side=side)(images)
+    expected = np.stack([loop_encode(im, codebook, stride, encoding, pooling) for im in images])
+    assert got.shape == expected.shape == (5, 7 * (4 if pooling == "quadrants" else 1))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_hard_codes_are_fractions_of_patches_and_sum_to_one_per_region():
+    codebook = small_codebook(patch=6, words=16, whiten=True)
+    images = np.random.default_rng(4).integers(0, 256, size=(3, 3, 32, 32), dtype=np.uint8)
+    f = encode_images(images, codebook, stride=2, encoding="hard", pooling="quadrants").reshape(3, 4, 16)
+    np.testing.assert_allclose(f.sum(axis=2), 1, rtol=1e-6)
+    # 14 x 14 positions: quadrants of 7 x 7 = 49 patches, so every value is a multiple of 1/49
+    np.testing.assert_allclose(f * 49, np.round(f * 49), atol=1e-4)
+
+
+def test_encoder_rejects_unknown_choices():
+    with pytest.raises(ArgumentError, match="encoding/pooling"):
+        Encoder(small_codebook(4, 3, False), encoding="soft")
+
+
+# ------------------------------------------------------------------ spec and state
+
+
+def test_bow_spec_defaults_ranges_and_size():
+    (t,) = normalize_transforms(["bow"])
+    assert t == {"type": "bow", "words": 256, "patch": 6, "stride": 1, "encoding": "triangle",
+                 "pooling": "quadrants", "whiten": True, "samples": 100_000, "iterations": 20, "seed": 0}
+    assert feature_dim(["bow"]) == 1024
+    assert feature_dim([{"type": "bow", "words": 100, "pooling": "image"}, "hog"]) == 100 + 144
+    for bad, match in [({"words": 0}, "words: got 0"), ({"encoding": "soft"}, "encoding: got 'soft'"),
+                       ({"whiten": 1}, "whiten: got 1, expected true or false"),
+                       ({"samples": 1000, "words": 2000}, "samples: got 1000, expected at least words")]:
+        with pytest.raises(ConfigError, match=match):
+            normalize_transforms([{"type": "bow", **bad}])
+    with pytest.raises(ConfigError, match=r"leaves 1 patch position\(s\) per side of a 16x16 image"):
+        feature_dim([{"type": "bow", "patch": 16}], image_shape=(16, 16, 3))
+
+
+def test_codebook_state_round_trip_and_validation():
+    codebook = small_codebook(patch=4, words=5, whiten=True)
+    back = Codebook.from_state(codebook.state(), patch=4, words=5, whiten=True)
+    assert back.digest() == codebook.digest()
+    with pytest.raises(ArgumentError, match="lacks 'whiten_matrix'"):
+        Codebook.from_state({"centroids": codebook.centroids, "whiten_mean": codebook.whiten_mean},
+                            patch=4, words=5, whiten=True)
+    with pytest.raises(ArgumentError, match=r"centroids: expected finite \(6, 48\)"):
+        Codebook.from_state(codebook.state(), patch=4, words=6, whiten=True)
+
+
+def test_extract_needs_a_codebook_for_bow():
+    X = np.zeros((2, 3072), dtype=np.uint8)
+    with pytest.raises(ArgumentError, match=r"features\[1\] \(bow\) needs a fitted codebook"):
+        extract_features(X, ["hog", "bow"], progress=False)
+
+
+# ------------------------------------------------------------------ training split only
+
+
+def bow_config(**data):
+    return config_from_dict({
+        "data": {"source": "synthetic", "num_val": 40, **data},
+        "features": [{"type": "bow", "words": 8, "patch": 6, "stride": 4, "samples": 3000, "iterations": 3},
+                     {"type": "color_hist"}],
+        "model": {"type": "linear"},
+    })
+
+
+def test_codebook_never_sees_validation_or_test_rows():
+    config = bow_config()
+    raw = make_synthetic(200, 50, seed=1)
+    base = build_dataset(config, raw, progress=False)
+    # Other validation and test images, same training images: the same codebook, bit for bit.
+    other = make_synthetic(200, 50, seed=2)
+    mixed = make_synthetic(200, 50, seed=1)
+    mixed.X_train[160:] = other.X_train[160:]  # rows 160..199 are the validation split
+    mixed.X_test[:] = other.X_test
+    again = build_dataset(config, mixed, progress=False)
+    assert again.inputs.codebooks[0].digest() == base.inputs.codebooks[0].digest()
+    np.testing.assert_array_equal(again.X_train, base.X_train)
+    assert not np.array_equal(again.X_val, base.X_val)
+    # ... and it is exactly the codebook of the training rows alone.
+    split = split_of(raw, config.data, config.seed)
+    alone = fit_codebook(split.X_train, words=8, patch=6, samples=3000, iterations=3)
+    assert alone.digest() == base.inputs.codebooks[0].digest()
+    # The check can fail: other training images give another codebook.
+    changed = make_synthetic(200, 50, seed=1)
+    changed.X_train[:10] = other.X_train[:10]
+    assert build_dataset(config, changed, progress=False).inputs.codebooks[0].digest() != alone.digest()
+
+
+def test_pipeline_state_carries_the_codebook():
+    data = build_dataset(bow_config(), make_synthetic(200, 50, seed=1), progress=False)
+    arrays = data.inputs.state()
+    assert {"features/0/centroids", "features/0/whiten_mean", "features/0/whiten_matrix"} <= set(arrays)
+    restored = InputPipeline.from_state(data.inputs.config(), arrays)
+    X = make_synthetic(200, 50, seed=1).X_test
+    np.testing.assert_array_equal(restored.transform(restored.extract(X, None, progress=False)), data.X_test)
+    del arrays["features/0/centroids"]
+    with pytest.raises(ArgumentError, match="lacks 'centroids'"):
+        InputPipeline.from_state(data.inputs.config(), arrays)
+
+
+# ------------------------------------------------------------------ cache
+
+
+def test_cache_is_keyed_by_the_codebook_and_every_parameter(tmp_path, monkeypatch):
+    X = np.random.default_rng(5).integers(0, 256, size=(4, 3072), dtype=np.uint8)
+    spec = [{"type": "bow", "words": 5, "patch": 4, "samples": 1000, "iterations": 2}]
+    codebook = fit_codebook(X, words=5, patch=4, samples=1000, iterations=2)
+    first = cached_features(X, spec, tmp_path, "fp", progress=False, codebooks=[codebook])
+    np.testing.assert_array_equal(first, extract_features(X, spec, progress=False, codebooks=[codebook]))
+    path = cache_path(tmp_path, "fp", spec, [codebook])
+    assert path.is_file()
+    # Every parameter and the codebook's content change the key.
+    other_codebook = fit_codebook(X, words=5, patch=4, samples=1000, iterations=2, seed=1)
+    keys = {path, cache_path(tmp_path, "fp", spec, [other_codebook])}
+    for key, value in [("words", 6), ("patch", 5), ("stride", 2), ("encoding", "hard"), ("pooling", "image"),
+                       ("whiten", False), ("samples", 1001), ("iterations", 3), ("seed", 1)]:
+        keys.add(cache_path(tmp_path, "fp", [{**spec[0], key: value}], [codebook]))
+    assert len(keys) == 11
+    # A hit reads the file instead of encoding again.
+    monkeypatch.setattr(cache_module, "extract_features", lambda *a, **k: pytest.fail("recomputed on a hit"))
+    np.testing.assert_array_equal(cached_features(X, spec, tmp_path, "fp", codebooks=[codebook]), first)
