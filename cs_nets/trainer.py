@@ -1,4 +1,4 @@
-"""The minibatch SGD loop: any model with ``params`` and ``loss(X, y, grads_out, alpha, beta)``
+"""The minibatch SGD loop: any model with ``params`` and ``loss(X, y, grads_out=None)``
 (cs_nets.models.base) plugs in.
 
 Each epoch visits the training split in a fresh random order (no sampling with
@@ -6,8 +6,8 @@ replacement), then scores a fixed training subsample and the validation split.
 The parameters of the best validation epoch are kept and restored at the end.
 
 Each step: gather the batch into a kept buffer, one ``model.loss`` call whose backward
-pass writes the update rule's buffers (cs_nets.gradients), one ``rule.finish`` per
-parameter (cs_nets.optim).
+pass hands each gradient to the update rule, which updates that parameter at once
+(cs_nets._fused_step: the rules of cs_nets.optim without gradient arrays).
 
 Threads: the matrix products and the updates run in NumPy's BLAS, which uses every
 core by default (the rest of a step is single-threaded NumPy). Set OMP_NUM_THREADS=1 or
@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from cs_nets._fused_step import FusedStep
 from cs_nets.config import OptimConfig, TrainConfig
-from cs_nets.optim import learning_rate, update_rule
+from cs_nets.optim import learning_rate
 
 
 @dataclass
@@ -74,9 +75,7 @@ def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: Trai
     eval_idx = np.sort(rng.choice(n, size=min(train.train_eval_size, n), replace=False))
     X_eval, y_eval = X_train[eval_idx], y_train[eval_idx]
 
-    rule = update_rule(optim.momentum, optim.nesterov)
-    rule_state = {name: rule.new_state(p) for name, p in model.params.items()}
-    grad_buffers = {name: state["buffer"] for name, state in rule_state.items()}
+    step = FusedStep(model.params, optim.momentum, optim.nesterov)
     best_params = {name: p.copy() for name, p in model.params.items()}
     result = TrainResult(batch_losses=np.empty(train.num_epochs * batches_per_epoch, np.float32))
     batch_buf = np.empty((batch_size, dim), X_train.dtype)
@@ -88,7 +87,6 @@ def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: Trai
     try:
         for epoch in range(train.num_epochs):
             lr = learning_rate(optim.learning_rate, optim.schedule, epoch, train.num_epochs, optim.lr_decay)
-            alpha, beta = rule.gradient_form(lr)
             order = rng.permutation(n)
             losses = result.batch_losses
             bar = tqdm(total=batches_per_epoch, desc=f"epoch {epoch + 1}/{train.num_epochs}",
@@ -104,15 +102,14 @@ def train(model, X_train, y_train, X_val, y_val, optim: OptimConfig, train: Trai
                 np.take(y_train, idx, out=yb, mode="clip")
                 if train.hflip:
                     _flip_half(xb, rng)
-                # the backward pass writes the rule's buffers (e.g. the velocity) itself
-                loss, _ = model.loss(xb, yb, grads_out=grad_buffers, alpha=alpha, beta=beta)
+                # the backward pass updates each parameter as its gradient arrives
+                loss, _ = model.loss(xb, yb, grads_out=step.begin(lr))
                 if not math.isfinite(loss):
                     result.status = "diverged"
                     result.message = (f"the loss became {loss} in epoch {epoch + 1}; "
                                       f"try a smaller learning rate (optim.learning_rate={lr:g} now)")
                     break
-                for name, w in model.params.items():
-                    rule.finish(w, rule_state[name])
+                step.end()
                 losses[done_batches] = loss
                 done_batches += 1
                 if show_bar and (b % 10 == 0 or b == batches_per_epoch - 1):
