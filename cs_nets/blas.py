@@ -1,89 +1,282 @@
-"""Two BLAS operations NumPy does not expose: gemm that accumulates, and axpy.
+"""Four BLAS operations NumPy does not expose, for the trainer's fused update (cs_nets._fused_step):
 
-    gemm(a, b, c, alpha, beta):  c = alpha * a @ b + beta * c   a: (M, K), b: (K, N), c: (M, N)
-    axpy(alpha, x, y):           y += alpha * x                  x, y: same shape
+    gemm(a, b, c, alpha, beta)        c = alpha * a @ b + beta * c        a: (M, K), b: (K, N), c: (M, N)
+    axpy(alpha, x, y)                 y += alpha * x                      x, y: same shape
+    axpby(alpha, x, beta, y)          y = alpha * x + beta * y
+    rotm(x, y, h11, h12, h21, h22)    x, y = h11 x + h12 y, h21 x + h22 y (both in one pass)
 
-np.matmul can only overwrite its output, and NumPy's elementwise loops run on one
-core. With these two, a momentum step is written into the velocity by the backward
-product itself (v = mu v - lr Xᵀ dZ: alpha=-lr, beta=mu) and finished by one
-multi-threaded pass w += v, instead of a fresh gradient plus four single-core passes
-over the weights (see cs_nets.optim).
+np.matmul can only overwrite its output, and each NumPy elementwise operation is one
+more single-core pass over memory. With these, the backward product writes a weight's
+update straight into the array the update rule keeps (the velocity, or the weights).
 
-Backend: the OpenBLAS that NumPy's wheels bundle (scipy-openblas, in ``numpy.libs``
-or ``numpy/.dylibs``), called through ctypes: the library and thread pool np.matmul
-already uses, so there is nothing to install. Where it is not found (a NumPy that
-links another BLAS, such as conda's or a source build) or ``CS_NETS_BLAS=numpy`` is
-set, the same operations run in NumPy: equal up to float rounding, slower.
-``backend()`` says which.
-Arrays BLAS cannot take as they are (other dtypes, non-contiguous, overlapping c) also
-go through NumPy, so every call is safe.
+Backend: the OpenBLAS that NumPy itself is linked to, called through ctypes: the library
+and thread pool np.matmul already uses, so there is nothing to install. It is found
+through public reports, never through file names:
+
+  - NumPy's build report (``np.show_config(mode="dicts")``) says whether its BLAS is an
+    OpenBLAS, its version and whether it uses 64-bit integers (USE64BITINT);
+  - threadpoolctl (as scikit-learn uses it) lists the BLAS libraries loaded in the
+    process, each with its file and version: the one of NumPy's version is NumPy's;
+  - the library itself tells its symbol names (tried: scipy_cblas_sgemm64_ in NumPy's
+    wheels, scipy_cblas_sgemm in SciPy's, cblas_sgemm64_ and cblas_sgemm in other
+    builds) and, through its openblas_get_config, its integer width;
+  - a few tiny operations checked against exact results confirm the binding.
+
+Where NumPy uses another BLAS (MKL, Accelerate, BLIS...) or ``CS_NETS_BLAS=numpy`` is
+set, the same operations run in NumPy: equal up to float rounding, slower. ``backend()``
+says which runs, ``status()`` why. Arrays BLAS cannot take as they are (other dtypes,
+non-contiguous, overlapping outputs) also go through NumPy, so every call is safe.
 """
 
 from __future__ import annotations
 
 import ctypes
-import glob
 import os
 
 import numpy as np
 
+from cs_nets.errors import ArgumentError
+
 BLOCK_ELEMENTS = 1 << 16  # NumPy fallback: blocks of ~256 KB (float32), so temporaries stay in cache
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS enum values
+# (prefix, suffix) of the symbol names, e.g. scipy_cblas_sgemm64_: NumPy's wheels, SciPy's
+# wheels, 64-bit-integer distribution builds, plain builds
+SYMBOL_AFFIXES = (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", ""))
+
+
+class BindError(Exception):
+    """An OpenBLAS library that cannot be called safely through ctypes."""
 
 
 class _OpenBLAS:
-    """ctypes bindings of cblas_{s,d}gemm and cblas_{s,d}axpy in one shared library."""
+    """ctypes bindings of cblas_{s,d}{gemm,axpy,axpby,rotm} in one OpenBLAS shared library."""
 
-    def __init__(self, path: str, prefix: str, suffix: str, int_type):
-        lib = ctypes.CDLL(path)
-        ptr, integer, order = ctypes.c_void_p, int_type, ctypes.c_int
-        self.path = os.path.basename(path)
-        self.max_int = 2 ** (8 * ctypes.sizeof(int_type) - 1) - 1  # larger sizes go to NumPy
-        self.gemm, self.axpy = {}, {}
+    def __init__(self, filepath: str, version: str | None):
+        try:
+            lib = ctypes.CDLL(filepath)
+        except OSError as err:
+            raise BindError(f"{filepath}: cannot be loaded ({err})") from None
+        for prefix, suffix in SYMBOL_AFFIXES:
+            names = [f"{prefix}openblas_get_config{suffix}"] + [
+                f"{prefix}cblas_{letter}{op}{suffix}" for letter in "sd" for op in ("gemm", "axpy", "axpby", "rotm")]
+            if all(hasattr(lib, name) for name in names):
+                break
+        else:
+            tried = ", ".join(f"{p}cblas_sgemm{s}" for p, s in SYMBOL_AFFIXES)
+            raise BindError(f"{os.path.basename(filepath)} exports none of {tried} (with axpy, axpby, rotm)")
+        get_config = getattr(lib, names[0])
+        get_config.restype = ctypes.c_char_p
+        self.config = (get_config() or b"").decode("ascii", "replace")
+        # the library says its integer width: a wrong guess would pass garbage sizes
+        int_type = ctypes.c_int64 if "USE64BITINT" in self.config.split() else ctypes.c_int
+        self.filepath, self.version = filepath, version
+        self.symbols = f"{prefix}cblas_*{suffix}"
+        self.int_bits = 8 * ctypes.sizeof(int_type)
+        self.max_int = 2 ** (self.int_bits - 1) - 1  # larger sizes go to NumPy
+        ptr, n, enum = ctypes.c_void_p, int_type, ctypes.c_int
+        self.gemm, self.axpy, self.axpby, self.rotm = {}, {}, {}, {}
         for letter, dtype, real in (("s", np.float32, ctypes.c_float), ("d", np.float64, ctypes.c_double)):
-            gemm = getattr(lib, f"{prefix}cblas_{letter}gemm{suffix}")
-            gemm.argtypes = [order, order, order, integer, integer, integer, real, ptr, integer,
-                             ptr, integer, real, ptr, integer]
-            gemm.restype = None
-            axpy = getattr(lib, f"{prefix}cblas_{letter}axpy{suffix}")
-            axpy.argtypes = [integer, real, ptr, integer, ptr, integer]
-            axpy.restype = None
-            self.gemm[np.dtype(dtype)], self.axpy[np.dtype(dtype)] = gemm, axpy
+            signatures = {
+                "gemm": (self.gemm, [enum, enum, enum, n, n, n, real, ptr, n, ptr, n, real, ptr, n]),
+                "axpy": (self.axpy, [n, real, ptr, n, ptr, n]),
+                "axpby": (self.axpby, [n, real, ptr, n, real, ptr, n]),
+                "rotm": (self.rotm, [n, ptr, n, ptr, n, ptr]),
+            }
+            for op, (table, argtypes) in signatures.items():
+                function = getattr(lib, f"{prefix}cblas_{letter}{op}{suffix}")
+                function.argtypes, function.restype = argtypes, None
+                table[np.dtype(dtype)] = function
+        self._check()
+
+    def _check(self):
+        """Run each function once on tiny arrays with exact results (small integers)."""
+        for dtype in self.gemm:
+            a = np.array([[1, 2, 3], [4, 5, 6]], dtype)
+            c = np.ones((2, 2), dtype)
+            self.gemm[dtype](_ROW_MAJOR, _NO_TRANS, _TRANS, 2, 2, 3, 2.0, a.ctypes.data, 3,
+                             a.ctypes.data, 3, -1.0, c.ctypes.data, 2)  # 2 a aᵀ - c
+            x, y = np.array([1, 2, 3], dtype), np.array([4, 5, 6], dtype)
+            self.axpy[dtype](3, 2.0, x.ctypes.data, 1, y.ctypes.data, 1)  # y = 2x + y
+            z = np.array([1, 1, 1], dtype)
+            self.axpby[dtype](3, 3.0, x.ctypes.data, 1, -1.0, z.ctypes.data, 1)  # z = 3x - z
+            params = np.array([-1, 1, 2, 3, 4], dtype)  # flag -1: the full matrix [[1, 3], [2, 4]]
+            self.rotm[dtype](3, x.ctypes.data, 1, z.ctypes.data, 1, params.ctypes.data)
+            results = (c, y, x, z)
+            expected = ([[27, 63], [63, 153]], [6, 9, 12], [7, 17, 27], [10, 24, 38])
+            if not all(np.array_equal(r, e) for r, e in zip(results, expected)):
+                raise BindError(f"{os.path.basename(self.filepath)} ({self.symbols}, {self.int_bits}-bit "
+                                f"integers) computed wrong results in a self-check")
 
 
-def _find_numpy_openblas():
-    """NumPy's bundled OpenBLAS as an _OpenBLAS, or None."""
-    numpy_dir = os.path.dirname(np.__file__)
-    candidates = sorted(glob.glob(os.path.join(numpy_dir + ".libs", "*scipy_openblas*"))
-                        + glob.glob(os.path.join(numpy_dir, ".dylibs", "*scipy_openblas*")))
-    # 64-bit-integer builds (what NumPy ships) name their symbols scipy_cblas_sgemm64_
-    for path in candidates:
-        for suffix, int_type in (("64_", ctypes.c_int64), ("", ctypes.c_int)):
-            try:
-                return _OpenBLAS(path, "scipy_", suffix, int_type)
-            except (OSError, AttributeError):
-                continue
-    return None
+def numpy_blas_report() -> dict:
+    """NumPy's own account of the BLAS it was built with: {"name": "scipy-openblas",
+    "version": ..., "openblas configuration": ...}; {} if this NumPy gives none."""
+    try:
+        report = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except (TypeError, KeyError, ValueError):  # NumPy < 1.26 has no mode="dicts"
+        return {}
+    return dict(report) if isinstance(report, dict) else {}
 
 
-_FOUND = _find_numpy_openblas()
+def loaded_blas_libraries() -> list[dict]:
+    """threadpoolctl's record of every BLAS library loaded in this process (filepath,
+    internal_api, version, num_threads...)."""
+    from threadpoolctl import threadpool_info  # ~20 ms to import: only when first needed
+
+    return [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+
+
+def find_openblas(report: dict, libraries: list[dict]):
+    """(binding, reason): NumPy's OpenBLAS bound through ctypes, or None and why not.
+
+    report: numpy_blas_report(); libraries: loaded_blas_libraries().
+    """
+    name, version = str(report.get("name") or "unknown"), report.get("version")
+    if "openblas" not in name.lower():
+        return None, f"NumPy reports its BLAS as {name}, not an OpenBLAS"
+    config = str(report.get("openblas configuration") or "")
+    candidates = [lib for lib in libraries if lib.get("internal_api") == "openblas"
+                  and (version is None or lib.get("version") == version)]
+    if not candidates:
+        seen = ", ".join(f"{lib.get('internal_api')} {lib.get('version')}" for lib in libraries) or "none"
+        return None, (f"NumPy reports {name} {version}, but threadpoolctl lists no OpenBLAS of that "
+                      f"version in this process (loaded BLAS: {seen})")
+    failures = []
+    for lib in candidates:
+        try:
+            binding = _OpenBLAS(lib["filepath"], lib.get("version"))
+        except BindError as err:
+            failures.append(str(err))
+            continue
+        if config and ("USE64BITINT" in config.split()) != (binding.int_bits == 64):
+            failures.append(f"{os.path.basename(lib['filepath'])}: {binding.int_bits}-bit integers, "
+                            f"but NumPy's OpenBLAS is configured as {config!r}")
+            continue
+        return binding, f"NumPy reports {name} {version}"
+    return None, f"NumPy reports {name} {version}, but it cannot be bound: " + "; ".join(failures)
+
+
+_found = None  # (binding or None, reason), on first use
 _NUMPY_BY_DEFAULT = os.environ.get("CS_NETS_BLAS", "").lower() == "numpy"
-_lib = None if _NUMPY_BY_DEFAULT else _FOUND
+_numpy_only = _NUMPY_BY_DEFAULT
+
+
+def _openblas():
+    """The binding in use, or None (NumPy fallback)."""
+    global _found
+    if _numpy_only:
+        return None
+    if _found is None:
+        _found = find_openblas(numpy_blas_report(), loaded_blas_libraries())
+    return _found[0]
 
 
 def backend() -> str:
     """'openblas (<library file>)' when NumPy's OpenBLAS is called directly, else 'numpy'."""
-    return f"openblas ({_lib.path})" if _lib is not None else "numpy"
+    lib = _openblas()
+    return f"openblas ({os.path.basename(lib.filepath)})" if lib is not None else "numpy"
+
+
+def status() -> str:
+    """One line: which backend runs and why (the library, its symbols, or the reason for NumPy)."""
+    lib = _openblas()
+    if lib is not None:
+        return (f"openblas: {os.path.basename(lib.filepath)} {lib.version}, symbols {lib.symbols}, "
+                f"{lib.int_bits}-bit integers ({_found[1]})")
+    if _numpy_only:
+        return "numpy: requested (CS_NETS_BLAS=numpy or use_numpy())"
+    return f"numpy: {_found[1]}"
+
+
+def library_info() -> dict | None:
+    """threadpoolctl's current record of the OpenBLAS in use (num_threads, architecture...), or None."""
+    lib = _openblas()
+    if lib is None:
+        return None
+    same = [info for info in loaded_blas_libraries() if info.get("filepath") == lib.filepath]
+    return same[0] if same else None
 
 
 def use_numpy(enabled: bool | None = True) -> None:
-    """True: NumPy implementations only; False: OpenBLAS when it was found;
-    None: back to the choice made at import (CS_NETS_BLAS)."""
-    global _lib
-    if enabled is None:
-        enabled = _NUMPY_BY_DEFAULT
-    _lib = None if enabled else _FOUND
+    """True: NumPy implementations only; False: NumPy's OpenBLAS when it can be bound;
+    None: back to the default (CS_NETS_BLAS)."""
+    global _numpy_only
+    _numpy_only = _NUMPY_BY_DEFAULT if enabled is None else bool(enabled)
+
+
+# ---------------------------------------------------------------------- the operations
+
+
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
+    """c = alpha * a @ b + beta * c, in place; returns c.
+
+    a: (M, K), b: (K, N), c: (M, N) C-contiguous; a and b may be transposed views (a.T of
+    a C-contiguous array costs nothing). beta == 0 ignores c's old values, as BLAS does.
+    """
+    if a.ndim != 2 or b.ndim != 2 or c.ndim != 2 or a.shape[1] != b.shape[0] or c.shape != (a.shape[0], b.shape[1]):
+        raise ArgumentError(f"gemm: shapes {a.shape} @ {b.shape} do not give {c.shape}")
+    alpha, beta = float(alpha), float(beta)
+    lib = _openblas()
+    call = lib.gemm.get(c.dtype) if lib is not None else None
+    if call is not None and min(a.shape + b.shape) > 0 and _blas_ready(c, a, b) and c.size <= lib.max_int:
+        (trans_a, ld_a), (trans_b, ld_b) = _layout(a), _layout(b)
+        if trans_a and trans_b:  # both usable as they are
+            (m, k), n = a.shape, b.shape[1]
+            call(_ROW_MAJOR, trans_a, trans_b, m, n, k, alpha, a.ctypes.data, ld_a,
+                 b.ctypes.data, ld_b, beta, c.ctypes.data, c.shape[1])
+            return c
+    if beta == 0:
+        np.matmul(a, b, out=c)  # NumPy buffers inputs that overlap c
+        if alpha != 1:
+            c *= alpha
+        return c
+    return scale_add(alpha, np.matmul(a, b), beta, c)
+
+
+def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """y += alpha * x in place (all cores under OpenBLAS); returns y. x, y: same shape."""
+    return _axpby(alpha, x, 1.0, y, "axpy")
+
+
+def axpby(alpha: float, x: np.ndarray, beta: float, y: np.ndarray) -> np.ndarray:
+    """y = alpha * x + beta * y in place, one pass; returns y. x, y: same shape.
+    beta == 0 ignores y's old values (even NaN)."""
+    return _axpby(alpha, x, beta, y, "axpby")
+
+
+def _axpby(alpha, x, beta, y, name):
+    if x.shape != y.shape:
+        raise ArgumentError(f"{name}: shapes {x.shape} and {y.shape} differ")
+    alpha, beta = float(alpha), float(beta)
+    lib = _openblas()
+    if lib is not None and beta != 0 and _level1_ready(lib, x, y):
+        if beta == 1:  # OpenBLAS threads axpy, not axpby
+            lib.axpy[y.dtype](y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+        else:
+            lib.axpby[y.dtype](y.size, alpha, x.ctypes.data, 1, beta, y.ctypes.data, 1)
+        return y
+    return scale_add(alpha, x, beta, y)
+
+
+def rotm(x: np.ndarray, y: np.ndarray, h11: float, h12: float, h21: float, h22: float) -> None:
+    """(x, y) = (h11 x + h12 y, h21 x + h22 y) elementwise, both in place, in one pass over
+    the two arrays (BLAS rotm with a full 2x2 matrix). x, y: same shape."""
+    if x.shape != y.shape:
+        raise ArgumentError(f"rotm: shapes {x.shape} and {y.shape} differ")
+    lib = _openblas()
+    if lib is not None and x is not y and _level1_ready(lib, x, y):
+        params = np.array([-1.0, h11, h21, h12, h22], y.dtype)  # flag -1 (full matrix), column-major
+        lib.rotm[y.dtype](y.size, x.ctypes.data, 1, y.ctypes.data, 1, params.ctypes.data)
+        return
+    if x is y or np.may_share_memory(x, y):
+        raise ArgumentError("rotm: x and y must not overlap")
+    for x_part, y_part in _blocks(x, y):
+        new_x = x_part * h11
+        new_x += y_part * h12 if h12 != 1 else y_part
+        y_part *= h22
+        y_part += x_part * h21 if h21 != 1 else x_part
+        x_part[...] = new_x
 
 
 def scale_add(alpha: float, x, beta: float, y: np.ndarray) -> np.ndarray:
@@ -116,43 +309,12 @@ def _blocks(x: np.ndarray, y: np.ndarray):
         yield flat_x[start:start + BLOCK_ELEMENTS], flat_y[start:start + BLOCK_ELEMENTS]
 
 
-def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
-    """c = alpha * a @ b + beta * c, in place; returns c.
-
-    a: (M, K), b: (K, N), c: (M, N) C-contiguous; a and b may be transposed views (a.T of
-    a C-contiguous array costs nothing). beta == 0 ignores c's old values, as BLAS does.
-    """
-    if a.ndim != 2 or b.ndim != 2 or c.ndim != 2 or a.shape[1] != b.shape[0] or c.shape != (a.shape[0], b.shape[1]):
-        raise ValueError(f"gemm: shapes {a.shape} @ {b.shape} do not give {c.shape}")
-    alpha, beta = float(alpha), float(beta)
-    call = _lib.gemm.get(c.dtype) if _lib is not None else None
-    if call is not None and min(a.shape + b.shape) > 0 and _blas_ready(c, a, b) and c.size <= _lib.max_int:
-        (trans_a, ld_a), (trans_b, ld_b) = _layout(a), _layout(b)
-        if trans_a and trans_b:  # both usable as they are
-            (m, k), n = a.shape, b.shape[1]
-            call(_ROW_MAJOR, trans_a, trans_b, m, n, k, alpha, a.ctypes.data, ld_a,
-                 b.ctypes.data, ld_b, beta, c.ctypes.data, c.shape[1])
-            return c
-    if beta == 0:
-        np.matmul(a, b, out=c)  # NumPy buffers inputs that overlap c
-        if alpha != 1:
-            c *= alpha
-        return c
-    return scale_add(alpha, np.matmul(a, b), beta, c)
-
-
-def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """y += alpha * x in place (all cores under OpenBLAS); returns y. x, y: same shape."""
-    if x.shape != y.shape:
-        raise ValueError(f"axpy: shapes {x.shape} and {y.shape} differ")
-    alpha = float(alpha)
-    call = _lib.axpy.get(y.dtype) if _lib is not None else None
-    contiguous = x.flags.c_contiguous and y.flags.c_contiguous
-    if (call is not None and contiguous and x.dtype == y.dtype and 0 < y.size <= _lib.max_int
-            and _aligned(x, y) and y.flags.writeable and (x is y or not np.may_share_memory(x, y))):
-        call(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
-        return y
-    return scale_add(alpha, x, 1.0, y)
+def _level1_ready(lib, x, y) -> bool:
+    """True if x, y can go to a BLAS vector routine as they are: one float dtype it binds,
+    both contiguous and aligned, y writeable, x either y itself or not overlapping it."""
+    return (x.dtype == y.dtype and y.dtype in lib.axpy and 0 < y.size <= lib.max_int
+            and x.flags.c_contiguous and y.flags.c_contiguous and _aligned(x, y)
+            and y.flags.writeable and (x is y or not np.may_share_memory(x, y)))
 
 
 def _blas_ready(c, a, b) -> bool:

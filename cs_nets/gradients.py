@@ -1,16 +1,17 @@
 """Where a loss call puts its parameter gradients.
 
-By default each gradient is a new array. An optimizer can instead hand the model
-its own buffers and two coefficients, in BLAS gemm's convention:
+A model hands over each parameter's gradient with one call on a destination:
 
-    out[name] = alpha * dL/d(name) + beta * out[name]
+    grads.weight(name, a, b, W, reg)   dL/dW = a @ b + 2 reg W   (data term, then the L2 term
+                                       of reg * Σ W², cs_nets.losses.l2_penalty)
+    grads.bias(name, dz)               dL/db = dz.sum(axis=0)
+    grads.put(name, dw)                any gradient the model computed itself
 
-so the backward product itself writes, for example, the momentum step
-v = mu v - lr dW into the velocity (alpha=-lr, beta=mu; see cs_nets.optim), and
-no gradient array is allocated or passed over again.
-
-A model writes each parameter's gradient with one ``matmul`` or ``sum_rows`` call,
-then may add terms to it (``add_l2``).
+``Gradients`` (what a model uses when it is given none) keeps each as a new array in
+``grads.grads``, keyed like the params. The trainer passes a destination of its own
+(cs_nets._fused_step) that applies the update rule as each gradient arrives, updating
+the parameter in place; so a model hands over a parameter's gradient only after its
+last use of that parameter in the loss call.
 """
 
 from __future__ import annotations
@@ -18,45 +19,42 @@ from __future__ import annotations
 import numpy as np
 
 from cs_nets import blas
+from cs_nets.errors import ArgumentError
 
 
-class GradientWriter:
-    """Collects the gradients of one loss call in ``grads`` (keyed like the params).
+class Gradients:
+    """The gradients of one loss call as new arrays in ``grads`` (keyed like the params)."""
 
-    out: None (new arrays; alpha=1, beta=0) or a dict of arrays shaped like the params.
-    """
-
-    def __init__(self, out: dict | None = None, alpha: float = 1.0, beta: float = 0.0):
-        if out is None and (alpha != 1 or beta != 0):
-            raise ValueError("alpha and beta need out= buffers to act on")
-        self.out, self.alpha, self.beta = out, float(alpha), float(beta)
+    def __init__(self):
         self.grads: dict[str, np.ndarray] = {}
 
-    def matmul(self, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """grads[name] = a @ b: a weight's gradient Xᵀ dZ (pass X.T, a view). a: (D, N), b: (N, H)."""
-        target = self._target(name, (a.shape[0], b.shape[1]), b.dtype)
-        self.grads[name] = blas.gemm(a, b, target, self.alpha, self.beta)  # beta is 0 without out
-        return self.grads[name]
+    def weight(self, name: str, a: np.ndarray, b: np.ndarray, W: np.ndarray, reg: float = 0.0) -> np.ndarray:
+        """grads[name] = a @ b + 2 reg W: a weight's gradient, e.g. Xᵀ dZ (pass X.T, a view).
 
-    def sum_rows(self, name: str, dz: np.ndarray) -> np.ndarray:
+        a: (D, N), b: (N, H), W: (D, H); reg: the L2 strength (0: no L2 term).
+        """
+        check_weight_shapes(name, a, b, W)
+        reg = float(reg)  # a NumPy float64 would upcast a float32 gradient
+        if reg == 0:
+            grad = np.matmul(a, b)
+        else:  # the L2 term first, then the product accumulates onto it (no second pass)
+            grad = np.multiply(W, 2.0 * reg)
+            blas.gemm(a, b, grad, 1.0, 1.0)
+        self.grads[name] = grad
+        return grad
+
+    def bias(self, name: str, dz: np.ndarray) -> np.ndarray:
         """grads[name] = dz.sum(axis=0): a bias's gradient. dz: (N, H) -> (H,)."""
-        if self.out is None:
-            self.grads[name] = dz.sum(axis=0)
-        else:
-            target = self._target(name, dz.shape[1:], dz.dtype)
-            self.grads[name] = blas.scale_add(self.alpha, dz.sum(axis=0), self.beta, target)
+        self.grads[name] = dz.sum(axis=0)
         return self.grads[name]
 
-    def add_l2(self, name: str, W: np.ndarray, reg: float) -> None:
-        """grads[name] += 2 reg W, the gradient of reg * Σ W² (cs_nets.losses.l2_penalty)."""
-        if reg != 0:
-            blas.axpy(self.alpha * 2.0 * float(reg), W, self.grads[name])
+    def put(self, name: str, dw: np.ndarray) -> np.ndarray:
+        """grads[name] = dw, a gradient the model computed itself (shaped like the parameter)."""
+        self.grads[name] = dw
+        return dw
 
-    def _target(self, name, shape, dtype) -> np.ndarray:
-        if self.out is None:
-            return np.empty(shape, dtype)
-        target = self.out[name]
-        if target.shape != tuple(shape) or target.dtype != dtype:
-            raise ValueError(f"out[{name!r}]: expected a {dtype} array of shape {tuple(shape)}, "
-                             f"got {target.dtype} {target.shape}")
-        return target
+
+def check_weight_shapes(name: str, a: np.ndarray, b: np.ndarray, W: np.ndarray) -> None:
+    """Raise ArgumentError unless a @ b has W's shape."""
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or W.shape != (a.shape[0], b.shape[1]):
+        raise ArgumentError(f"{name}: the gradient {a.shape} @ {b.shape} does not fit the weight's shape {W.shape}")

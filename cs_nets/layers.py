@@ -6,7 +6,7 @@ Stacking pairs and calling the backwards in reverse order is all ``fc_net`` does
 """
 
 from cs_nets.activations import ACTIVATIONS
-from cs_nets.gradients import GradientWriter
+from cs_nets.gradients import Gradients
 
 
 def affine_forward(x, w, b):
@@ -19,19 +19,21 @@ def affine_forward(x, w, b):
     return out, (x, w)
 
 
-def affine_backward(dout, cache, need_dx=True, grads=None, names=("w", "b")):
+def affine_backward(dout, cache, need_dx=True, grads=None, names=("w", "b"), reg=0.0):
     """Gradients of out = x @ w + b.
 
     dout: (N, M) upstream gradient -> dx: (N, D) or None, dw: (D, M), db: (M,)
     need_dx=False skips dx (for a first layer, whose input is data, not a parameter).
-    grads: a cs_nets.gradients.GradientWriter that stores dw, db under `names`
-    (default: a new one, so dw and db are new arrays).
+    reg: adds the L2 term 2 reg w to dw (the gradient of reg * Σ w²; 0: none).
+    grads: where dw and db go, under `names` (cs_nets.gradients; default: a new
+    Gradients, so dw and db are new arrays). Another destination may update w in place
+    and return None for dw and db, so w is not used after dw is handed over.
     """
     x, w = cache
     dx = dout @ w.T if need_dx else None  # w.T is a view; matmul reads it transposed
-    grads = GradientWriter() if grads is None else grads
-    db = grads.sum_rows(names[1], dout)  # before dw: a big dw product evicts dout from cache
-    dw = grads.matmul(names[0], x.T, dout)  # x.T @ dout
+    grads = Gradients() if grads is None else grads
+    db = grads.bias(names[1], dout)  # before dw: a big dw product evicts dout from cache
+    dw = grads.weight(names[0], x.T, dout, w, reg)  # x.T @ dout + 2 reg w
     return dx, dw, db
 
 
@@ -59,8 +61,8 @@ def affine_activation_forward(x, w, b, name):
     return a, (affine_cache, act_cache)
 
 
-def affine_activation_backward(dout, cache, need_dx=True, grads=None, names=("w", "b")):
-    """Backward of affine_activation_forward -> (dx or None, dw, db); grads, names as affine_backward."""
+def affine_activation_backward(dout, cache, need_dx=True, grads=None, names=("w", "b"), reg=0.0):
+    """Backward of affine_activation_forward -> (dx or None, dw, db); grads, names, reg as affine_backward."""
     affine_cache, act_cache = cache
     dz = activation_backward(dout, act_cache)
-    return affine_backward(dz, affine_cache, need_dx=need_dx, grads=grads, names=names)
+    return affine_backward(dz, affine_cache, need_dx=need_dx, grads=grads, names=names, reg=reg)

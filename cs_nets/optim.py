@@ -1,19 +1,16 @@
 """Update rules and learning-rate schedules.
 
-An update rule moves a parameter w given its gradient dw. So that no gradient array
-is allocated and the weights are passed over as few times as possible, a step comes
-in two halves around the backward pass (cs_nets.gradients):
+An update rule is the course's pure function
 
-    alpha, beta = rule.gradient_form(lr)   # the model writes buffer = alpha * dw + beta * buffer
-    rule.finish(w, state)                  # the rule completes the step, in place
+    next_w, config = rule(w, dw, config)
 
-For momentum the buffer is the velocity itself: the backward product computes
-v = mu v - lr dw in one BLAS call (alpha=-lr, beta=mu), and finish is one
-multi-threaded pass w += v. ``step(rule, w, dw, state, lr)`` does both halves for a
-gradient computed beforehand: the course's ``rule(w, dw, config)``, for reading and tests.
+w: a parameter, dw: its gradient (same shape); config: the rule's settings
+(learning_rate, momentum) and state (velocity). w and config are not modified: the
+rule returns the next value of w and the next config.
 
-state: one dict per parameter, from ``rule.new_state(w)``; state["buffer"] is where
-the model writes.
+The trainer computes exactly these updates through cs_nets._fused_step, which applies
+them inside the backward pass without making a gradient array (tested equal to these
+functions).
 """
 
 from __future__ import annotations
@@ -22,75 +19,58 @@ import math
 
 import numpy as np
 
-from cs_nets import blas
 
+def sgd(w: np.ndarray, dw: np.ndarray, config: dict | None = None):
+    """Vanilla stochastic gradient descent: next_w = w - learning_rate * dw.
 
-class SGD:
-    """Vanilla SGD: w -= learning_rate * dw.  buffer = -lr dw, then w += buffer."""
-
-    def new_state(self, w: np.ndarray) -> dict:
-        return {"buffer": np.empty_like(w)}  # beta = 0: its old content is never read
-
-    def gradient_form(self, lr: float) -> tuple[float, float]:
-        return -float(lr), 0.0
-
-    def finish(self, w: np.ndarray, state: dict) -> None:
-        blas.axpy(1.0, state["buffer"], w)
-
-
-class Momentum:
-    """Momentum: v = momentum * v - learning_rate * dw;  w += v.  The buffer is v."""
-
-    def __init__(self, momentum: float = 0.9):
-        self.momentum = float(momentum)
-
-    def new_state(self, w: np.ndarray) -> dict:
-        return {"buffer": np.zeros_like(w)}
-
-    def gradient_form(self, lr: float) -> tuple[float, float]:
-        return -float(lr), self.momentum
-
-    def finish(self, w: np.ndarray, state: dict) -> None:
-        blas.axpy(1.0, state["buffer"], w)
-
-
-class NesterovMomentum:
-    """Nesterov momentum in its look-ahead form (as in the CS231n notes):
-
-    v = momentum * v - learning_rate * dw;  w += momentum * v - learning_rate * dw
-
-    buffer = -lr dw (it is needed twice), state["velocity"] = v.
+    config: learning_rate (default 1e-2).
     """
-
-    def __init__(self, momentum: float = 0.9):
-        self.momentum = float(momentum)
-
-    def new_state(self, w: np.ndarray) -> dict:
-        return {"buffer": np.empty_like(w), "velocity": np.zeros_like(w)}
-
-    def gradient_form(self, lr: float) -> tuple[float, float]:
-        return -float(lr), 0.0
-
-    def finish(self, w: np.ndarray, state: dict) -> None:
-        lr_dw, v = state["buffer"], state["velocity"]
-        blas.scale_add(1.0, lr_dw, self.momentum, v)  # v = mu v - lr dw
-        blas.axpy(self.momentum, v, w)
-        blas.axpy(1.0, lr_dw, w)
+    config = {"learning_rate": 1e-2, **(config or {})}
+    lr = float(config["learning_rate"])  # a NumPy float64 would upcast a float32 w
+    return w - lr * dw, config
 
 
-def step(rule, w: np.ndarray, dw: np.ndarray, state: dict, lr: float) -> np.ndarray:
-    """One whole update of w (in place) for a gradient dw computed beforehand; returns w."""
-    alpha, beta = rule.gradient_form(lr)
-    blas.scale_add(alpha, dw, beta, state["buffer"])
-    rule.finish(w, state)
-    return w
+def sgd_momentum(w: np.ndarray, dw: np.ndarray, config: dict | None = None):
+    """SGD with momentum: the velocity v keeps a running sum of past steps.
+
+        v = momentum * v - learning_rate * dw
+        next_w = w + v
+
+    config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
+    """
+    config = {"learning_rate": 1e-2, "momentum": 0.9, **(config or {})}
+    lr, mu = float(config["learning_rate"]), float(config["momentum"])
+    v = config.get("velocity")
+    v = np.zeros_like(w) if v is None else v
+    v = mu * v - lr * dw
+    config["velocity"] = v
+    return w + v, config
+
+
+def nesterov_momentum(w: np.ndarray, dw: np.ndarray, config: dict | None = None):
+    """Nesterov momentum in the look-ahead form of the CS231n notes: w is the point where
+    dw was taken, one momentum step ahead.
+
+        v_prev = v
+        v = momentum * v - learning_rate * dw
+        next_w = w - momentum * v_prev + (1 + momentum) * v
+
+    config: learning_rate (1e-2), momentum (0.9), velocity (zeros like w).
+    """
+    config = {"learning_rate": 1e-2, "momentum": 0.9, **(config or {})}
+    lr, mu = float(config["learning_rate"]), float(config["momentum"])
+    v_prev = config.get("velocity")
+    v_prev = np.zeros_like(w) if v_prev is None else v_prev
+    v = mu * v_prev - lr * dw
+    config["velocity"] = v
+    return w - mu * v_prev + (1 + mu) * v, config
 
 
 def update_rule(momentum: float, nesterov: bool):
-    """The rule for an optim config: plain SGD, momentum or Nesterov momentum."""
+    """The rule for an optim config: sgd (momentum 0), sgd_momentum or nesterov_momentum."""
     if momentum == 0.0:
-        return SGD()
-    return NesterovMomentum(momentum) if nesterov else Momentum(momentum)
+        return sgd
+    return nesterov_momentum if nesterov else sgd_momentum
 
 
 def learning_rate(base: float, schedule: str, epoch: int, num_epochs: int, lr_decay: float = 1.0) -> float:

@@ -1,4 +1,4 @@
-"""The minibatch SGD loop: any model with ``params`` and ``loss(X, y, grads_out, alpha, beta)``
+"""The minibatch SGD loop: any model with ``params`` and ``loss(X, y, grads_out=None)``
 (cs_nets.models.base) plugs in.
 
 Each epoch visits the training split in a fresh random order (no sampling with
@@ -6,8 +6,8 @@ replacement), then scores a fixed training subsample and the validation split.
 The parameters of the best validation epoch are kept and restored at the end.
 
 Each step: gather the batch into a kept buffer, one ``model.loss`` call whose backward
-pass writes the update rule's buffers (cs_nets.gradients), one ``rule.finish`` per
-parameter (cs_nets.optim).
+pass hands each gradient to the update rule, which updates that parameter at once
+(cs_nets._fused_step: the rules of cs_nets.optim without gradient arrays).
 
 Everything the loop carries from one epoch to the next is a ``TrainState``
 (cs_nets.train_state): parameters, best parameters, the update rule's buffers, the
@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from cs_nets._fused_step import FusedStep
 from cs_nets.config import OptimConfig, TrainConfig
-from cs_nets.optim import learning_rate, update_rule
+from cs_nets.errors import ArgumentError
+from cs_nets.optim import learning_rate
 from cs_nets.train_state import TrainState
 
 
@@ -87,20 +89,18 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
     batch_size = min(train_config.batch_size, n)
     batches_per_epoch = math.ceil(n / batch_size)
     if train_config.hflip and dim != 3 * 32 * 32:
-        raise ValueError("train.hflip needs 32x32 colour images as inputs, not features")
+        raise ArgumentError("train.hflip needs 32x32 colour images as inputs, not features")
     rng = np.random.default_rng(seed)
     eval_idx = train_eval_rows(n, train_config.train_eval_size, rng)
     X_eval, y_eval = X_train[eval_idx], y_train[eval_idx]
 
-    rule = update_rule(optim_config.momentum, optim_config.nesterov)
-    fresh_rule_state = {name: rule.new_state(p) for name, p in model.params.items()}
+    step = FusedStep(model.params, optim_config.momentum, optim_config.nesterov)
     if state is None:
-        state = TrainState.start(model.params, fresh_rule_state)
+        state = TrainState.start(model.params, step.buffers())
     else:
-        state.check_matches(model.params, fresh_rule_state)
+        state.check_matches(model.params, step.buffers())
         state.restore_into(model.params, rng)
-    rule_state = state.rule_state
-    grad_buffers = {name: s["buffer"] for name, s in rule_state.items()}
+        step.load_buffers(state.rule_state)
     result = TrainResult(history=state.history, best_epoch=state.best_epoch,
                          best_val_accuracy=state.best_val_accuracy, train_seconds=state.train_seconds)
     batch_buf = np.empty((batch_size, dim), X_train.dtype)
@@ -112,7 +112,6 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
         for epoch in range(state.epoch, num_epochs):
             lr = learning_rate(optim_config.learning_rate, optim_config.schedule, epoch, num_epochs,
                                optim_config.lr_decay)
-            alpha, beta = rule.gradient_form(lr)
             order = rng.permutation(n)
             losses = np.empty(batches_per_epoch, np.float32)
             bar = tqdm(total=batches_per_epoch, desc=f"epoch {epoch + 1}/{num_epochs}",
@@ -127,16 +126,15 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
                 np.take(y_train, idx, out=yb, mode="clip")
                 if train_config.hflip:
                     _flip_half(xb, rng)
-                # the backward pass writes the rule's buffers (e.g. the velocity) itself
-                loss, _ = model.loss(xb, yb, grads_out=grad_buffers, alpha=alpha, beta=beta)
+                # the backward pass updates each parameter as its gradient arrives
+                loss, _ = model.loss(xb, yb, grads_out=step.begin(lr))
                 if not math.isfinite(loss):
                     result.status = "diverged"
                     result.message = (f"the loss became {loss} in epoch {epoch + 1}; "
                                       f"try a smaller learning rate (optim.learning_rate={lr:g} now)")
                     state.batch_losses.append(losses[:b])
                     break
-                for name, w in model.params.items():
-                    rule.finish(w, rule_state[name])
+                step.end()
                 losses[b] = loss
                 if show_bar and (b % 10 == 0 or b == batches_per_epoch - 1):
                     bar.set_postfix(loss=f"{losses[:b + 1].mean():.4f}", lr=f"{lr:.2e}", refresh=False)
@@ -155,6 +153,8 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
                 "lr": lr,
                 "seconds": seconds,
             }
+            # the rule may have replaced a buffer (the course rules return new arrays for biases)
+            state.rule_state = step.buffers()
             state.end_epoch(metrics, losses, model.params, rng, result.train_seconds)
             result.best_epoch, result.best_val_accuracy = state.best_epoch, state.best_val_accuracy
             if on_epoch is not None:

@@ -1,41 +1,42 @@
 #!/usr/bin/env python
-"""Time every phase a user waits for: loading data, training epochs, scoring the test set.
+"""Time training epochs on every update path against PyTorch, plus loading and scoring.
 
-    python scripts/bench_train.py                         # synthetic: 49,000 x 3072 float32
-    python scripts/bench_train.py --data-dir ~/cifar      # the real CIFAR-10 (train minus 1,000 val)
-    python scripts/bench_train.py --model two_layer --epochs 7 --json /tmp/bench.json
-    python scripts/bench_train.py --profile two_layer     # cProfile of one epoch, by tottime
+    python scripts/bench_train.py                          # synthetic: 49,000 x 3072 float32
+    python scripts/bench_train.py --data-dir ~/cifar       # the real CIFAR-10 (train minus 1,000 val)
+    python scripts/bench_train.py --rows sgd,nesterov+l2 --epochs 7 --json /tmp/bench.json
+    python scripts/bench_train.py --profile nesterov+l2    # cProfile of one epoch of a row, by tottime
 
-Ours is ``cs_nets.trainer.train``, the code path ``csnets train`` runs. When PyTorch
-can be imported, the same model (same weights, batch size, optimizer and learning
-rate) is trained in PyTorch in the same process; the two alternate epoch by epoch
-(ours, theirs, ours, ...) so that load from other processes hits both alike. The
-first epoch of each is a warm-up and is not counted; PyTorch starts from our weights
-after that warm-up. PyTorch is never a dependency of cs_nets: without it only our
-numbers are printed.
+Rows (--rows, default all): the two-layer net 3072→500→10 (ReLU, Softmax, batch 200,
+lr 1e-3) with each update rule, sgd, momentum and nesterov (μ 0.9), each without and
+with L2 (+l2: reg 1e-3), and with hflip; the whole computation of
+configs/two_layer.yaml (hidden 1000, momentum, L2, hflip, cosine schedule); and the
+linear Softmax classifier. Ours is ``cs_nets.trainer.train``, the code path
+``csnets train`` runs.
 
-Data: synthetic rows are N(0, 1) float32 with random labels; real data are
-standardized per feature (data.normalize: mean_std), so the He-initialized net
-starts with sensible scores either way.
+Fairness. When PyTorch can be imported, each row also trains the same computation in
+PyTorch, in the same process, alternating epoch by epoch (ours, theirs, ours...) so
+that load from other processes hits both alike: same weights (ours after the warm-up
+epoch), batch size, learning rate (per epoch, for schedules), update rule (torch.optim.SGD
+with the same momentum and Nesterov form), L2 on the weights only (weight_decay 2·reg
+in a parameter group without the biases: our reg·ΣW² has gradient 2·reg·W) and hflip
+(a random half of each batch mirrored). Both sides use the same number of threads
+(torch.set_num_threads = the threads of NumPy's OpenBLAS), both epochs include the
+shuffle (ours: the trainer's ``seconds`` plus the time of the same rng.permutation),
+and both flush subnormal floats (PyTorch: torch.set_flush_denormal(True) during its
+epochs; ours: the softmax gradient is flushed in software, cs_nets.losses). PyTorch is
+never a dependency of cs_nets: without it only our numbers are printed.
 
-Reported: median seconds of the counted epochs (minibatch loop only, as the trainer's
-``seconds`` metric), the ratio ours / PyTorch, the achieved GFLOP/s of the two
-products that dominate an epoch (forward X W and backward Xᵀ dZ: their FLOPs over
-the epoch time) next to the machine's sgemm rate at the same shapes (np.matmul
-with out=, and torch.mm in nn.Linear's layout) and the epoch time those rates
-alone would take (the "floor"), the time to score 10,000 images, the time to load
-the data, the peak RSS and the load average before and after.
---profile prints cProfile's table instead; the forward products show as the own
-time of the model's ``loss`` (``@`` is not a function call), the backward ones as
-``cs_nets.blas.gemm``. CS_NETS_BLAS=numpy times the NumPy-only fallback of
-cs_nets.blas (what runs where NumPy's OpenBLAS is not found).
+Reported per row: the median seconds of the counted epochs (the first epoch of each
+side is a warm-up), the ratio ours / PyTorch, and the last epoch's mean loss of each
+(close, since the computations are the same); then the machine's sgemm rate at the
+two dominant shapes (forward X·W, backward Xᵀ·dZ) for NumPy and PyTorch, the time to
+score 10,000 images, to load the data, peak RSS and the load average before and after.
+--profile prints cProfile's table instead. CS_NETS_BLAS=numpy times the NumPy-only
+fallback of cs_nets.blas (what runs where NumPy's BLAS is not an OpenBLAS).
 
-Threads: NumPy's BLAS (OpenBLAS in the NumPy wheels) and PyTorch each use all cores
-by default. OMP_NUM_THREADS=1 (both) or OPENBLAS_NUM_THREADS=1 (NumPy only), set
-before Python starts, limits them; the script prints what it found, and the BLAS
-kernel when threadpoolctl is installed. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, if
-set, can select a slower kernel: unset them for benchmarking. Other jobs on the
-machine slow multi-threaded products badly: check the printed load.
+Threads: OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set before Python starts limit NumPy's
+BLAS, and PyTorch follows it here. Other jobs on the machine slow multi-threaded
+products badly: check the printed load; ratios from one run are more robust than times.
 """
 
 from __future__ import annotations
@@ -53,17 +54,61 @@ import resource
 import statistics
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from cs_nets import blas
-from cs_nets.config import OptimConfig, TrainConfig
+from cs_nets.config import OptimConfig, TrainConfig, load_config
 from cs_nets.models import build_model
+from cs_nets.optim import learning_rate
 from cs_nets.trainer import fit
 
 NUM_CLASSES = 10
 DIM = 3 * 32 * 32
 SYNTHETIC_TRAIN, SYNTHETIC_VAL, SYNTHETIC_TEST = 49_000, 1_000, 10_000
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "two_layer.yaml"
+
+
+@dataclass
+class Row:
+    """One workload: the same computation on both sides."""
+
+    name: str
+    model: str = "two_layer"  # or "linear"
+    hidden: int = 500
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    reg: float = 0.0
+    hflip: bool = False
+    schedule: str = "constant"
+    batch_size: int = 200
+
+
+def all_rows() -> list[Row]:
+    rows = []
+    for rule, momentum, nesterov in (("sgd", 0.0, False), ("momentum", 0.9, False), ("nesterov", 0.9, True)):
+        rows.append(Row(rule, momentum=momentum, nesterov=nesterov))
+        rows.append(Row(f"{rule}+l2", momentum=momentum, nesterov=nesterov, reg=1e-3))
+    rows.append(Row("momentum+l2+hflip", reg=1e-3, hflip=True))
+    rows.append(Row("nesterov+l2+hflip", nesterov=True, reg=1e-3, hflip=True))
+    config = load_config(CONFIG)
+    rows.append(Row("two_layer.yaml", hidden=config.model.hidden_dim, lr=config.optim.learning_rate,
+                    momentum=config.optim.momentum, nesterov=config.optim.nesterov, reg=config.model.reg,
+                    hflip=config.train.hflip, schedule=config.optim.schedule, batch_size=config.train.batch_size))
+    rows.append(Row("linear momentum", model="linear"))
+    rows.append(Row("linear momentum+l2+hflip", model="linear", reg=1e-3, hflip=True))
+    return rows
+
+
+def describe(row: Row) -> str:
+    model = f"3072→{row.hidden}→10" if row.model == "two_layer" else "linear"
+    rule = "sgd" if row.momentum == 0 else ("nesterov" if row.nesterov else "momentum") + f" {row.momentum:g}"
+    extras = [f"reg {row.reg:g}" if row.reg else "no L2", "hflip" if row.hflip else "", row.schedule
+              if row.schedule != "constant" else ""]
+    return f"{model}, {rule}, lr {row.lr:g}, " + ", ".join(e for e in extras if e)
 
 
 def peak_rss_mb() -> float:
@@ -73,6 +118,18 @@ def peak_rss_mb() -> float:
 def load_text() -> str:
     one, five, _ = os.getloadavg()
     return f"{one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def blas_libraries() -> list[dict]:
+    from threadpoolctl import threadpool_info
+
+    return [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+
+
+def blas_threads() -> int:
+    """Threads of NumPy's BLAS (threadpoolctl, called before PyTorch loads its own), 0 if unknown."""
+    libraries = blas_libraries()
+    return int(libraries[0].get("num_threads") or 0) if libraries else 0
 
 
 # ---------------------------------------------------------------------- data
@@ -113,94 +170,95 @@ def load_data(data_dir, dtype="float32"):
 # ---------------------------------------------------------------------- the machine's sgemm rate
 
 
-def dominant_shapes(batch, hidden):
-    """The (M, K) x (K, N) shapes of the forward X W and the backward Xᵀ dZ products."""
-    return {"forward X·W": (batch, DIM, hidden), "backward Xᵀ·dZ": (DIM, batch, hidden)}
-
-
-def sgemm_gflops(m, k, n, dtype="float32", repeats=40):
-    """Median GFLOP/s of np.matmul(A (m,k), B (k,n), out=C), B read transposed when it is Xᵀ."""
+def sgemm_gflops(batch, width, dtype="float32", repeats=40):
+    """Median GFLOP/s of NumPy's forward X·W (batch, 3072)·(3072, width) and backward
+    Xᵀ·dZ (3072, batch)·(batch, width), X read transposed as in the backward pass."""
     rng = np.random.default_rng(1)
-    if m == DIM:  # Xᵀ dZ: A is the transpose of a (k, m) batch, as in the backward pass
-        A = rng.standard_normal((k, m)).astype(dtype).T
-    else:
-        A = rng.standard_normal((m, k)).astype(dtype)
-    B = rng.standard_normal((k, n)).astype(dtype)
-    C = np.empty((m, n), dtype)
+    X = rng.standard_normal((batch, DIM)).astype(dtype)
+    W = rng.standard_normal((DIM, width)).astype(dtype)
+    dZ = rng.standard_normal((batch, width)).astype(dtype)
+    Z, dW = np.empty((batch, width), dtype), np.empty((DIM, width), dtype)
+    return {"forward": _rate(lambda: np.matmul(X, W, out=Z), batch, width, repeats),
+            "backward": _rate(lambda: np.matmul(X.T, dZ, out=dW), batch, width, repeats)}
+
+
+def torch_mm_gflops(torch, batch, width, repeats=40):
+    """The same products in PyTorch, in nn.Linear's layout: X Wᵀ and dZᵀ X (W is (width, 3072))."""
+    gen = torch.Generator().manual_seed(1)
+    X = torch.randn(batch, DIM, generator=gen)
+    W = torch.randn(width, DIM, generator=gen)
+    dZ = torch.randn(batch, width, generator=gen)
+    Z, dW = torch.empty(batch, width), torch.empty(width, DIM)
+    return {"forward": _rate(lambda: torch.mm(X, W.t(), out=Z), batch, width, repeats),
+            "backward": _rate(lambda: torch.mm(dZ.t(), X, out=dW), batch, width, repeats)}
+
+
+def _rate(fn, batch, width, repeats):
     times = []
     for _ in range(repeats + 3):
         start = time.perf_counter()
-        np.matmul(A, B, out=C)
+        fn()
         times.append(time.perf_counter() - start)
-    return 2 * m * k * n / statistics.median(times[3:]) / 1e9
-
-
-def torch_mm_gflops(torch, batch, hidden, repeats=40):
-    """Median GFLOP/s of PyTorch's own products in nn.Linear's layout: X Wᵀ and dZᵀ X (W is (H, D))."""
-    gen = torch.Generator().manual_seed(1)
-    X = torch.randn(batch, DIM, generator=gen)
-    W = torch.randn(hidden, DIM, generator=gen)
-    dZ = torch.randn(batch, hidden, generator=gen)
-    Z, dW = torch.empty(batch, hidden), torch.empty(hidden, DIM)
-    rates = {}
-    for name, fn in (("forward X·W", lambda: torch.mm(X, W.t(), out=Z)),
-                     ("backward Xᵀ·dZ", lambda: torch.mm(dZ.t(), X, out=dW))):
-        times = []
-        for _ in range(repeats + 3):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        rates[name] = 2 * batch * DIM * hidden / statistics.median(times[3:]) / 1e9
-    return rates
+    return 2 * batch * DIM * width / statistics.median(times[3:]) / 1e9
 
 
 # ---------------------------------------------------------------------- PyTorch twin
 
 
 class TorchTwin:
-    """The same model in PyTorch, initialised from our model's weights, trained with torch.optim.SGD."""
+    """The same model and computation in PyTorch, from our model's weights."""
 
-    def __init__(self, torch, model, data, args):
-        self.torch = torch
+    def __init__(self, torch, model, data, row: Row):
+        self.torch, self.row = torch, row
         nn = torch.nn
-        params = model.params
-        if args.model_type == "two_layer":
-            layers = [nn.Linear(DIM, args.hidden), nn.ReLU(), nn.Linear(args.hidden, NUM_CLASSES)]
-            weights = [("W1", "b1"), None, ("W2", "b2")]
+        if row.model == "two_layer":
+            layers = [nn.Linear(DIM, row.hidden), nn.ReLU(), nn.Linear(row.hidden, NUM_CLASSES)]
+            names = [("W1", "b1"), None, ("W2", "b2")]
         else:
-            layers, weights = [nn.Linear(DIM, NUM_CLASSES)], [("W", "b")]
+            layers, names = [nn.Linear(DIM, NUM_CLASSES)], [("W", "b")]
         with torch.no_grad():
-            for layer, names in zip(layers, weights):
-                if names:  # torch keeps (out, in); ours is (in, out)
-                    layer.weight.copy_(torch.from_numpy(params[names[0]].T.copy()))
-                    layer.bias.copy_(torch.from_numpy(params[names[1]]))
+            for layer, pair in zip(layers, names):
+                if pair:  # torch keeps (out, in); ours is (in, out)
+                    layer.weight.copy_(torch.from_numpy(model.params[pair[0]].T.copy()))
+                    layer.bias.copy_(torch.from_numpy(model.params[pair[1]]))
         self.net = nn.Sequential(*layers)
-        # Our reg * ΣW² (weights only) is torch's weight_decay = 2 reg; torch also decays biases,
-        # so the benchmark runs with reg 0 unless asked.
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr, momentum=args.momentum,
-                                   nesterov=args.nesterov, weight_decay=2 * args.reg)
+        weights = [layer.weight for layer, pair in zip(layers, names) if pair]
+        biases = [layer.bias for layer, pair in zip(layers, names) if pair]
+        # our reg * ΣW² over the weights only has gradient 2 reg W: weight_decay 2 reg, biases exempt
+        self.opt = torch.optim.SGD([{"params": weights, "weight_decay": 2 * row.reg},
+                                    {"params": biases, "weight_decay": 0.0}],
+                                   lr=row.lr, momentum=row.momentum, nesterov=row.nesterov)
         self.X = torch.from_numpy(data["X_train"])  # shares memory with NumPy
         self.y = torch.from_numpy(data["y_train"])
         self.X_test = torch.from_numpy(data["X_test"])
-        self.batch = args.batch_size
         self.gen = torch.Generator().manual_seed(0)
 
-    def epoch(self):
-        """Seconds of one pass over the training rows in a fresh random order, and the mean loss."""
+    def epoch(self, lr):
+        """Seconds of one pass over the training rows in a fresh random order (shuffle included),
+        and the mean loss. Subnormals are flushed (FTZ/DAZ) during the epoch only."""
         torch, F = self.torch, self.torch.nn.functional
-        n = len(self.X)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        n, batch = len(self.X), self.row.batch_size
         losses = []
+        torch.set_flush_denormal(True)
         start = time.perf_counter()
         order = torch.randperm(n, generator=self.gen)
-        for b in range(0, n, self.batch):
-            idx = order[b:b + self.batch]
-            xb, yb = self.X[idx], self.y[idx]
+        for b in range(0, n, batch):
+            idx = order[b:b + batch]
+            xb, yb = self.X[idx], self.y[idx]  # gathers a copy, as our trainer does
+            if self.row.hflip:
+                images = xb.view(len(idx), 3, 32, 32)
+                flip = torch.rand(len(idx), generator=self.gen) < 0.5
+                images[flip] = images[flip].flip(-1)
             self.opt.zero_grad()
             loss = F.cross_entropy(self.net(xb), yb)
             loss.backward()
             self.opt.step()
             losses.append(loss.item())
-        return time.perf_counter() - start, float(np.mean(losses))
+        seconds = time.perf_counter() - start
+        torch.set_flush_denormal(False)
+        return seconds, float(np.mean(losses))
 
     def evaluate(self):
         start = time.perf_counter()
@@ -209,57 +267,54 @@ class TorchTwin:
         return time.perf_counter() - start
 
 
-# ---------------------------------------------------------------------- one model
+# ---------------------------------------------------------------------- one row
 
 
-def bench_model(args, data, with_torch):
-    """Alternate our epochs and PyTorch's; return a dict of results for `args.model_type`.
+def build(row: Row, dtype):
+    hyper = dict(loss="softmax", reg=row.reg)
+    if row.model == "two_layer":
+        hyper["hidden_dim"] = row.hidden
+    model = build_model(row.model, DIM, NUM_CLASSES, dtype=dtype, seed=0, **hyper)
+    optim = OptimConfig(learning_rate=row.lr, momentum=row.momentum, nesterov=row.nesterov, schedule=row.schedule)
+    return model, optim
 
-    PyTorch is imported after our first epoch, so the first model's peak RSS
-    "ours only" is measured without it.
-    """
-    hyper = dict(hidden_dim=args.hidden, loss="softmax", reg=args.reg) if args.model_type == "two_layer" \
-        else dict(loss="softmax", reg=args.reg)
-    model = build_model(args.model_type, DIM, NUM_CLASSES, dtype=args.dtype, seed=0, **hyper)
-    optim = OptimConfig(learning_rate=args.lr, momentum=args.momentum, nesterov=args.nesterov)
-    config = TrainConfig(batch_size=args.batch_size, num_epochs=args.epochs + 1)
+
+def bench_row(row: Row, args, data, torch):
+    """Alternate our epochs and PyTorch's; return a dict of results for `row`."""
+    model, optim = build(row, args.dtype)
+    config = TrainConfig(batch_size=row.batch_size, num_epochs=args.epochs + 1, hflip=row.hflip)
+    n = len(data["X_train"])
     twin = None
     ours, theirs, our_losses, their_losses = [], [], [], []
-    rss = {}
 
     def after_our_epoch(metrics, state):
         nonlocal twin
-        ours.append(metrics["seconds"])
+        start = time.perf_counter()
+        np.random.default_rng(metrics["epoch"]).permutation(n)  # the trainer's shuffle, untimed there
+        ours.append(metrics["seconds"] + time.perf_counter() - start)
         our_losses.append(metrics["train_loss"])
-        if not with_torch:
+        if torch is None:
             return
         if twin is None:
-            if "torch" not in sys.modules:
-                rss["ours only"] = peak_rss_mb()
-            twin = TorchTwin(importlib.import_module("torch"), model, data, args)  # our weights after epoch 1
-        seconds, loss = twin.epoch()
+            twin = TorchTwin(torch, model, data, row)  # our weights after the warm-up epoch
+        # PyTorch's epoch k uses our epoch k's learning rate
+        lr = learning_rate(row.lr, row.schedule, metrics["epoch"] - 1, config.num_epochs)
+        seconds, loss = twin.epoch(lr)
         theirs.append(seconds)
         their_losses.append(loss)
 
     result = fit(model, data["X_train"], data["y_train"], data["X_val"], data["y_val"],
                    optim, config, seed=0, progress=False, on_epoch=after_our_epoch)
     if result.status != "completed":
-        sys.exit(f"our training did not complete: {result.status}: {result.message}")
-
-    out = {
-        "model": args.model_type,
-        "train_rows": len(data["X_train"]),
-        "ours_epochs": ours[1:],  # the first of each is a warm-up
-        "ours_median": statistics.median(ours[1:]),
-        "ours_loss_last": our_losses[-1],
-        "ours_eval": min(_time(lambda: model.predict(data["X_test"])) for _ in range(3)),
-    }
+        sys.exit(f"{row.name}: our training did not complete: {result.status}: {result.message}")
+    out = {"row": row.name, "workload": describe(row), "train_rows": n,
+           "ours_epochs": ours[1:], "ours_median": statistics.median(ours[1:]),  # the first is a warm-up
+           "ours_loss_last": our_losses[-1],
+           "ours_eval": min(_time(lambda: model.predict(data["X_test"])) for _ in range(3))}
     if twin is not None:
         out.update(torch_epochs=theirs[1:], torch_median=statistics.median(theirs[1:]),
-                   torch_loss_last=their_losses[-1],
-                   torch_eval=min(twin.evaluate() for _ in range(3)))
+                   torch_loss_last=their_losses[-1], torch_eval=min(twin.evaluate() for _ in range(3)))
         out["ratio"] = out["ours_median"] / out["torch_median"]
-    out["peak_rss_mb"] = {**rss, "end": peak_rss_mb()}
     return out
 
 
@@ -269,12 +324,10 @@ def _time(fn):
     return time.perf_counter() - start
 
 
-def profile_epoch(args, data):
+def profile_epoch(row: Row, args, data):
     """Print cProfile's top functions (by own time) for one epoch of our trainer, after a warm-up."""
-    hyper = dict(hidden_dim=args.hidden, loss="softmax") if args.model_type == "two_layer" else dict(loss="softmax")
-    model = build_model(args.model_type, DIM, NUM_CLASSES, dtype=args.dtype, seed=0, **hyper)
-    optim = OptimConfig(learning_rate=args.lr, momentum=args.momentum, nesterov=args.nesterov)
-    one = TrainConfig(batch_size=args.batch_size, num_epochs=1)
+    model, optim = build(row, args.dtype)
+    one = TrainConfig(batch_size=row.batch_size, num_epochs=1, hflip=row.hflip)
     fit(model, data["X_train"], data["y_train"], data["X_val"], data["y_val"], optim, one, progress=False)
     profiler = cProfile.Profile()
     profiler.enable()
@@ -289,42 +342,43 @@ def profile_epoch(args, data):
 
 
 def blas_text():
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "threadpoolctl not installed (pip install threadpoolctl to see the BLAS kernel)"
     return "; ".join(f"{p['internal_api']} {p.get('version') or ''} {p.get('architecture') or ''} "
-                     f"threads={p['num_threads']}".replace("  ", " ") for p in threadpool_info())
+                     f"threads={p['num_threads']}".replace("  ", " ") for p in blas_libraries())
+
+
+def blas_status():
+    """What cs_nets.blas runs on (status() where this cs_nets has it, else backend())."""
+    return getattr(blas, "status", blas.backend)()
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
+    rows = {row.name: row for row in all_rows()}
     parser.add_argument("--data-dir", help="CIFAR-10 folder (python or binary layout); default: synthetic")
-    parser.add_argument("--model", choices=("two_layer", "linear", "both"), default="both")
-    parser.add_argument("--epochs", type=int, default=5, help="counted epochs of each (>= 5; plus 1 warm-up)")
-    parser.add_argument("--hidden", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--nesterov", action="store_true")
-    parser.add_argument("--reg", type=float, default=0.0)
+    parser.add_argument("--rows", default="all", help=f"comma-separated, of: {', '.join(rows)} (default all)")
+    parser.add_argument("--epochs", type=int, default=5, help="counted epochs of each side (>= 5; plus 1 warm-up)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if it is installed")
-    parser.add_argument("--profile", choices=("two_layer", "linear"),
-                        help="only profile one epoch of ours with cProfile and print the top functions")
+    parser.add_argument("--profile", choices=tuple(rows), metavar="ROW",
+                        help="only profile one epoch of ours for this row with cProfile")
     parser.add_argument("--profile-top", type=int, default=25)
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.epochs < 5:
         parser.error("--epochs: at least 5 counted epochs, for a meaningful median")
+    chosen = list(rows) if args.rows == "all" else [name.strip() for name in args.rows.split(",")]
+    unknown = [name for name in chosen if name not in rows]
+    if unknown:
+        parser.error(f"--rows: unknown row {unknown[0]!r} (expected some of {', '.join(rows)})")
 
     print(f"# bench_train: Python {platform.python_version()}, NumPy {np.__version__}, {platform.machine()}")
-    print(f"BLAS: {blas_text()}; cs_nets.blas backend: {blas.backend()}")
+    print(f"BLAS: {blas_text()}")
+    print(f"cs_nets.blas: {blas_status()}")
     env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                       "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
-    print(f"thread/kernel environment: {env or 'none set (libraries use all cores)'}")
+    print(f"thread/kernel environment: {env or 'none set'}")
     load_before = load_text()
     print(f"load before: {load_before}")
 
@@ -334,82 +388,74 @@ def main(argv=None):
           f"{data['X_train'].dtype}, {'synthetic' if args.data_dir is None else args.data_dir}")
 
     if args.profile:
-        args.model_type = args.profile
-        profile_epoch(args, data)
+        profile_epoch(rows[args.profile], args, data)
         return
 
-    with_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
-    if not args.no_torch and not with_torch:
-        print("PyTorch is not importable: timing ours only")
+    torch = None
+    if not args.no_torch:
+        if importlib.util.find_spec("torch") is None:
+            print("PyTorch is not importable: timing ours only")
+        else:
+            torch = importlib.import_module("torch")
+            threads = blas_threads()
+            if threads:
+                torch.set_num_threads(threads)  # the same thread count on both sides
+            print(f"PyTorch {torch.__version__}: {torch.get_num_threads()} threads "
+                  f"(NumPy's BLAS: {threads or 'unknown'})")
 
-    models = ("two_layer", "linear") if args.model == "both" else (args.model,)
     results = []
-    for model_type in models:
-        args.model_type = model_type
-        width = args.hidden if model_type == "two_layer" else NUM_CLASSES
-        shapes = dominant_shapes(args.batch_size, width)
-        rates = {name: sgemm_gflops(*shape, dtype=args.dtype) for name, shape in shapes.items()}
-        res = bench_model(args, data, with_torch)
-        n = res["train_rows"]
-        flops = 2 * (2 * n * DIM * width)  # both products over all rows of the epoch
-        res["sgemm_gflops"] = rates
-        res["floor_seconds"] = sum(2 * n * DIM * width / (rate * 1e9) for rate in rates.values())
-        res["ours_gflops"] = flops / res["ours_median"] / 1e9
-        if "torch_median" in res:
-            torch = sys.modules["torch"]
-            res["torch_version"] = f"{torch.__version__}, {torch.get_num_threads()} threads"
-            res["torch_gflops"] = flops / res["torch_median"] / 1e9
-            res["torch_mm_gflops"] = torch_mm_gflops(torch, args.batch_size, width)
-            res["torch_floor_seconds"] = sum(2 * n * DIM * width / (rate * 1e9)
-                                             for rate in res["torch_mm_gflops"].values())
-        res["shapes"] = {name: f"({m}x{k})·({k}x{n_})" for name, (m, k, n_) in shapes.items()}
+    for name in chosen:
+        res = bench_row(rows[name], args, data, torch)
+        print(f"{name}: ours {res['ours_median']:.3f} s"
+              + (f", PyTorch {res['torch_median']:.3f} s, ratio {res['ratio']:.2f}" if "ratio" in res else ""),
+              flush=True)
         results.append(res)
+    widths = sorted({rows[name].hidden if rows[name].model == "two_layer" else NUM_CLASSES for name in chosen})
+    batch = rows[chosen[0]].batch_size
+    rates = {w: {"numpy": sgemm_gflops(batch, w, args.dtype)} for w in widths}
+    if torch is not None:
+        for w in widths:
+            rates[w]["torch"] = torch_mm_gflops(torch, batch, w)
 
     load_after = load_text()
     print()
-    print(report(results, data_seconds, rss_data, load_before, load_after, args))
+    print(report(results, rates, data_seconds, rss_data, load_before, load_after, args, torch))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(results=results, data_seconds=data_seconds, peak_rss_after_data_mb=rss_data,
-                           load_before=load_before, load_after=load_after, args=vars(args)), f, indent=2)
+            json.dump(dict(results=results, sgemm_gflops={str(k): v for k, v in rates.items()},
+                           data_seconds=data_seconds, peak_rss_after_data_mb=rss_data,
+                           peak_rss_end_mb=peak_rss_mb(), load_before=load_before, load_after=load_after,
+                           blas=blas_status(), args=vars(args)), f, indent=2)
 
 
-def report(results, data_seconds, rss_data, load_before, load_after, args):
-    """The results as a markdown table plus per-epoch details, load and memory."""
-    lines = [f"batch {args.batch_size}, SGD lr {args.lr:g} momentum {args.momentum:g}"
-             f"{' nesterov' if args.nesterov else ''}, reg {args.reg:g}, {args.dtype}, "
-             f"median of {args.epochs} epochs after 1 warm-up, ours and PyTorch alternating",
+def report(results, rates, data_seconds, rss_data, load_before, load_after, args, torch):
+    """The results as a markdown table plus per-epoch details, rates, load and memory."""
+    lines = [f"{args.dtype}, median of {args.epochs} epochs after 1 warm-up, ours and PyTorch alternating",
              "",
-             "| model | train rows | ours s/epoch | PyTorch s/epoch | ours/PyTorch | ours GFLOP/s "
-             "| PyTorch GFLOP/s | NumPy sgemm GFLOP/s (fwd, bwd) | NumPy floor s/epoch "
-             "| PyTorch mm GFLOP/s (fwd, bwd) | PyTorch floor s/epoch "
-             "| eval 10k ours s | eval 10k PyTorch s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    def cell(r, key, fmt):
-        return format(r[key], fmt) if key in r else "–"
-
+             "| row | workload | ours s/epoch | PyTorch s/epoch | ours/PyTorch | last loss ours / PyTorch |",
+             "|---|---|---:|---:|---:|---|"]
     for r in results:
-        rates = ", ".join(f"{v:.0f}" for v in r["sgemm_gflops"].values())
-        torch_rates = ", ".join(f"{v:.0f}" for v in r.get("torch_mm_gflops", {}).values()) or "–"
-        cells = [r["model"], str(r["train_rows"]), cell(r, "ours_median", ".3f"), cell(r, "torch_median", ".3f"),
-                 cell(r, "ratio", ".2f"), cell(r, "ours_gflops", ".0f"), cell(r, "torch_gflops", ".0f"), rates,
-                 cell(r, "floor_seconds", ".3f"), torch_rates, cell(r, "torch_floor_seconds", ".3f"),
-                 cell(r, "ours_eval", ".3f"), cell(r, "torch_eval", ".3f")]
+        cells = [r["row"], r["workload"], f"{r['ours_median']:.3f}",
+                 f"{r['torch_median']:.3f}" if "torch_median" in r else "–",
+                 f"**{r['ratio']:.2f}**" if "ratio" in r else "–",
+                 f"{r['ours_loss_last']:.4f} / {r['torch_loss_last']:.4f}" if "torch_loss_last" in r
+                 else f"{r['ours_loss_last']:.4f}"]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for r in results:
-        line = (f"{r['model']}: ours epochs [{' '.join(f'{s:.3f}' for s in r['ours_epochs'])}] "
-                f"last loss {r['ours_loss_last']:.4f}")
+        line = f"{r['row']}: ours epochs [{' '.join(f'{s:.3f}' for s in r['ours_epochs'])}]"
         if "torch_epochs" in r:
-            line += (f"; PyTorch epochs [{' '.join(f'{s:.3f}' for s in r['torch_epochs'])}] "
-                     f"last loss {r['torch_loss_last']:.4f}")
+            line += f"; PyTorch [{' '.join(f'{s:.3f}' for s in r['torch_epochs'])}]"
+        line += f"; eval 10k ours {r['ours_eval']:.3f} s" + (
+            f", PyTorch {r['torch_eval']:.3f} s" if "torch_eval" in r else "")
         lines.append(line)
-        lines.append(f"  shapes: {r['shapes']}; peak RSS MB: "
-                     + ", ".join(f"{k} {v:.0f}" for k, v in r["peak_rss_mb"].items()))
-    if "torch_version" in results[0]:
-        lines.append(f"PyTorch {results[0]['torch_version']}")
+    for width, by_lib in rates.items():
+        lines.append(f"sgemm GFLOP/s, (batch x 3072)·(3072 x {width}) and its backward: " + "; ".join(
+            f"{lib} forward {r['forward']:.0f}, backward {r['backward']:.0f}" for lib, r in by_lib.items()))
+    if torch is not None:
+        lines.append(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
     lines.append("data: " + ", ".join(f"{k} {v:.2f} s" for k, v in data_seconds.items())
-                 + f"; peak RSS after data {rss_data:.0f} MB")
+                 + f"; peak RSS after data {rss_data:.0f} MB, at the end {peak_rss_mb():.0f} MB")
     lines.append(f"load before: {load_before}; after: {load_after}")
     return "\n".join(lines)
 

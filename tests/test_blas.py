@@ -1,7 +1,7 @@
-"""cs_nets.blas: gemm with accumulation and axpy, through NumPy's OpenBLAS and through NumPy,
-each against a plain loop in float64."""
+"""cs_nets.blas: gemm with accumulation, axpy, axpby and rotm, through NumPy's OpenBLAS and
+through NumPy, each against a plain loop in float64; and which library is bound, and why."""
 
-import glob
+import ctypes.util
 import os
 import subprocess
 import sys
@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 from cs_nets import blas
+from cs_nets.errors import ArgumentError
+
+BIG_ROWS = 2 * blas.BLOCK_ELEMENTS // 100 + 3  # rows of 100: several fallback blocks and a partial last one
 
 
 def gemm_loop(a, b, c, alpha, beta):
@@ -127,18 +130,109 @@ def test_scale_add():
     np.testing.assert_array_equal(blas.scale_add(-1.0, np.array([1.0, 1.0]), 1.0, y), [3.0, 4.0])
 
 
-def test_numpys_bundled_openblas_is_used_when_numpy_ships_it():
-    """The fast path must not be lost silently: if the library file is there, it is bound."""
-    numpy_dir = os.path.dirname(np.__file__)
-    shipped = glob.glob(os.path.join(numpy_dir + ".libs", "*scipy_openblas*")) + glob.glob(
-        os.path.join(numpy_dir, ".dylibs", "*scipy_openblas*"))
-    if not shipped:
-        pytest.skip("this NumPy does not bundle scipy-openblas")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha, beta", [(-0.3, 0.9), (2.0, 1.0), (0.5, 0.0)])
+def test_axpby_matches_the_loop(blas_backend, dtype, alpha, beta):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((BIG_ROWS, 100)).astype(dtype)
+    y = rng.standard_normal((BIG_ROWS, 100)).astype(dtype)
+    if beta == 0:
+        y[0, 0] = np.nan  # beta 0 ignores y's old values
+    expected = [alpha * float(xi) + (beta * float(yi) if beta else 0.0) for xi, yi in zip(x.ravel(), y.ravel())]
+    assert blas.axpby(alpha, x, beta, y) is y and y.dtype == dtype
+    tol = 1e-6 if dtype == np.float32 else 1e-15
+    np.testing.assert_allclose(y.ravel(), expected, rtol=tol, atol=4 * tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rotm_matches_the_loop(blas_backend, dtype):
+    """Both arrays replaced at once: x, y = h11 x + h12 y, h21 x + h22 y."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((BIG_ROWS, 100)).astype(dtype)
+    y = rng.standard_normal((BIG_ROWS, 100)).astype(dtype)
+    h11, h12, h21, h22 = 1.0, -0.9, -2e-3, 0.9
+    new_x = [h11 * float(a) + h12 * float(b) for a, b in zip(x.ravel(), y.ravel())]
+    new_y = [h21 * float(a) + h22 * float(b) for a, b in zip(x.ravel(), y.ravel())]
+    blas.rotm(x, y, h11, h12, h21, h22)
+    assert x.dtype == y.dtype == dtype
+    tol = 1e-6 if dtype == np.float32 else 1e-15
+    np.testing.assert_allclose(x.ravel(), new_x, rtol=tol, atol=4 * tol)
+    np.testing.assert_allclose(y.ravel(), new_y, rtol=tol, atol=4 * tol)
+    z = np.arange(6.0)
+    blas.rotm(z[:3], np.arange(3.0), 0.0, 1.0, 1.0, 0.0)  # a view: swaps
+    np.testing.assert_array_equal(z, [0, 1, 2, 3, 4, 5])
+    with pytest.raises(ArgumentError, match="rotm: x and y must not overlap"):
+        blas.rotm(z[:4], z[2:], 1.0, 0.0, 0.0, 1.0)
+    with pytest.raises(ArgumentError, match=r"rotm: shapes \(2,\) and \(3,\) differ"):
+        blas.rotm(np.zeros(2), np.zeros(3), 1.0, 0.0, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------- which BLAS is bound
+
+
+def test_the_openblas_numpy_reports_is_the_one_bound():
+    """Never skips: when NumPy reports an OpenBLAS, the fast path must have bound exactly that
+    library (a NumPy that moves or renames it fails here instead of silently going slow);
+    when it reports another BLAS, the NumPy path runs."""
+    report = blas.numpy_blas_report()
     blas.use_numpy(False)
     try:
-        assert blas.backend().startswith("openblas (") and "scipy_openblas" in blas.backend()
+        if "openblas" in str(report.get("name", "")).lower():
+            assert blas.backend().startswith("openblas ("), blas.status()
+            info = blas.library_info()
+            assert info is not None and info["internal_api"] == "openblas"
+            assert info["version"] == report["version"]
+            assert info["num_threads"] >= 1
+        else:
+            assert blas.backend() == "numpy", blas.status()
+            assert blas.library_info() is None
     finally:
         blas.use_numpy(None)
+
+
+def test_a_numpy_linked_to_another_blas_gets_the_numpy_path(monkeypatch):
+    binding, reason = blas.find_openblas({"name": "mkl-sdl", "version": "2023.1"}, blas.loaded_blas_libraries())
+    assert binding is None and reason == "NumPy reports its BLAS as mkl-sdl, not an OpenBLAS"
+    monkeypatch.setattr(blas, "_found", (binding, reason))
+    monkeypatch.setattr(blas, "_numpy_only", False)
+    assert blas.backend() == "numpy" and blas.library_info() is None
+    assert blas.status() == "numpy: NumPy reports its BLAS as mkl-sdl, not an OpenBLAS"
+    rng = np.random.default_rng(6)
+    a, b, c = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal((4, 2))
+    expected = gemm_loop(a, b, c, -0.5, 0.9)
+    np.testing.assert_allclose(blas.gemm(a, b, c, -0.5, 0.9), expected, rtol=1e-12)
+
+
+def test_only_an_openblas_of_numpys_version_is_taken():
+    report = {"name": "scipy-openblas", "version": "0.0.1"}
+    libraries = [{"user_api": "blas", "internal_api": "openblas", "version": "0.3.31", "filepath": "x.so"},
+                 {"user_api": "blas", "internal_api": "mkl", "version": "0.0.1", "filepath": "y.so"}]
+    binding, reason = blas.find_openblas(report, libraries)
+    assert binding is None
+    assert reason == ("NumPy reports scipy-openblas 0.0.1, but threadpoolctl lists no OpenBLAS of that "
+                      "version in this process (loaded BLAS: openblas 0.3.31, mkl 0.0.1)")
+
+
+def test_a_library_without_the_cblas_symbols_is_refused_with_the_reason():
+    libm = ctypes.util.find_library("m")  # a real shared library that is no BLAS
+    if libm is None:
+        pytest.skip("no libm to load")
+    report = {"name": "openblas", "version": "9.9"}
+    binding, reason = blas.find_openblas(report, [{"internal_api": "openblas", "version": "9.9", "filepath": libm}])
+    assert binding is None
+    assert reason.startswith("NumPy reports openblas 9.9, but it cannot be bound: ")
+    assert "exports none of scipy_cblas_sgemm64_, scipy_cblas_sgemm, cblas_sgemm64_, cblas_sgemm" in reason
+
+
+def test_the_integer_width_must_agree_with_numpys_report():
+    report = blas.numpy_blas_report()
+    libraries = [lib for lib in blas.loaded_blas_libraries() if lib["internal_api"] == "openblas"]
+    binding, _ = blas.find_openblas(report, libraries)
+    if binding is None:  # test_the_openblas_numpy_reports_is_the_one_bound says whether that is right
+        pytest.skip("NumPy uses no OpenBLAS here")
+    other = "DYNAMIC_ARCH" if binding.int_bits == 64 else "USE64BITINT DYNAMIC_ARCH"
+    binding, reason = blas.find_openblas({**report, "openblas configuration": f"OpenBLAS x {other}"}, libraries)
+    assert binding is None and f"bit integers, but NumPy's OpenBLAS is configured as 'OpenBLAS x {other}'" in reason
 
 
 def test_cs_nets_blas_numpy_forces_the_fallback():

@@ -2,10 +2,11 @@
 
 What is checked: gradients do not depend on earlier calls (nothing stale is reused),
 held gradients are never overwritten, float32 stays float32 in every intermediate of
-a training run, gradients written into the optimizer's buffers (alpha * dL/dk +
-beta * buffer) equal the plain ones, the update rules equal their whole-array
-formulas, the trainer equals a plain textbook loop, and the softmax gradient holds
-no subnormal floats (they make the next matrix product ~100x slower).
+a training run, the trainer's fused step (each parameter updated inside the backward
+pass, cs_nets._fused_step) equals the course's update rules applied to the plain
+gradients for every rule with and without L2, the trainer equals a plain textbook loop,
+and the softmax gradient holds no subnormal floats (they make the next matrix product
+~100x slower).
 """
 
 import sys
@@ -14,11 +15,13 @@ import numpy as np
 import pytest
 
 import cs_nets
+from cs_nets._fused_step import FusedStep
 from cs_nets.blas import BLOCK_ELEMENTS
 from cs_nets.config import OptimConfig, TrainConfig
+from cs_nets.errors import ArgumentError
 from cs_nets.losses import softmax_loss
 from cs_nets.models import build_model
-from cs_nets.optim import SGD, Momentum, step
+from cs_nets.optim import update_rule
 from cs_nets.trainer import fit
 
 D, C = 12, 5
@@ -86,72 +89,91 @@ def test_float32_training_keeps_every_intermediate_float32(model_type, hyper, ne
     assert not upcast
 
 
-def test_momentum_and_sgd_steps_equal_their_whole_array_formulas_bit_for_bit():
-    rng = np.random.default_rng(0)
-    shape = (BLOCK_ELEMENTS // 100 + 37, 300)  # > BLOCK_ELEMENTS entries, a partial last block
-    w0 = rng.standard_normal(shape).astype(np.float32)
-    grads = [rng.standard_normal(shape).astype(np.float32) for _ in range(3)]
-    lr, mu = np.float32(0.05), np.float32(0.8)
+RULES = [(0.0, False), (0.9, False), (0.9, True)]  # (momentum, nesterov): sgd, momentum, Nesterov
 
-    rule = Momentum(0.8)
-    w, state = w0.copy(), rule.new_state(w0)
-    w_ref, v_ref = w0.copy(), np.zeros_like(w0)
-    for g in grads:
-        step(rule, w, g, state, 0.05)
-        v_ref = v_ref * mu - g * lr
-        w_ref = w_ref + v_ref
-    np.testing.assert_array_equal(w, w_ref)
 
-    rule = SGD()
-    w = w0.copy()
-    step(rule, w, grads[0], rule.new_state(w), 0.05)
-    np.testing.assert_array_equal(w, w0 - grads[0] * lr)
+def course_steps(model, batches, lrs, rule, config):
+    """The course's loop: the model's own gradients (new arrays), then w, config = rule(w, dw, config)."""
+    configs = {k: dict(config) for k in model.params}
+    for (X, y), lr in zip(batches, lrs):
+        _, grads = model.loss(X, y)
+        for k, p in model.params.items():
+            configs[k]["learning_rate"] = lr
+            model.params[k], configs[k] = rule(p, grads[k], configs[k])
+    return configs
 
 
 @pytest.mark.parametrize("model_type, hyper", MODELS)
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_gradients_written_into_buffers_equal_alpha_grad_plus_beta_buffer(model_type, hyper, dtype, blas_backend):
-    """loss(grads_out=, alpha=, beta=) is the optimizer's fused path: out = alpha dL/dk + beta out."""
-    model = build_model(model_type, D, C, seed=1, dtype=dtype, **hyper)
-    X, y = batch(8, seed=0, dtype=dtype)
-    loss, grads = model.loss(X, y)
-    rng = np.random.default_rng(2)
-    before = {k: rng.standard_normal(p.shape).astype(dtype) for k, p in model.params.items()}
-    out = {k: b.copy() for k, b in before.items()}
-    fused_loss, fused = model.loss(X, y, grads_out=out, alpha=-0.3, beta=0.7)
-    assert fused_loss == loss
-    tol = 1e-12 if dtype == "float64" else 1e-5
-    for k in grads:
-        assert fused[k] is out[k] and out[k].dtype == dtype
-        np.testing.assert_allclose(out[k], -0.3 * grads[k] + 0.7 * before[k], rtol=tol, atol=tol)
-    # beta = 0 never reads the buffer (BLAS semantics): NaN left in it does not leak
-    out = {k: np.full_like(b, np.nan) for k, b in before.items()}
-    model.loss(X, y, grads_out=out, alpha=2.0, beta=0.0)
-    for k in grads:
-        np.testing.assert_allclose(out[k], 2.0 * grads[k], rtol=tol, atol=tol)
+@pytest.mark.parametrize("momentum, nesterov", RULES)
+@pytest.mark.parametrize("reg", [0.0, 0.1])
+def test_fused_step_equals_the_course_rules(model_type, hyper, momentum, nesterov, reg, blas_backend):
+    """Each parameter updated inside the backward pass (gemm into the weights or the velocity,
+    L2 folded in) equals the course rule applied to the plain gradient, in float64."""
+    hyper = {**hyper, "reg": reg}
+    fused = build_model(model_type, D, C, seed=1, dtype="float64", **hyper)
+    plain = build_model(model_type, D, C, seed=1, dtype="float64", **hyper)
+    batches = [batch(8, seed=s, dtype=np.float64) for s in range(4)]
+    lrs = [0.1, 0.1, 0.05, 0.02]  # a schedule changes lr between steps
+    step = FusedStep(fused.params, momentum, nesterov)
+    for (X, y), lr in zip(batches, lrs):
+        loss, grads = fused.loss(X, y, grads_out=step.begin(lr))
+        step.end()
+        assert grads == {}  # no gradient arrays: each one became an update
+    configs = course_steps(plain, batches, lrs, update_rule(momentum, nesterov), {"momentum": momentum})
+    for k in plain.params:
+        np.testing.assert_allclose(fused.params[k], plain.params[k], rtol=1e-10, atol=1e-13)
+        if momentum:
+            np.testing.assert_allclose(step.configs[k]["velocity"], configs[k]["velocity"], rtol=1e-10, atol=1e-13)
 
 
-def test_a_wrong_gradient_buffer_is_refused():
+@pytest.mark.parametrize("momentum, nesterov", RULES)
+def test_fused_weight_update_on_large_float32_arrays(momentum, nesterov, blas_backend):
+    """Arrays of several NumPy-fallback blocks, float32: the fused passes equal the course rule."""
+    rng = np.random.default_rng(0)
+    D_big, H, N, reg, lr = 3 * BLOCK_ELEMENTS // 200 + 7, 200, 16, 0.05, 0.01
+    W = rng.standard_normal((D_big, H)).astype(np.float32)
+    params = {"W": W.copy()}
+    step = FusedStep(params, momentum, nesterov)
+    rule, config = update_rule(momentum, nesterov), {"momentum": momentum, "learning_rate": lr}
+    for _ in range(3):
+        X = rng.standard_normal((N, D_big)).astype(np.float32)
+        dZ = rng.standard_normal((N, H)).astype(np.float32)
+        step.begin(lr).weight("W", X.T, dZ, params["W"], reg)
+        step.end()
+        dW = X.T.astype(np.float64) @ dZ + 2 * reg * W
+        W, config = rule(W.astype(np.float64), dW, config)
+    assert params["W"].dtype == np.float32
+    np.testing.assert_allclose(params["W"], W, rtol=2e-5, atol=2e-5)
+
+
+def test_the_fused_step_refuses_wrong_use():
     model = build_model("two_layer", D, C, hidden_dim=4)
     X, y = batch(3, seed=0)
-    out = {k: np.zeros_like(p) for k, p in model.params.items()}
-    out["W1"] = np.zeros((D, 5), np.float32)
-    with pytest.raises(ValueError, match=r"out\['W1'\]: expected a float32 array of shape \(12, 4\)"):
-        model.loss(X, y, grads_out=out, alpha=-1.0, beta=0.9)
-    with pytest.raises(ValueError, match="need out= buffers"):
-        model.loss(X, y, alpha=-1.0)
+    step = FusedStep(model.params, 0.9)
+    with pytest.raises(ArgumentError, match="W1: not one of the parameters being trained"):
+        step.begin(0.1).weight("W1", X.T, np.zeros((3, 4), np.float32), model.params["W1"].copy())
+    with pytest.raises(ArgumentError, match=r"W1: the gradient \(12, 3\) @ \(3, 5\) does not fit"):
+        step.begin(0.1).weight("W1", X.T, np.zeros((3, 5), np.float32), model.params["W1"])
+    step.begin(0.1).bias("b1", np.zeros((3, 4), np.float32))
+    with pytest.raises(ArgumentError, match="b1: its gradient was handed over twice"):
+        step.bias("b1", np.zeros((3, 4), np.float32))
+    with pytest.raises(ArgumentError, match="handed over no gradient for W1, W2, b2"):
+        step.end()
+    with pytest.raises(ArgumentError, match=r"b2: expected a gradient of shape \(5,\)"):
+        step.begin(0.1).put("b2", np.zeros(4, np.float32))
 
 
-@pytest.mark.parametrize("nesterov", [False, True])
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_trainer_equals_a_plain_textbook_loop(nesterov, momentum, blas_backend):
-    """The trainer (gather into a kept buffer, gradients written into the optimizer's buffers,
-    BLAS updates) against the course's loop, in float64 so that only the algorithm can differ."""
+@pytest.mark.parametrize("momentum, nesterov", RULES)
+@pytest.mark.parametrize("reg", [0.0, 1e-3])
+def test_trainer_equals_a_plain_textbook_loop(momentum, nesterov, reg, blas_backend):
+    """The trainer (gather into a kept buffer, each parameter updated inside the backward pass,
+    L2 folded into the BLAS passes) against the course's loop written out, in float64 so that
+    only the algorithm can differ."""
     rng = np.random.default_rng(5)
     n, batch_size, seed, lr, mu = 230, 64, 7, 0.01, momentum  # a partial last batch
     X = rng.standard_normal((n, 300))
     y = rng.integers(C, size=n)
-    hyper = dict(hidden_dim=250, reg=1e-3, dtype="float64")
+    hyper = dict(hidden_dim=250, reg=reg, dtype="float64")
     model = build_model("two_layer", 300, C, seed=seed, **hyper)
     after_epoch = []  # the params when each epoch ends (the trainer restores the best one at the end)
     fit(model, X, y, X[:20], y[:20], OptimConfig(learning_rate=lr, momentum=mu, nesterov=nesterov),
@@ -166,7 +188,7 @@ def test_trainer_equals_a_plain_textbook_loop(nesterov, momentum, blas_backend):
         order = order_rng.permutation(n)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
-            _, grads = plain.loss(X[idx], y[idx])
+            _, grads = plain.loss(X[idx], y[idx])  # L2 term included: dW = Xᵀ dZ + 2 reg W
             for k, p in plain.params.items():
                 velocity[k] = mu * velocity[k] - lr * grads[k]
                 if nesterov:

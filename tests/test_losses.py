@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cs_nets.errors import ArgumentError
-from cs_nets.gradients import GradientWriter
+from cs_nets.gradients import Gradients
 from cs_nets.losses import (
     LOSSES,
     l2_penalty,
@@ -118,17 +118,15 @@ def test_l2_penalty_and_gradient_convention():
     W2 = np.array([[3.0]])
     assert l2_penalty([W1, W2], 0.1) == pytest.approx(0.1 * (1 + 4 + 0.25 + 9))
     assert l2_penalty([W1, W2], 0.0) == 0.0
-    grads = GradientWriter()
-    grads.matmul("W1", np.eye(2), np.ones_like(W1))
-    grads.add_l2("W1", W1, 0.1)
+    grads = Gradients()
+    grads.weight("W1", np.eye(2), np.ones_like(W1), W1, 0.1)
     np.testing.assert_allclose(grads.grads["W1"], 1 + 0.2 * W1)
 
 
 def test_l2_with_numpy_float64_reg_keeps_float32():
     W = np.ones((3, 2), dtype=np.float32)
-    grads = GradientWriter()
-    grads.matmul("W", np.zeros((3, 1), np.float32), np.zeros((1, 2), np.float32))
-    grads.add_l2("W", W, np.float64(0.25))
+    grads = Gradients()
+    grads.weight("W", np.zeros((3, 1), np.float32), np.zeros((1, 2), np.float32), W, np.float64(0.25))
     assert grads.grads["W"].dtype == np.float32
     np.testing.assert_array_equal(grads.grads["W"], 0.5)
     assert type(l2_penalty([W], np.float64(0.25))) is float

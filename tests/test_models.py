@@ -1,12 +1,16 @@
 """The model contract, dtype discipline, two_layer == fc_net, init and argument checks."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import cs_nets
 from cs_nets.activations import ACTIVATIONS
 from cs_nets.errors import ArgumentError
+from cs_nets.gradients import Gradients
 from cs_nets.models import MODEL_TYPES, FullyConnectedNet, LinearClassifier, TwoLayerNet, build_model
 
 D, C, N = 6, 4, 10
@@ -126,6 +130,53 @@ def test_float64_input_to_float32_model_is_cast(model_type):
     X, y = data(np.float64)
     assert model.loss(X).dtype == np.float32
     assert all(g.dtype == np.float32 for g in model.loss(X, y)[1].values())
+
+
+class SpoilingDestination(Gradients):
+    """Keeps each gradient, then fills that parameter with NaN: a destination may update a
+    parameter in place as soon as it has its gradient (the trainer's does)."""
+
+    def __init__(self, params):
+        super().__init__()
+        self.params, self.order = params, []
+
+    def weight(self, name, a, b, W, reg=0.0):
+        grad = super().weight(name, a, b, W, reg).copy()
+        self._spoil(name, grad)
+
+    def bias(self, name, dz):
+        self._spoil(name, super().bias(name, dz).copy())
+
+    def _spoil(self, name, grad):
+        self.grads[name] = grad
+        self.order.append(name)
+        self.params[name][...] = np.nan
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_a_destination_gets_each_gradient_after_the_parameters_last_use(model_type):
+    """loss(X, y, grads_out=dest): every gradient goes to dest once, each after the model's
+    last read of that parameter, and equals the plain call's."""
+    X, y = data()
+    loss, grads = make(model_type, reg=0.1).loss(X, y)
+    model = make(model_type, reg=0.1)
+    dest = SpoilingDestination(model.params)
+    dest_loss, dest_grads = model.loss(X, y, grads_out=dest)
+    assert dest_grads is dest.grads and sorted(dest.order) == sorted(model.params)
+    assert dest_loss == loss
+    for name in grads:
+        np.testing.assert_allclose(dest_grads[name], grads[name], rtol=1e-12, atol=1e-15)
+
+
+def test_models_and_layers_speak_no_optimizer_vocabulary():
+    """The model knows nothing about the optimizer (the CS231n Solver design): no learning
+    rate, momentum or gemm coefficients in cs_nets/models/ or cs_nets/layers.py."""
+    package = Path(cs_nets.__file__).parent
+    files = sorted((package / "models").glob("*.py")) + [package / "layers.py"]
+    words = re.compile(r"alpha|beta|learning.?rate|momentum|velocity|nesterov|optim|\blr\b", re.IGNORECASE)
+    found = [f"{path.name}:{number}: {line.strip()}" for path in files
+             for number, line in enumerate(path.read_text().splitlines(), 1) if words.search(line)]
+    assert len(files) >= 5 and not found
 
 
 @pytest.mark.parametrize("loss", ["svm", "softmax"])

@@ -1,63 +1,83 @@
-"""Update rules (checked against their formulas, step by step) and learning-rate schedules."""
+"""Update rules (the course's pure functions, checked against their formulas one element
+at a time) and learning-rate schedules."""
 
 import math
 
 import numpy as np
 import pytest
 
-from cs_nets.optim import SGD, Momentum, NesterovMomentum, learning_rate, step, update_rule
+from cs_nets.optim import learning_rate, nesterov_momentum, sgd, sgd_momentum, update_rule
+
+SCHEDULE = [0.05, 0.05, 0.02, 0.02, 0.01]  # a learning-rate schedule changes lr between steps
 
 
-def grads(rng, steps, shape=(4, 3)):
-    return [rng.standard_normal(shape) for _ in range(steps)]
+def formula_loop(rule, w, grads, lrs, mu):
+    """The update rules written out per element, in Python floats."""
+    w, v = [float(x) for x in w.ravel()], [0.0] * w.size
+    for dw, lr in zip(grads, lrs):
+        for i, g in enumerate(float(x) for x in dw.ravel()):
+            if rule == "sgd":
+                w[i] -= lr * g
+                continue
+            v_prev = v[i]
+            v[i] = mu * v_prev - lr * g
+            w[i] += v[i] if rule == "momentum" else -mu * v_prev + (1 + mu) * v[i]
+    return np.array(w).reshape(grads[0].shape), np.array(v).reshape(grads[0].shape)
 
 
-def test_sgd_updates_in_place():
-    w = np.ones(3)
-    rule = SGD()
-    out = step(rule, w, np.array([1.0, -2.0, 0.5]), rule.new_state(w), lr=0.1)
-    assert out is w
-    np.testing.assert_allclose(w, [0.9, 1.2, 0.95])
-
-
-@pytest.mark.parametrize("nesterov", [False, True])
-def test_momentum_rules_match_their_formulas(nesterov):
+@pytest.mark.parametrize("name, rule", [("sgd", sgd), ("momentum", sgd_momentum), ("nesterov", nesterov_momentum)])
+def test_rules_match_their_formulas(name, rule):
     rng = np.random.default_rng(0)
     w0 = rng.standard_normal((4, 3))
-    mu = 0.8
-    rule = NesterovMomentum(mu) if nesterov else Momentum(mu)
-    w = w0.copy()
-    state = rule.new_state(w)
-    w_ref, v_ref = w0.copy(), np.zeros_like(w0)
-    for lr, g in zip([0.05, 0.05, 0.02, 0.02, 0.01], grads(rng, 5)):  # a schedule changes lr
-        step(rule, w, g, state, lr)
-        v_ref = mu * v_ref - lr * g
-        w_ref = w_ref + (mu * v_ref - lr * g if nesterov else v_ref)
-    np.testing.assert_allclose(w, w_ref, rtol=1e-12)
+    grads = [rng.standard_normal((4, 3)) for _ in SCHEDULE]
+    w, config = w0, {"momentum": 0.8}
+    for dw, lr in zip(grads, SCHEDULE):
+        config["learning_rate"] = lr
+        w, config = rule(w, dw, config)
+    w_ref, v_ref = formula_loop(name, w0, grads, SCHEDULE, 0.8)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-12, atol=1e-15)
+    if name != "sgd":
+        np.testing.assert_allclose(config["velocity"], v_ref, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("rule", [SGD(), Momentum(0.9), NesterovMomentum(0.9)])
+@pytest.mark.parametrize("rule", [sgd, sgd_momentum, nesterov_momentum])
+def test_rules_are_pure(rule):
+    w, dw = np.ones(3), np.array([1.0, -2.0, 0.5])
+    config = {"learning_rate": 0.1, "momentum": 0.5, "velocity": np.full(3, 0.25)}
+    kept = {k: np.copy(v) for k, v in config.items()}
+    next_w, next_config = rule(w, dw, config)
+    np.testing.assert_array_equal(w, 1.0)
+    assert config.keys() == kept.keys() and all(np.array_equal(config[k], kept[k]) for k in kept)
+    assert next_w is not w and next_config is not config
+
+
+def test_the_course_defaults():
+    w, dw = np.zeros(2), np.ones(2)
+    next_w, config = sgd(w, dw)
+    np.testing.assert_allclose(next_w, -0.01)
+    assert config == {"learning_rate": 1e-2}
+    next_w, config = sgd_momentum(w, dw)  # v starts at 0: v = -lr dw
+    np.testing.assert_allclose(next_w, -0.01)
+    assert config["momentum"] == 0.9 and config["learning_rate"] == 1e-2
+    np.testing.assert_allclose(config["velocity"], -0.01)
+    next_w, config = nesterov_momentum(w, dw)  # w + (1 + mu) v
+    np.testing.assert_allclose(next_w, -0.019)
+
+
+@pytest.mark.parametrize("rule", [sgd, sgd_momentum, nesterov_momentum])
 def test_float32_stays_float32(rule):
     w = np.ones((3, 2), np.float32)
-    state = rule.new_state(w)
-    step(rule, w, np.ones((3, 2), np.float32), state, lr=np.float64(1e-3))
+    config = {"learning_rate": np.float64(1e-3), "momentum": np.float64(0.9)}  # as YAML/NumPy may give them
+    for _ in range(2):
+        w, config = rule(w, np.ones((3, 2), np.float32), config)
     assert w.dtype == np.float32
-    assert all(buffer.dtype == np.float32 for buffer in state.values())
-    alpha, beta = rule.gradient_form(np.float64(1e-3))  # Python floats: they keep float32 arrays float32
-    assert type(alpha) is float and type(beta) is float
-
-
-def test_gradient_form_is_what_the_model_writes():
-    """The buffer the model fills: the velocity for momentum (alpha=-lr, beta=mu), -lr dw otherwise."""
-    assert SGD().gradient_form(0.1) == (-0.1, 0.0)
-    assert Momentum(0.9).gradient_form(0.1) == (-0.1, 0.9)
-    assert NesterovMomentum(0.9).gradient_form(0.1) == (-0.1, 0.0)
+    assert config.get("velocity", w).dtype == np.float32
 
 
 def test_update_rule_choice():
-    assert type(update_rule(0.0, False)) is SGD
-    assert type(update_rule(0.9, False)) is Momentum and update_rule(0.9, False).momentum == 0.9
-    assert type(update_rule(0.5, True)) is NesterovMomentum and update_rule(0.5, True).momentum == 0.5
+    assert update_rule(0.0, False) is sgd and update_rule(0.0, True) is sgd
+    assert update_rule(0.9, False) is sgd_momentum
+    assert update_rule(0.5, True) is nesterov_momentum
 
 
 def test_schedules():

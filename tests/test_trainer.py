@@ -6,6 +6,7 @@ import pytest
 from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.data.preprocess import Normalizer, split_train_val
 from cs_nets.data.synthetic import make_synthetic
+from cs_nets.gradients import Gradients
 from cs_nets.models import build_model
 from cs_nets.trainer import fit
 
@@ -20,13 +21,11 @@ class ScriptedModel:
         self.params = {"w": np.zeros(1)}
         self.good, self.nan_at = good, nan_at
 
-    def loss(self, X, y=None, grads_out=None, alpha=1.0, beta=0.0):
+    def loss(self, X, y=None, grads_out=None):
         value = float("nan") if self.nan_at is not None and self.params["w"][0] >= self.nan_at else 1.0
-        grad = -np.ones(1)  # dL/dw: every step moves w up by the learning rate
-        if grads_out is not None:  # the model contract: grads_out[k] = alpha * dL/dk + beta * grads_out[k]
-            grads_out["w"][...] = alpha * grad + beta * grads_out["w"]
-            grad = grads_out["w"]
-        return value, {"w": grad}
+        grads = Gradients() if grads_out is None else grads_out  # the model contract (cs_nets.gradients)
+        grads.put("w", -np.ones(1))  # dL/dw: every step moves w up by the learning rate
+        return value, grads.grads
 
     def predict(self, X):
         hit = abs(self.params["w"][0] - self.good) < 0.5

@@ -5,9 +5,11 @@ A model is a dict of parameters plus ``loss(X, y=None)``:
     X: (N, D)  ->  scores (N, C)                 when y is None
     X, y: (N,) ->  (loss: float, grads: dict)    grads keyed like params
 
-``loss(X, y, grads_out, alpha, beta)`` writes each gradient as
-grads_out[k] = alpha * dL/dk + beta * grads_out[k] instead (cs_nets.gradients): the
-optimizer's buffers, filled by the backward products themselves.
+``loss(X, y, grads_out=dest)`` hands each gradient to one destination object instead
+(cs_nets.gradients: ``dest.weight``, ``dest.bias``, ``dest.put``) and returns
+``dest.grads``; the default destination makes new arrays. The trainer's destination
+updates each parameter as its gradient arrives, so a model hands over a parameter's
+gradient only after its last use of that parameter in the call.
 The trainer knows nothing else about a model, so every model plugs into it.
 Everything runs in ``model.dtype`` (float32 for training, float64 for gradient
 checks): X is cast to it on entry (no copy when it already matches) and no
@@ -43,11 +45,10 @@ class Model:
         self.init = check_init(init)
         self.params = {}
 
-    def loss(self, X, y=None, grads_out=None, alpha=1.0, beta=0.0):
+    def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss: float, grads: dict).
 
-        grads_out: optional dict of arrays shaped like params; then each gradient is
-        written as grads_out[k] = alpha * dL/dk + beta * grads_out[k] and returned.
+        grads_out: where the gradients go (cs_nets.gradients; default: new arrays).
         """
         raise NotImplementedError
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from cs_nets.activations import ACTIVATIONS
 from cs_nets.errors import ArgumentError
-from cs_nets.gradients import GradientWriter
+from cs_nets.gradients import Gradients
 from cs_nets.layers import (
     affine_activation_backward,
     affine_activation_forward,
@@ -42,10 +42,10 @@ class FullyConnectedNet(Model):
             self.params[f"W{layer}"] = init_weight(rng, (fan_in, fan_out), self.init, self.dtype)
             self.params[f"b{layer}"] = np.zeros(fan_out, dtype=self.dtype)
 
-    def loss(self, X, y=None, grads_out=None, alpha=1.0, beta=0.0):
+    def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params).
 
-        grads_out, alpha, beta: where the gradients go (cs_nets.gradients; default new arrays).
+        grads_out: where the gradients go (cs_nets.gradients; default: new arrays).
         """
         X = self.check_X(X)
         L = self.num_layers
@@ -64,14 +64,13 @@ class FullyConnectedNet(Model):
         weights = [self.params[f"W{layer}"] for layer in range(1, L + 1)]
         loss = data_loss + l2_penalty(weights, reg)
 
-        grads = GradientWriter(grads_out, alpha, beta)
-        # the first layer's input is X, which needs no gradient
-        dout, _, _ = affine_backward(dscores, last_cache, need_dx=L > 1, grads=grads, names=(f"W{L}", f"b{L}"))
+        grads = Gradients() if grads_out is None else grads_out
+        # each layer's backward adds its L2 term 2 reg W; the first layer's input is X, which needs no gradient
+        dout, _, _ = affine_backward(dscores, last_cache, need_dx=L > 1, grads=grads,
+                                     names=(f"W{L}", f"b{L}"), reg=reg)
         for layer in range(L - 1, 0, -1):
-            dout, _, _ = affine_activation_backward(dout, caches[layer - 1], need_dx=layer > 1,
-                                                    grads=grads, names=(f"W{layer}", f"b{layer}"))
-        for layer in range(1, L + 1):
-            grads.add_l2(f"W{layer}", self.params[f"W{layer}"], reg)
+            dout, _, _ = affine_activation_backward(dout, caches[layer - 1], need_dx=layer > 1, grads=grads,
+                                                    names=(f"W{layer}", f"b{layer}"), reg=reg)
         return loss, grads.grads
 
     def hyperparams(self):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from cs_nets.gradients import GradientWriter
+from cs_nets.gradients import Gradients
 from cs_nets.losses import l2_penalty
 from cs_nets.models.base import Model, init_weight, make_rng
 
@@ -23,10 +23,10 @@ class LinearClassifier(Model):
             "b": np.zeros(C, dtype=self.dtype),
         }
 
-    def loss(self, X, y=None, grads_out=None, alpha=1.0, beta=0.0):
+    def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss, {"W": (D, C), "b": (C,)}).
 
-        grads_out, alpha, beta: where the gradients go (cs_nets.gradients; default new arrays).
+        grads_out: where the gradients go (cs_nets.gradients; default: new arrays).
         """
         X = self.check_X(X)
         W, b = self.params["W"], self.params["b"]
@@ -36,13 +36,13 @@ class LinearClassifier(Model):
             return scores
 
         data_loss, dscores = self.loss_fn()(scores, np.asarray(y))
-        # No dX: X is data, not a parameter. X.T is a view, BLAS reads it transposed.
-        grads = GradientWriter(grads_out, alpha, beta)
-        grads.sum_rows("b", dscores)     # db
-        grads.matmul("W", X.T, dscores)  # dW = X.T @ dscores
         reg = float(self.reg)  # the trainer may have set a NumPy float64
-        grads.add_l2("W", W, reg)
-        return data_loss + l2_penalty([W], reg), grads.grads
+        loss = data_loss + l2_penalty([W], reg)
+        # No dX: X is data, not a parameter. X.T is a view, BLAS reads it transposed.
+        grads = Gradients() if grads_out is None else grads_out
+        grads.bias("b", dscores)                # db
+        grads.weight("W", X.T, dscores, W, reg)  # dW = X.T @ dscores + 2 reg W
+        return loss, grads.grads
 
     def hyperparams(self):
         return {"loss": self.loss_name, "reg": float(self.reg), "init": self.init}

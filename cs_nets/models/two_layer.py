@@ -10,7 +10,7 @@ application of the chain rule. fc_net builds the same network from layer pairs.
 import numpy as np
 
 from cs_nets.activations import ACTIVATIONS
-from cs_nets.gradients import GradientWriter
+from cs_nets.gradients import Gradients
 from cs_nets.losses import l2_penalty
 from cs_nets.models.base import Model, check_choice, check_int, init_weight, make_rng
 
@@ -38,10 +38,10 @@ class TwoLayerNet(Model):
             "b2": np.zeros(C, dtype=self.dtype),
         }
 
-    def loss(self, X, y=None, grads_out=None, alpha=1.0, beta=0.0):
+    def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params).
 
-        grads_out, alpha, beta: where the gradients go (cs_nets.gradients; default new arrays).
+        grads_out: where the gradients go (cs_nets.gradients; default: new arrays).
         """
         X = self.check_X(X)
         W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
@@ -59,20 +59,18 @@ class TwoLayerNet(Model):
         reg = float(self.reg)  # the trainer may have set a NumPy float64
         loss = data_loss + l2_penalty([W1, W2], reg)
 
-        # ---- backward pass: reverse order, grad = upstream * local
-        grads = GradientWriter(grads_out, alpha, beta)  # grads.matmul("W2", a, b): grad_W2 = a @ b
+        # ---- backward pass: reverse order, grad = upstream * local; each weight's
+        # gradient adds the L2 term 2 reg W of reg * (ΣW1² + ΣW2²)
+        grads = Gradients() if grads_out is None else grads_out  # receives grad_W2, grad_b2, ...
         # scores = h1 W2 + b2
-        grads.matmul("W2", h1.T, grad_scores)       # grad_W2 = h1.T @ grad_scores: local grad is h1
-        grads.sum_rows("b2", grad_scores)           # local grad wrt b2 is 1 per row
-        grad_h1 = grad_scores @ W2.T                # local grad wrt h1 is W2
+        grad_h1 = grad_scores @ W2.T                # local grad wrt h1 is W2 (W2's last use)
+        grads.bias("b2", grad_scores)               # local grad wrt b2 is 1 per row
+        grads.weight("W2", h1.T, grad_scores, W2, reg)  # grad_W2 = h1.T @ grad_scores + 2 reg W2
         # h1 = f(z1)
         grad_z1 = act_backward(grad_h1, act_cache, out=grad_h1)  # local grad f'(z1), in place
         # z1 = X W1 + b1 (no grad wrt X: it is data)
-        grads.sum_rows("b1", grad_z1)               # first: the W1 product evicts grad_z1 from cache
-        grads.matmul("W1", X.T, grad_z1)            # grad_W1 = X.T @ grad_z1: local grad is X
-        # reg * (ΣW1² + ΣW2²)
-        grads.add_l2("W1", W1, reg)
-        grads.add_l2("W2", W2, reg)
+        grads.bias("b1", grad_z1)                   # first: the W1 product evicts grad_z1 from cache
+        grads.weight("W1", X.T, grad_z1, W1, reg)   # grad_W1 = X.T @ grad_z1 + 2 reg W1: local grad is X
 
         return loss, grads.grads
 
