@@ -215,7 +215,7 @@ class TrainConfig:
 
 @dataclass
 class SearchConfig:
-    attempts: int = _opt(1000, "random weight matrices tried", gt=0)
+    attempts: int = _opt(1000, "random weight matrices tried", gt=0, max=10_000_000)
     scale: float = _opt(1e-4, "std of the random weights", gt=0.0)
     subsample: int | None = _opt(None, "score each attempt on this many training images (default: all)", gt=0)
 

@@ -75,7 +75,7 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
     """Train (or random-search) the model of `config` into the run directory `out`.
 
     out: the run directory (None: output.dir, else runs/<config name>-<time>); an
-        existing non-empty one is refused (ConfigError) unless ``overwrite``.
+        existing folder that holds a run is refused (ConfigError) unless ``overwrite``.
     task: "train" (minibatch SGD, cs_nets.trainer) or "random_search" (cs_nets.search).
     data_dir: the CIFAR-10 folder (None: data.dir, $CS_NETS_DATA, ~/.cache/cs_nets).
     dataset: already prepared data for this config (e.g. shared by a sweep's trials);
