@@ -83,7 +83,7 @@ def build_model_for(config: Config, data: Dataset):
 
 def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset: Dataset | None = None,
         overwrite: bool = False, config_path=None, progress: bool = False, log=None, on_epoch=None,
-        command: str | None = None, overrides=(), plot: bool = False) -> RunResult:
+        command: str | None = None, overrides=(), plot: bool = False, extra_summary: dict | None = None) -> RunResult:
     """Train (or random-search) the model of `config` into the run directory `out`.
 
     out: the run directory (None: output.dir, else runs/<config name>-<time>); an
@@ -96,6 +96,8 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
     log: callable(str) for status lines; on_epoch: callable(metrics: dict) after each epoch.
     command, overrides: recorded in summary.json (how to reproduce the run).
     plot: also write the PNG pictures at the end (needs matplotlib; checked first).
+    extra_summary: more fields for summary.json, kept from the first epoch on (e.g. the
+        node a sweep's trial runs on).
     Returns a RunResult; raises ConfigError, DataError before anything is written.
     """
     if task not in TASKS:
@@ -115,7 +117,7 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
         f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {path}")
     header = {"task": task, "model": config.model.type if task == "train" else "random_search",
               "overrides": list(overrides), "command": command or "", "data_fingerprint": data.fingerprint,
-              "class_names": list(data.class_names)}
+              "class_names": list(data.class_names), **(extra_summary or {})}
     try:
         run_dir.write_config(config)
         if task == "random_search":
@@ -133,12 +135,13 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
 
 
 def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress: bool = False, log=None,
-           on_epoch=None, plot: bool = False) -> RunResult:
+           on_epoch=None, plot: bool = False, extra_summary: dict | None = None) -> RunResult:
     """Continue the training run in `run_path` from its last saved epoch, with its own config.
 
     A run that already finished is returned as it is. The data must be the data the
     run started on (its fingerprint is checked; DataError otherwise). The result's
     parameters are bit-identical to those of a run that was never stopped.
+    extra_summary: as for ``run`` (fields of the same name the run recorded are replaced).
     """
     log = log or _silent
     run_dir = RunDir.existing(run_path)
@@ -160,7 +163,7 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
     log(f"resuming {run_dir.path} after epoch {state.epoch if state else 0}")
     header = {key: summary[key] for key in ("task", "model", "overrides", "command") if key in summary}
     header.update({"task": "train", "model": config.model.type, "data_fingerprint": data.fingerprint,
-                   "class_names": list(data.class_names)})
+                   "class_names": list(data.class_names), **(extra_summary or {})})
     try:
         result = _train(config, data, model, run_dir, state, header, progress, log, on_epoch)
     except BaseException as err:
