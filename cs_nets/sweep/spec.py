@@ -254,8 +254,8 @@ def _parameter(key: str, value, where: str) -> Parameter:
     convert = None
     if len(parts) == 2 and parts in DEPRECATED:
         new, convert = DEPRECATED[parts]
-        warnings.warn(f"{where}: {key} is deprecated; sweep {parts[0]}.{new} (e.g. {convert(1)!r} "
-                      f"for 1)", ConfigDeprecationWarning, stacklevel=2)
+        warnings.warn(f"{where}: {key} is deprecated; sweep {parts[0]}.{new} instead",
+                      ConfigDeprecationWarning, stacklevel=2)
         key = f"{parts[0]}.{new}"
     elif parts[0] == "output":
         raise ConfigError(f"{where}: {key} cannot be swept: every trial writes its run directory "

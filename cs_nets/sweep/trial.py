@@ -14,16 +14,20 @@ is complete, and the driver finishes the run directory from it
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 from cs_nets.config import config_from_dict
 from cs_nets.errors import DataError
 from cs_nets.run import resume, run
-from cs_nets.run_dir import RunDir
+from cs_nets.run_dir import STATE_FILE, RunDir
+from cs_nets.sweep.finalize import wait_for_exit
+from cs_nets.train_state import TrainState
 
 SWEEP_FILE = "sweep.json"  # written by the driver into the sweep folder before any trial starts
 DONE = ("completed", "early_stopped", "diverged", "stopped")  # a run with nothing left to do
+REPORTED = ("epoch", "val_accuracy", "train_accuracy", "train_loss")  # what Tune sees of each epoch
 
 
 def train_trial(config: dict, datasets: dict, sweep_dir: str) -> None:
@@ -46,9 +50,12 @@ def train_trial(config: dict, datasets: dict, sweep_dir: str) -> None:
                         f"folder every node sees at the same path (e.g. on NFS)")
     dataset = ray.get(datasets[trial["data_key"]])  # zero-copy, read-only arrays on this node
 
+    reported = []
+
     def on_epoch(metrics: dict) -> None:
+        reported.append(metrics["epoch"])
         try:
-            report({key: metrics[key] for key in ("epoch", "val_accuracy", "train_accuracy", "train_loss")})
+            report({key: metrics[key] for key in REPORTED})
         except SystemExit:
             threading.Event().wait()  # stopped by Tune: write nothing more (see the module docstring)
 
@@ -58,12 +65,36 @@ def train_trial(config: dict, datasets: dict, sweep_dir: str) -> None:
                  "blas_threads": max(blas, default=None)}
         summary = RunDir(run_path).read_summary() if run_path.is_dir() else {}
         if summary.get("status") in DONE and (run_path / "model.npz").is_file():
-            return  # finished before the sweep was stopped
-        if (run_path / "config.yaml").is_file():
-            resume(run_path, dataset=dataset, on_epoch=on_epoch, extra_summary=extra)
+            replay(read_metrics(run_path), on_epoch)  # finished before the sweep was stopped
+        elif (run_path / "config.yaml").is_file():
+            wait_for_exit(summary)  # a killed sweep's trial may still be ending on this node
+            state = run_path / STATE_FILE
+            replay(TrainState.load(state).history if state.is_file() else [], on_epoch)
+            summary = resume(run_path, dataset=dataset, on_epoch=on_epoch, extra_summary=extra).summary
         else:
-            run(config_from_dict(trial["config"], name=trial["config_name"]), run_path, dataset=dataset,
-                on_epoch=on_epoch, command=trial["command"], overrides=trial["overrides"], extra_summary=extra)
+            summary = run(config_from_dict(trial["config"], name=trial["config_name"]), run_path, dataset=dataset,
+                          on_epoch=on_epoch, command=trial["command"], overrides=trial["overrides"],
+                          extra_summary=extra).summary
+    if not reported:  # Tune wants the metric at least once (e.g. a run that diverged in its first epoch)
+        val = summary.get("val_accuracy")
+        on_epoch({"epoch": summary.get("epochs", 0), "val_accuracy": float("nan") if val is None else val,
+                  "train_accuracy": summary.get("train_accuracy"), "train_loss": None})
+
+
+def replay(history: list[dict], on_epoch) -> None:
+    """Report the epochs a run had done before, in order, as if they ran now.
+
+    A trial continued after a restore would otherwise reach the scheduler's rungs with
+    later, better epochs than the trials that start fresh; replayed, every rung sees
+    each trial's accuracy at that epoch (and may stop it there, as it could have then).
+    """
+    for metrics in history:
+        on_epoch(metrics)
+
+
+def read_metrics(run_path: Path) -> list[dict]:
+    path = run_path / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def _tune_report():

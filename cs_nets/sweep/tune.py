@@ -40,6 +40,17 @@ from cs_nets.sweep.results import SweepResult, best_outcome, outcome_of, write_b
 from cs_nets.sweep.spec import SweepSpec, Trial
 from cs_nets.sweep.trial import DONE, SWEEP_FILE, train_trial
 
+
+class _WithoutRestoreHint(logging.Filter):
+    """Tune's "Resume experiment with: Tuner.restore(...)" is for its Python users; ours get
+    the csnets command from the CLI."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore" not in record.getMessage()
+
+
+logging.getLogger("ray.tune.tune").addFilter(_WithoutRestoreHint())
+
 RAY_DIR = ".ray"  # Ray Tune's files inside the sweep folder
 EXPERIMENT = "tune"  # Tune's experiment name: DIR/.ray/tune
 STOPS_FILE = "stops.json"  # DIR/.ray/stops.json: trials the scheduler stopped, with the epoch
@@ -78,7 +89,11 @@ def run_sweep(spec: SweepSpec, trials: list[Trial], out, *, address: str | None 
             write_json(out / SWEEP_FILE, _record(spec, trials))
         _DRIVER.log, _DRIVER.out = log, out
         with _stop_signals_as_interrupt() as received:
-            grid = tuner.fit()
+            try:
+                grid = tuner.fit()
+            except Exception as err:  # Tune's own failure (not a trial's): one line; --debug shows the rest
+                raise CsNetsError(f"Ray Tune stopped: {type(err).__name__}: {_first_line(err)}; "
+                                  f"continue with --resume") from err
         errors = {r.config["trial"]["name"]: _error_line(r.error) for r in grid if r.error is not None}
         outcomes = _finish_trials(trials, out, refs, keys, errors)
     finally:
@@ -291,7 +306,7 @@ def _stop_signals_as_interrupt():
         received.append(signum)
         signal.raise_signal(signal.SIGINT)  # Tune's own handler: stop gracefully
 
-    previous = {}
+    previous = {signal.SIGINT: signal.getsignal(signal.SIGINT)}  # Tune replaces it and leaves its own
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             sig = getattr(signal, name)
@@ -328,6 +343,10 @@ def _finish_trials(trials: list[Trial], out: Path, refs: dict, keys: dict, error
                                    stopped_by_scheduler=trial.name in stops)
         outcomes.append(outcome_of(trial, path, errors.get(trial.name)))
     return outcomes
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:300]
 
 
 def _error_line(error: BaseException) -> str:
