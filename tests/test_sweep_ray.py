@@ -427,3 +427,10 @@ def test_a_new_sweep_refuses_a_folder_that_holds_one(cluster, tmp_path):
     result = sweep(spec_path, "--out", tmp_path / "none", "--resume")
     assert result.exit_code == 2 and "holds no sweep" in result.output
 
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_specs_expand_and_say_how_to_run_them(path):
+    trials = expand_trials(load_spec(path))
+    assert len(trials) >= 4 and len({json.dumps(t.params) for t in trials}) == len(trials)
+    assert path.read_text().startswith("#") and f"csnets sweep configs/sweeps/{path.name}" in path.read_text()
