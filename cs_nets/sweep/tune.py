@@ -87,13 +87,15 @@ def run_sweep(spec: SweepSpec, trials: list[Trial], out, *, address: str | None 
         tuner = _tuner(spec, trials, out, refs, keys, resume)
         if not resume:
             write_json(out / SWEEP_FILE, _record(spec, trials))
-        _DRIVER.log, _DRIVER.out = log, out
+        _DRIVER.start(log, out, lambda name: ray.get(refs[keys[name]]))
         with _stop_signals_as_interrupt() as received:
             try:
                 grid = tuner.fit()
             except Exception as err:  # Tune's own failure (not a trial's): one line; --debug shows the rest
                 raise CsNetsError(f"Ray Tune stopped: {type(err).__name__}: {_first_line(err)}; "
                                   f"continue with --resume") from err
+            finally:
+                _DRIVER.stop()
         errors = {r.config["trial"]["name"]: _error_line(r.error) for r in grid if r.error is not None}
         outcomes = _finish_trials(trials, out, refs, keys, errors)
     finally:
@@ -223,15 +225,50 @@ def _scheduler(spec: SweepSpec, trials: list[Trial]):
 
 class _Driver:
     """Where the scheduler and the progress callback report to. Tune pickles both with its
-    state, so they look up the live log and the sweep folder here, also after a restore."""
+    state, so they look up the live log and the sweep folder here, also after a restore.
+
+    It also finishes the run directory of each trial the scheduler stops, in a thread of
+    its own while the sweep goes on, instead of all of them at the end.
+    """
 
     def __init__(self):
         self.log = lambda message: None
         self.out: Path | None = None
+        self._dataset = None
+        self._pool = None
 
     @property
     def stops(self) -> Path | None:
         return self.out / RAY_DIR / STOPS_FILE if self.out else None
+
+    def start(self, log, out: Path, dataset) -> None:
+        """dataset: callable(trial name) -> its Dataset."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.log, self.out, self._dataset = log, out, dataset
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish-stopped")
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def finish_stopped(self, name: str) -> None:
+        """Finish a trial the scheduler just stopped. Its process is blocked in Tune's report
+        (cs_nets.sweep.trial) and writes nothing more: the run directory is complete as it is."""
+        if self._pool is not None:
+            self._pool.submit(self._finish, name)
+
+    def _finish(self, name: str) -> None:
+        from threadpoolctl import threadpool_limits
+
+        path = self.out / name
+        try:
+            if _needs_finishing(path, RunDir(path).read_summary()):
+                with threadpool_limits(limits=1, user_api="blas"):  # the cores belong to the trials
+                    finish_stopped_run(path, self._dataset(name), stopped_by_scheduler=True)
+        except Exception as err:  # tried again after the sweep
+            self.log(f"{name}: its run directory is finished after the sweep ({type(err).__name__}: {err})")
 
 
 _DRIVER = _Driver()
@@ -264,6 +301,7 @@ class _RecordingASHA(AsyncHyperBandScheduler):
             write_json(_DRIVER.stops, stops)
             _DRIVER.log(f"{name}: stopped by ASHA after epoch {result.get('epoch')} "
                         f"(val {result.get('val_accuracy', float('nan')):.4f})")
+            _DRIVER.finish_stopped(name)
         return decision
 
 
@@ -333,9 +371,8 @@ def _finish_trials(trials: list[Trial], out: Path, refs: dict, keys: dict, error
     for trial in trials:
         path = out / trial.name
         summary = RunDir(path).read_summary() if path.is_dir() else {}
-        status = summary.get("status")
-        if status == "running" or (status == "interrupted" and not (path / "model.npz").is_file()):
-            wait_for_exit(summary)
+        if _needs_finishing(path, summary):
+            wait_for_exit(summary)  # a process ended mid-epoch may still be writing
             if trial.name in errors:
                 mark_failed(path, errors[trial.name])
             else:
@@ -343,6 +380,12 @@ def _finish_trials(trials: list[Trial], out: Path, refs: dict, keys: dict, error
                                    stopped_by_scheduler=trial.name in stops)
         outcomes.append(outcome_of(trial, path, errors.get(trial.name)))
     return outcomes
+
+
+def _needs_finishing(path: Path, summary: dict) -> bool:
+    """True for a run directory whose process Tune ended before it wrote its model."""
+    status = summary.get("status")
+    return status == "running" or (status == "interrupted" and not (path / "model.npz").is_file())
 
 
 def _first_line(error: BaseException) -> str:
