@@ -4,6 +4,7 @@
     python scripts/bench_sweep.py memory --data-dir D --set model.hidden_dims=[500]
     python scripts/bench_sweep.py compare configs/sweeps/two_layer.yaml --out DIR --data-dir D \
         --set model.hidden_dims=[500] --set train.num_epochs=10
+    python scripts/bench_sweep.py replay DIR/none
 
 startup: how long Ray takes to start on this machine, to run its first and second
     trial process, and to shut down (the fixed cost of a sweep on Ray).
@@ -14,6 +15,11 @@ memory: one trial (cs_nets.run.run, as a sweep trial runs it) in a fresh Ray wor
 compare: `csnets sweep SPEC` as it is (ASHA) and the same trials with
     `scheduler: {type: none}`, one after the other: wall time of each command, best
     validation accuracy, trials stopped, epochs trained, the best trial's test accuracy.
+replay: ASHA (Ray's own rung bookkeeping) replayed on the validation curves of a sweep
+    whose trials all ran to the end, for several grace periods and reduction factors,
+    over random orders and speeds of the trials: the share of epochs trained, the wall
+    time against no scheduler (with a start-up cost per trial, in epochs), and how
+    often the best validation accuracy found is more than 0.5 points below the best.
 """
 
 from __future__ import annotations
@@ -128,6 +134,62 @@ def compare(args) -> None:
           f"{100 * (rows[0][2]['val_accuracy'] - rows[1][2]['val_accuracy']):+.1f} points")
 
 
+def replay(args) -> None:
+    import heapq
+
+    import numpy as np
+    from ray.tune.schedulers.async_hyperband import _Bracket  # Ray's ASHA rungs (a private class)
+
+    runs = sorted(Path(args.sweep).glob("trial-*/metrics.jsonl"))
+    curves = [[json.loads(line)["val_accuracy"] for line in p.read_text().splitlines()] for p in runs]
+    epochs = len(curves[0])
+    if any(len(c) != epochs for c in curves):
+        sys.exit("replay needs a sweep whose trials all ran the same number of epochs (scheduler: none)")
+    best_all = max(max(c) for c in curves)
+
+    class Trial:
+        def __init__(self, i):
+            self.trial_id = i
+
+    def simulate(order, speed, grace, rf):
+        """Trials start in `order` on args.slots slots; (epochs trained, wall time, best val seen)."""
+        rungs = _Bracket(grace, epochs + 1, rf, 0) if grace else None
+        queue, events, trained, best, end = list(order), [], 0, 0.0, 0.0
+        for _ in range(args.slots):
+            if queue:
+                i = queue.pop(0)
+                heapq.heappush(events, (args.startup + speed[i], i, 1))
+        while events:
+            t, i, e = heapq.heappop(events)
+            trained += 1
+            best = max(best, curves[i][e - 1])
+            stop = rungs is not None and rungs.on_result(Trial(i), e, curves[i][e - 1]) == "STOP"
+            if stop or e == epochs:
+                end = max(end, t)
+                if queue:
+                    j = queue.pop(0)
+                    heapq.heappush(events, (t + args.startup + speed[j], j, 1))
+            else:
+                heapq.heappush(events, (t + speed[i], i, e + 1))
+        return trained, end, best
+
+    rng = np.random.default_rng(0)
+    results = {setting: [] for setting in ((g, r) for g in (1, 2, 3) for r in (2, 3, 4))}
+    for _ in range(args.repeats):
+        order, speed = rng.permutation(len(curves)), rng.uniform(0.8, 1.2, len(curves))
+        _, fifo_end, _ = simulate(order, speed, 0, 0)
+        for (grace, rf), rows in results.items():
+            trained, end, best = simulate(order, speed, grace, rf)
+            rows.append((trained / (epochs * len(curves)), end / fifo_end, best_all - best))
+    print(f"{len(curves)} trials x {epochs} epochs, best val {best_all:.4f}; {args.repeats} random orders, "
+          f"{args.slots} at a time, start-up {args.startup} epoch(s) per trial")
+    print(f"{'grace':>5} {'rf':>3} {'epochs':>7} {'wall':>6} {'wall 10-90%':>12} {'best > 0.5 pt lower':>20}")
+    for (grace, rf), rows in results.items():
+        v = np.array(rows)
+        print(f"{grace:>5} {rf:>3} {v[:, 0].mean():7.2f} {v[:, 1].mean():6.2f} "
+              f"{np.percentile(v[:, 1], 10):5.2f}-{np.percentile(v[:, 1], 90):4.2f} {np.mean(v[:, 2] > 0.005):19.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -142,8 +204,13 @@ def main() -> None:
     c.add_argument("--out", required=True)
     c.add_argument("--data-dir")
     c.add_argument("--set", action="append", default=[])
+    r = sub.add_parser("replay")
+    r.add_argument("sweep", help="a sweep folder whose trials all ran to the end")
+    r.add_argument("--slots", type=int, default=2, help="trials at once")
+    r.add_argument("--startup", type=float, default=1.5, help="start-up cost of a trial, in epochs")
+    r.add_argument("--repeats", type=int, default=300)
     args = parser.parse_args()
-    {"startup": startup, "memory": memory, "compare": compare}[args.what](args)
+    {"startup": startup, "memory": memory, "compare": compare, "replay": replay}[args.what](args)
 
 
 if __name__ == "__main__":
