@@ -446,3 +446,69 @@ def plot(run_dir, out_dir):
 
     for path in plot_run(run_dir, out_dir, log=_log):
         click.echo(f"wrote {path}")
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--out", help="sweep folder (default: sweeps/<spec>-<time>); one run directory per trial")
+@click.option("--address", envvar="RAY_ADDRESS",
+              help="Ray cluster HEAD:PORT to run on (default: $RAY_ADDRESS, else start Ray on this machine)")
+@click.option("--resume", is_flag=True, help="continue the sweep in --out; finished trials are not run again")
+@_set_option
+@_data_dir_option
+@click.option("--plot", is_flag=True, help="also write DIR/sweep_parameters.png (needs cs_nets[plot])")
+@_quiet_option
+@click.pass_context
+def sweep(ctx, spec_path, out, address, resume, overrides, data_dir, plot, quiet):
+    """Hyperparameter search on Ray Tune: trials in parallel, on this machine or a cluster.
+
+    Every trial is a `csnets train` run into DIR/trial-NNN; ASHA (scheduler: asha)
+    stops trials that fall behind. At the end: the table of `csnets summarize DIR`,
+    DIR/best.yaml and the command that trains it. Exit 1 if a trial failed; Ctrl-C
+    stops the sweep and --resume continues it. Needs cs_nets[sweep] (Ray Tune).
+
+    \b
+    Example:
+      csnets sweep configs/sweeps/two_layer.yaml --out sweeps/tl --data-dir ~/data/cifar10
+      csnets sweep configs/sweeps/two_layer.yaml --out sweeps/tl --resume
+    """
+    from cs_nets.sweep import default_sweep_dir, expand_trials, load_spec, require_ray
+
+    require_ray()
+    if resume and not out:
+        raise click.UsageError("--resume needs --out DIR, the sweep to continue")
+    spec = load_spec(spec_path, list(overrides))
+    trials = expand_trials(spec)
+    if plot:
+        from cs_nets.plots import require_matplotlib
+
+        require_matplotlib()  # fail before the sweep, not after
+    from cs_nets.sweep.tune import run_sweep
+
+    out = Path(out) if out else default_sweep_dir(spec)
+    log = _logger(quiet)
+    log(f"sweep: {len(trials)} trials of {spec.base_path.name} into {out}")
+    result = run_sweep(spec, trials, out, address=address, resume=resume, data_dir=data_dir,
+                       progress=_progress(quiet), log=log)
+    if any(o.status not in ("failed", "not_started") for o in result.outcomes):
+        ctx.invoke(summarize, sweep_dir=str(out))
+    if result.best_config is not None:
+        data = ["--data-dir", data_dir] if data_dir else []
+        _echo(f"best config: {out / result.best_config.name}")
+        _echo(f"train it: {shlex.join(['csnets', 'train', '--config', str(out / result.best_config.name), *data])}")
+    if plot:
+        from cs_nets.sweep.plot import plot_sweep_parameters
+
+        _echo(f"wrote {plot_sweep_parameters(result.outcomes, out / 'sweep_parameters.png')}")
+    for outcome in result.failed:
+        _echo(f"{outcome.name} failed: {outcome.error}", err=True)
+    if result.interrupted:
+        again = ["csnets", "sweep", spec_path, "--out", str(out), "--resume"]
+        again += [word for o in overrides for word in ("--set", o)] + (["--data-dir", data_dir] if data_dir else [])
+        _echo(f"interrupted; continue with: {shlex.join(again)}", err=True)
+        sys.exit(128 + result.signal if result.signal else 130)
+    if result.failed:
+        raise CsNetsError(f"{len(result.failed)} of {len(result.outcomes)} trials failed")

@@ -22,3 +22,6 @@ NORMALIZATIONS = ("none", "mean", "mean_std")
 DTYPES = ("float32", "float64")
 SPLITS = ("train", "val", "test")
 TASKS = ("train", "random_search")  # what a run does: cs_nets.run
+SWEEP_DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")  # csnets sweep: cs_nets.sweep.spec
+SWEEP_SCHEDULERS = ("none", "asha")  # none: every trial runs to the end
+SWEEP_METRICS = ("val_accuracy",)  # maximized; a run keeps its best epoch by validation accuracy

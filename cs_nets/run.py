@@ -71,7 +71,7 @@ def build_model_for(config: Config, data: Dataset):
 
 def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset: Dataset | None = None,
         overwrite: bool = False, config_path=None, progress: bool = False, log=None, on_epoch=None,
-        command: str | None = None, overrides=(), plot: bool = False) -> RunResult:
+        command: str | None = None, overrides=(), plot: bool = False, extra_summary: dict | None = None) -> RunResult:
     """Train (or random-search) the model of `config` into the run directory `out`.
 
     out: the run directory (None: output.dir, else runs/<config name>-<time>); an
@@ -84,6 +84,8 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
     log: callable(str) for status lines; on_epoch: callable(metrics: dict) after each epoch.
     command, overrides: recorded in summary.json (how to reproduce the run).
     plot: also write the PNG pictures at the end (needs matplotlib; checked first).
+    extra_summary: more fields for summary.json, kept from the first epoch on (e.g. the
+        node a sweep's trial runs on).
     Returns a RunResult; raises ConfigError, DataError before anything is written.
     """
     if task not in TASKS:
@@ -105,7 +107,7 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
         f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {path}")
     header = {"task": task, "model": config.model.type if task == "train" else "random_search",
               "overrides": list(overrides), "command": command or "", "data_fingerprint": data.inputs.data_fingerprint,
-              "class_names": list(data.class_names)}
+              "class_names": list(data.class_names), **(extra_summary or {})}
 
     def work():
         run_dir.write_config(config)
@@ -117,12 +119,13 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
 
 
 def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress: bool = False, log=None,
-           on_epoch=None, plot: bool = False) -> RunResult:
+           on_epoch=None, plot: bool = False, extra_summary: dict | None = None) -> RunResult:
     """Continue the training run in `run_path` from its last saved epoch, with its own config.
 
     A run that already finished is returned as it is. The data must be the data the
     run started on (its fingerprint is checked; DataError otherwise). The result's
     parameters are bit-identical to those of a run that was never stopped.
+    extra_summary: as for ``run`` (fields of the same name the run recorded are replaced).
     """
     log = log or _silent
     run_dir = RunDir.existing(run_path)
@@ -149,7 +152,7 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
     log(f"resuming {run_dir.path} after epoch {state.epoch if state else 0}")
     header = {key: summary[key] for key in ("task", "model", "overrides", "command") if key in summary}
     header.update({"task": "train", "model": config.model.type, "data_fingerprint": data.inputs.data_fingerprint,
-                   "class_names": list(data.class_names)})
+                   "class_names": list(data.class_names), **(extra_summary or {})})
     return _carry_out(run_dir, header, lambda: _train(config, data, model, run_dir, state, header, progress,
                                                       log, on_epoch), plot, log)
 
@@ -221,7 +224,7 @@ def _train(config, data, model, run_dir: RunDir, state, header, progress, log, o
         run_dir.discard()  # nothing saved yet: the run that was there stays as it was
         return RunResult(run_dir.path, "interrupted", result.message + f"; {run_dir.path} was left unchanged", {})
     run_dir.write_array("batch_losses.npy", result.batch_losses)
-    summary = _finish(config, data, model, run_dir, {
+    summary = finish_run(config, data, model, run_dir, {
         **header, "status": result.status, "epochs": len(result.history), "best_epoch": result.best_epoch,
         "train_seconds": result.train_seconds})
     if result.status != "interrupted":
@@ -260,14 +263,14 @@ def _search(config, data, run_dir: RunDir, header, progress, log) -> RunResult:
     run_dir.write_metrics([{"epoch": 1, "train_loss": float(result.best_loss), "train_accuracy": None,
                             "val_accuracy": None, "lr": None, "seconds": seconds}])
     run_dir.write_array("search_losses.npy", result.losses)
-    summary = _finish(config, data, result.model, run_dir, {
+    summary = finish_run(config, data, result.model, run_dir, {
         **header, "status": "completed", "epochs": 1, "train_seconds": seconds,
         "best_loss": float(result.best_loss), "best_attempt": int(result.best_attempt)})
     run_dir.promote()
     return RunResult(run_dir.path, "completed", "", summary)
 
 
-def _finish(config, data, model, run_dir: RunDir, fields: dict) -> dict:
+def finish_run(config, data, model, run_dir: RunDir, fields: dict) -> dict:
     """Save the model, score every split, write the final summary.json; return it.
 
     train_accuracy is measured on the same fixed training rows as every epoch's

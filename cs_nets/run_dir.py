@@ -28,8 +28,9 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from cs_nets.config import Config, dump_config
-from cs_nets.errors import ConfigError, DataError
+from cs_nets.errors import ConfigError
 from cs_nets.fileio import atomic_open, write_json, write_text
+from cs_nets.runs import read_summary
 
 STATE_FILE = "state.npz"
 
@@ -191,13 +192,9 @@ class RunDir:
         (self.folder / STATE_FILE).unlink(missing_ok=True)
 
     def read_summary(self) -> dict:
-        path = self.folder / "summary.json"
-        try:
-            summary = json.loads(path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as err:
-            raise DataError(f"{path} is not valid JSON: {err}") from None
-        if not isinstance(summary, dict):
-            raise DataError(f"{path} is not a run summary")
-        return summary
+        return read_summary_if_any(self.folder)
+
+
+def read_summary_if_any(path) -> dict:
+    """summary.json of the run directory `path`, {} when it has none; DataError when it is corrupt."""
+    return read_summary(path) if (Path(path) / "summary.json").is_file() else {}

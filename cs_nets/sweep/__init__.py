@@ -1,0 +1,37 @@
+"""``csnets sweep``: hyperparameter search on Ray Tune, from one laptop to a cluster.
+
+    spec.py      the sweep YAML: validated like a config; its trials drawn and validated
+    data.py      each distinct dataset prepared once, shared through Ray's object store
+    tune.py      the driver on Ray Tune (scheduling, ASHA, restore)        [imports Ray]
+    trial.py     one trial in a Ray worker: cs_nets.run.run / resume, reporting each epoch
+    finalize.py  run directories of trials Tune stopped, finished from their saved state
+    results.py   outcomes, the best trial, DIR/best.yaml
+    plot.py      validation accuracy over each swept parameter
+
+Importing this package does not import Ray (an optional extra, cs_nets[sweep]):
+call ``require_ray()`` first, then use cs_nets.sweep.tune.
+"""
+
+import time
+from pathlib import Path
+
+from cs_nets.errors import CsNetsError
+from cs_nets.sweep.spec import SweepSpec, Trial, expand_trials, load_spec
+
+__all__ = ["SweepSpec", "Trial", "default_sweep_dir", "expand_trials", "load_spec", "require_ray"]
+
+
+def require_ray():
+    """The ray module, or a one-line CsNetsError (exit 1) saying how to install it."""
+    try:
+        import ray
+        import threadpoolctl  # noqa: F401 - the trials set their BLAS threads with it
+        from ray import tune  # noqa: F401
+    except ImportError:
+        raise CsNetsError("csnets sweep needs Ray Tune: pip install 'cs_nets[sweep]'") from None
+    return ray
+
+
+def default_sweep_dir(spec: SweepSpec) -> Path:
+    """sweeps/<spec name>-<timestamp>."""
+    return Path("sweeps") / f"{spec.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"

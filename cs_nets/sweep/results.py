@@ -1,0 +1,86 @@
+"""What a sweep left: one outcome per trial, the best trial, and its config as DIR/best.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cs_nets.config import dump_config
+from cs_nets.fileio import write_text
+from cs_nets.run_dir import read_summary_if_any
+from cs_nets.sweep.spec import Trial
+
+RANKED = ("completed", "early_stopped", "stopped")  # trials whose validation accuracy counts for "best"
+BEST_FILE = "best.yaml"
+
+
+@dataclass
+class TrialOutcome:
+    """How one trial ended, from its run directory's summary.json (and Ray's error, if it failed).
+
+    status: completed, early_stopped, stopped, diverged, failed, interrupted, or
+    not_started (the sweep ended before it).
+    """
+
+    trial: Trial
+    status: str
+    val_accuracy: float | None = None
+    epochs: int | None = None
+    stopped_at_epoch: int | None = None
+    node_ip: str | None = None
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.trial.name
+
+
+@dataclass
+class SweepResult:
+    """The outcome of ``run_sweep``. signal: the stop signal received (None: none, or Ctrl-C)."""
+
+    out: Path
+    outcomes: list[TrialOutcome]
+    best: TrialOutcome | None
+    best_config: Path | None
+    seconds: float
+    ray_start_seconds: float
+    signal: int | None = None
+    datasets: list[dict] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[TrialOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def interrupted(self) -> bool:
+        return self.signal is not None or any(o.status in ("interrupted", "not_started") for o in self.outcomes)
+
+
+def outcome_of(trial: Trial, run_path: Path, error: str | None) -> TrialOutcome:
+    """The outcome of `trial` from its run directory; `error`: Ray's message if the trial failed."""
+    summary = read_summary_if_any(run_path)
+    status = summary.get("status") or ("failed" if error else "not_started")
+    if error:
+        status = "failed"
+    return TrialOutcome(trial, status, summary.get("val_accuracy"), summary.get("epochs"),
+                        summary.get("stopped_at_epoch"), summary.get("node_ip"),
+                        error or summary.get("error"))
+
+
+def best_outcome(outcomes: list[TrialOutcome]) -> TrialOutcome | None:
+    """The trial with the highest validation accuracy among those that ran properly (first on ties)."""
+    ranked = [o for o in outcomes if o.status in RANKED and o.val_accuracy is not None]
+    return max(ranked, key=lambda o: (o.val_accuracy, -o.trial.index), default=None)
+
+
+def write_best_config(out: Path, best: TrialOutcome, spec_path) -> Path:
+    """DIR/best.yaml: the best trial's resolved config, ready for ``csnets train --config``."""
+    config = best.trial.config
+    swept = ", ".join(best.trial.overrides)
+    text = (f"# Best trial of the sweep {spec_path}: {best.name}, validation accuracy {best.val_accuracy:.4f} "
+            f"({best.status}).\n# Swept values: {swept}\n# Train it: csnets train --config {out.name}/{BEST_FILE}\n"
+            + dump_config(config))
+    path = Path(out) / BEST_FILE
+    write_text(path, text)
+    return path
