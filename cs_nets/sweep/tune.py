@@ -180,7 +180,8 @@ def _tuner(spec: SweepSpec, trials: list[Trial], out: Path, refs: dict, keys: di
               "data_key": keys[t.name], "cpus": spec.options.cpus_per_trial} for t in trials]
     tune_config = tune.TuneConfig(metric=spec.options.metric, mode="max", scheduler=_scheduler(spec, trials),
                                   num_samples=1, max_concurrent_trials=spec.options.max_concurrent,
-                                  trial_name_creator=_trial_name, trial_dirname_creator=_trial_name)
+                                  trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+                                  reuse_actors=False)  # a stopped trial's process is ended, never reused
     run_config = _run_config_class()(name=EXPERIMENT, storage_path=str(out / RAY_DIR), verbose=0,
                                      callbacks=[_Progress()])
     return tune.Tuner(trainable, param_space={"trial": tune.grid_search(space)}, tune_config=tune_config,
