@@ -98,8 +98,8 @@ def read_metrics(run_path: Path) -> list[dict]:
 
 
 def _tune_report():
-    try:
-        from ray.tune import report  # Ray >= 2.41
-    except ImportError:  # pragma: no cover - older Ray
-        from ray.train import report
-    return report
+    from ray import train, tune
+
+    # Ray >= 2.41 reports from Tune's own module (its RunConfig came with it); before,
+    # ray.tune.report was an old API that only raises, and ray.train.report was the one.
+    return tune.report if hasattr(tune, "RunConfig") else train.report

@@ -72,19 +72,18 @@ def run_sweep(spec: SweepSpec, trials: list[Trial], out, *, address: str | None 
     out = Path(out).absolute()
     started = time.perf_counter()
     _check_sweep_dir(spec, trials, out, resume)
-    datasets = load_datasets([t.config for t in trials], data_dir, progress=progress, log=log)
-    keys = {t.name: data_key(t.config) for t in trials}
-    shared = [{"bytes": dataset_bytes(ds), "trials": sum(k == key for k in keys.values())}
-              for key, ds in datasets.items()]
-    for info in shared:
-        log(f"data: {info['bytes'] / 2**20:.0f} MB of model inputs, loaded once for {info['trials']} trials")
-
     we_started, ray_seconds = _connect(address, log)
     try:
         _check_resources(spec)
+        datasets = load_datasets([t.config for t in trials], data_dir, progress=progress, log=log)
+        keys = {t.name: data_key(t.config) for t in trials}
+        shared = [{"bytes": dataset_bytes(ds), "trials": sum(k == key for k in keys.values())}
+                  for key, ds in datasets.items()]
+        for info in shared:
+            log(f"data: {info['bytes'] / 2**20:.0f} MB of model inputs, loaded once for {info['trials']} trials")
         refs = {key: ray.put(ds) for key, ds in datasets.items()}  # each trial maps it, read-only
         del datasets
-        tuner = _tuner(spec, trials, out, refs, keys, resume)
+        tuner = _tuner(spec, trials, out, refs, keys, resume, data_dir)
         if not resume:
             write_json(out / SWEEP_FILE, _record(spec, trials))
         _DRIVER.start(log, out, lambda name: ray.get(refs[keys[name]]))
@@ -120,8 +119,8 @@ def _check_sweep_dir(spec: SweepSpec, trials: list[Trial], out: Path, resume: bo
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise DataError(f"{record} is not a sweep record: {err}") from None
         if saved != _record(spec, trials)["trials"]:
-            raise ConfigError(f"--resume: {spec.path} (with these --set values) does not give the trials of the "
-                              f"sweep in {out} any more; resume with the spec it was started with")
+            raise ConfigError(f"--resume: {spec.path} (with these --set values and its base config) does not give "
+                              f"the trials of the sweep in {out} any more; resume with what it was started with")
         if not (out / RAY_DIR / EXPERIMENT).is_dir():
             raise ConfigError(f"--resume: {out} has no Ray Tune state (it stopped before Tune started); "
                               f"start it again with another --out")
@@ -137,7 +136,8 @@ def _check_sweep_dir(spec: SweepSpec, trials: list[Trial], out: Path, resume: bo
 def _record(spec: SweepSpec, trials: list[Trial]) -> dict:
     """What sweep.json holds: the spec as read and every trial's swept values (plain JSON)."""
     record = {"spec": str(spec.path), "base": str(spec.base_path), "overrides": list(spec.overrides),
-              "sweep": spec.to_dict(), "trials": [{"name": t.name, "params": t.params} for t in trials]}
+              "sweep": spec.to_dict(),
+              "trials": [{"name": t.name, "params": t.params, "config": t.config.to_dict()} for t in trials]}
     return json.loads(json.dumps(record))  # as it reads back from the file
 
 
@@ -167,32 +167,35 @@ def _check_resources(spec: SweepSpec) -> None:
                           f"but the largest Ray node has {largest:g} CPUs: no trial could start")
 
 
-def _tuner(spec: SweepSpec, trials: list[Trial], out: Path, refs: dict, keys: dict, resume: bool):
+def _tuner(spec: SweepSpec, trials: list[Trial], out: Path, refs: dict, keys: dict, resume: bool, data_dir=None):
     trainable = tune.with_resources(tune.with_parameters(train_trial, datasets=refs, sweep_dir=str(out)),
                                     {"cpu": spec.options.cpus_per_trial})
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables of Tune's own on the console
     if resume:
         return tune.Tuner.restore(str(out / RAY_DIR / EXPERIMENT), trainable=trainable, resume_unfinished=True,
                                   resume_errored=True)
-    command = _command(spec)
+    command = _command(spec, data_dir)
     space = [{"name": t.name, "config": t.config.to_dict(), "config_name": t.config.name,
               "overrides": t.overrides, "command": shlex.join([*command, *_sets(t.overrides)]),
               "data_key": keys[t.name], "cpus": spec.options.cpus_per_trial} for t in trials]
     tune_config = tune.TuneConfig(metric=spec.options.metric, mode="max", scheduler=_scheduler(spec, trials),
                                   num_samples=1, max_concurrent_trials=spec.options.max_concurrent,
-                                  trial_name_creator=_trial_name, trial_dirname_creator=_trial_name)
+                                  trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+                                  reuse_actors=False)  # a stopped trial's process is ended, never reused
     run_config = _run_config_class()(name=EXPERIMENT, storage_path=str(out / RAY_DIR), verbose=0,
                                      callbacks=[_Progress()])
     return tune.Tuner(trainable, param_space={"trial": tune.grid_search(space)}, tune_config=tune_config,
                       run_config=run_config)
 
 
-def _command(spec: SweepSpec) -> list[str]:
-    """csnets train --config BASE [--set k=v from the command line]: every trial's command starts so."""
+def _command(spec: SweepSpec, data_dir=None) -> list[str]:
+    """csnets train --config BASE [--set k=v of the command line] [--data-dir D]: each trial's command
+    starts so, and its swept values follow."""
     base = spec.base_path
     with contextlib.suppress(ValueError):
         base = base.resolve().relative_to(Path.cwd().resolve())
-    return ["csnets", "train", "--config", str(base), *_sets(spec.overrides)]
+    data = ["--data-dir", str(data_dir)] if data_dir else []
+    return ["csnets", "train", "--config", str(base), *_sets(spec.overrides), *data]
 
 
 def _sets(overrides) -> list[str]:
