@@ -22,6 +22,10 @@ NORMALIZATIONS = ("none", "mean", "mean_std")
 DTYPES = ("float32", "float64")
 SPLITS = ("train", "val", "test")
 TASKS = ("train", "random_search")  # what a run does: cs_nets.run
+# A run's summary.json status. Results: a run that ended with its best parameters scored
+# (stopped: a sweep's scheduler ended it early). Ended: nothing is left to resume.
+RESULT_STATUSES = ("completed", "early_stopped", "stopped")
+ENDED_STATUSES = (*RESULT_STATUSES, "diverged")
 SWEEP_DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")  # csnets sweep: cs_nets.sweep.spec
 SWEEP_SCHEDULERS = ("none", "asha")  # none: every trial runs to the end
 SWEEP_METRICS = ("val_accuracy",)  # maximized; a run keeps its best epoch by validation accuracy

@@ -33,13 +33,11 @@ from cs_nets.memory import check_fits
 from cs_nets.metrics import accuracy_of, confusion_matrix
 from cs_nets.models import build_model, config_hyperparams
 from cs_nets.pipeline import Dataset, prepare_dataset
-from cs_nets.registry import TASKS
+from cs_nets.registry import ENDED_STATUSES, TASKS
 from cs_nets.run_dir import STATE_FILE, RunDir, check_new_run_dir, default_run_dir
 from cs_nets.search import random_search
 from cs_nets.train_state import TrainState
 from cs_nets.trainer import accuracy, fit, train_eval_rows
-
-FINISHED = ("completed", "early_stopped", "diverged")  # statuses a resume has nothing left to do for
 
 
 @dataclass
@@ -132,7 +130,7 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
     try:
         config = read_run_config(run_dir.path)
         summary = run_dir.read_summary()
-        if summary.get("status") in FINISHED and (run_dir.path / "model.npz").is_file():
+        if summary.get("status") in ENDED_STATUSES and (run_dir.path / "model.npz").is_file():
             log(f"{run_dir.path} has finished already (status {summary['status']}); nothing to resume")
             run_dir.close()
             return RunResult(run_dir.path, summary["status"], "", summary)

@@ -11,9 +11,10 @@ import numpy as np
 
 from cs_nets.config import yaml_load
 from cs_nets.errors import ConfigError, CsNetsError, DataError
+from cs_nets.registry import RESULT_STATUSES
 from cs_nets.untrusted import clip, clip_text, load_npy, loads_json, read_text
 
-FINISHED = ("completed", "early_stopped")
+FINISHED = RESULT_STATUSES  # ranked by validation accuracy, first
 
 
 # Bounds on the files a run directory holds (they are read back from disk, so untrusted).

@@ -20,13 +20,14 @@ from pathlib import Path
 
 from cs_nets.config import config_from_dict
 from cs_nets.errors import DataError
+from cs_nets.registry import ENDED_STATUSES
 from cs_nets.run import resume, run
 from cs_nets.run_dir import STATE_FILE, read_summary_if_any
 from cs_nets.sweep.finalize import wait_for_exit
 from cs_nets.train_state import TrainState
 
 SWEEP_FILE = "sweep.json"  # written by the driver into the sweep folder before any trial starts
-DONE = ("completed", "early_stopped", "diverged", "stopped")  # a run with nothing left to do
+DONE = ENDED_STATUSES  # a run with nothing left to do
 REPORTED = ("epoch", "val_accuracy", "train_accuracy", "train_loss")  # what Tune sees of each epoch
 
 
