@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Example sweep for configs/two_layer_bow.yaml (the grid its header reports). Extra arguments go to sweep.sh.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+exec "$here/sweep.sh" "$here/../configs/two_layer_bow.yaml" \
+  'optim.learning_rate=3e-2,1e-1' 'model.reg=1e-3,3e-3' "$@"
