@@ -339,7 +339,8 @@ def config_command(config_path, overrides, reference):
 @click.option("--checkpoint", required=True, type=click.Path(exists=True),
               help="run directory or model.npz")
 @click.option("--split", type=click.Choice(registry.SPLITS), default="test", show_default=True)
-@click.option("--data-dir", help="data folder (default: $CS_NETS_DATA, else ~/.cache/cs_nets; a checkpoint's stored data.dir is never used)")
+@click.option("--data-dir", help="data folder (default: $CS_NETS_DATA, else ~/.cache/cs_nets; "
+                                "a checkpoint's stored data.dir is never used)")
 @click.option("--url", help="archive URL of a mirror, if the data must be downloaded (default: the official one)")
 @click.option("--md5", help="expected MD5 of the archive at --url")
 @click.option("--allow-other-data", is_flag=True,
