@@ -3,22 +3,25 @@ backward pass hands over each gradient, with no gradient array and few passes ov
 
 For a reader the rules are the course's functions in cs_nets.optim,
 ``w, config = rule(w, dw, config)``. This module computes the same updates (tested
-equal to them to float64 rounding: tests/test_fast_path.py) for the big weight
-matrices. A weight's gradient is dW = A B + 2 reg W (A B = Xᵀ dZ, cs_nets.gradients),
-and BLAS gemm computes C = alpha A B + beta C, so the product can be written straight
-into the array the rule updates; the rest of the rule, L2 term included, is folded
-into at most two passes over W:
+equal to them to float64 rounding: tests/test_fast_path.py). A weight's gradient is
+dW = A B + 2 reg W (A B = Xᵀ dZ, cs_nets.gradients), and BLAS gemm computes
+C = alpha A B + beta C, so the product is written straight into the array the rule
+updates, and what remains, L2 term included, takes at most three axpy passes (y += a x,
+which OpenBLAS spreads over every core):
 
-  rule       before the product                  the product writes           after
-  sgd        -                                   W = (1 - 2 lr reg) W - lr AB  -
-  momentum   v = mu v - 2 lr reg W (axpby)       v = v - lr AB                 W += v (axpy)
-  nesterov   W, v = W - mu v, mu v - 2 lr reg W  v = v - lr AB                 W += (1 + mu) v (axpy)
-             (both in one pass: rotm)
+  rule       before the product   the product writes              after
+  sgd        -                    W = (1 - 2 lr reg) W - lr AB    -
+  momentum   -                    v = mu v - lr AB                v -= 2 lr reg W;  W += v
+  nesterov   W -= mu v            v = mu (1 - 2 lr reg) v - lr AB v -= 2 lr reg W;  W += (1 + mu) v
 
-(With reg = 0 momentum needs no first pass: the product writes v = mu v - lr AB.)
-Nesterov uses the course's look-ahead form next_w = w - mu v_prev + (1 + mu) v: the
-first pass applies -mu v_prev while v_prev is still there. Biases, and gradients a model
-computes itself (``put``), are small: they go through the course's rule as it is.
+Nesterov is the course's look-ahead form, next_w = w - mu v_prev + (1 + mu) v with
+v = mu v_prev - lr dW: the first pass applies -mu v_prev while v_prev is still there,
+and the L2 term of the old W = (W - mu v_prev) + mu v_prev is split between the
+product's beta and the axpy. (Where reg = 0 the L2 passes are skipped.) Single-core
+alternatives with fewer passes (BLAS axpby, or rotm updating W and v in one pass) made
+2-thread epochs slower: after the threaded product they ran at a fraction of their
+speed in isolation. Biases, and gradients a model computes itself (``put``), are small:
+they go through the course's rule as it is.
 """
 
 from __future__ import annotations
@@ -91,14 +94,16 @@ class FusedStep:
             return
         v = self.configs[name]["velocity"]
         if self.rule is sgd_momentum:
+            blas.gemm(a, b, v, -lr, mu)          # v = mu v - lr AB
             if decay:
-                blas.axpby(-decay, W, mu, v)
-            blas.gemm(a, b, v, -lr, 1.0 if decay else mu)  # v = mu v - lr dW
-            blas.axpy(1.0, v, W)                            # W += v
+                blas.axpy(-decay, W, v)          # v -= 2 lr reg W
+            blas.axpy(1.0, v, W)                 # W += v
         else:  # nesterov_momentum
-            blas.rotm(W, v, 1.0, -mu, -decay, mu)  # W -= mu v_prev; v = mu v_prev - 2 lr reg W
-            blas.gemm(a, b, v, -lr, 1.0)          # v = mu v_prev - lr dW
-            blas.axpy(1.0 + mu, v, W)             # W = W - mu v_prev + (1 + mu) v
+            blas.axpy(-mu, v, W)                 # W -= mu v_prev (W is now W - mu v_prev: call it Wa)
+            blas.gemm(a, b, v, -lr, mu * (1.0 - decay))  # v = mu v_prev - lr AB - 2 lr reg mu v_prev
+            if decay:
+                blas.axpy(-decay, W, v)          # ... - 2 lr reg Wa: the L2 term of the old W = Wa + mu v_prev
+            blas.axpy(1.0 + mu, v, W)            # W = W - mu v_prev + (1 + mu) v
 
     def bias(self, name: str, dz: np.ndarray) -> None:
         """Update the bias by the rule for db = dz.sum(axis=0). dz: (N, H)."""

@@ -18,7 +18,8 @@ PyTorch, in the same process, alternating epoch by epoch (ours, theirs, ours...)
 that load from other processes hits both alike: same weights (ours after the warm-up
 epoch), batch size, learning rate (per epoch, for schedules), update rule (torch.optim.SGD
 with the same momentum and Nesterov form), L2 on the weights only (weight_decay 2·reg
-in a parameter group without the biases: our reg·ΣW² has gradient 2·reg·W) and hflip
+in a parameter group without the biases: our reg·ΣW² has gradient 2·reg·W; the
+reported loss adds reg·ΣW² on both sides, one dot product per weight matrix) and hflip
 (a random half of each batch mirrored). Both sides use the same number of threads
 (torch.set_num_threads = the threads of NumPy's OpenBLAS), both epochs include the
 shuffle (ours: the trainer's ``seconds`` plus the time of the same rng.permutation),
@@ -224,6 +225,7 @@ class TorchTwin:
         self.net = nn.Sequential(*layers)
         weights = [layer.weight for layer, pair in zip(layers, names) if pair]
         biases = [layer.bias for layer, pair in zip(layers, names) if pair]
+        self.flat_weights = [w.view(-1) for w in weights]  # for the reported loss's reg * ΣW², as ours
         # our reg * ΣW² over the weights only has gradient 2 reg W: weight_decay 2 reg, biases exempt
         self.opt = torch.optim.SGD([{"params": weights, "weight_decay": 2 * row.reg},
                                     {"params": biases, "weight_decay": 0.0}],
@@ -253,9 +255,12 @@ class TorchTwin:
                 images[flip] = images[flip].flip(-1)
             self.opt.zero_grad()
             loss = F.cross_entropy(self.net(xb), yb)
+            if self.row.reg:  # the loss value includes reg * ΣW², a dot product per weight as in ours
+                with torch.no_grad():
+                    penalty = self.row.reg * sum(torch.dot(w, w) for w in self.flat_weights)
             loss.backward()
             self.opt.step()
-            losses.append(loss.item())
+            losses.append(loss.item() + (penalty.item() if self.row.reg else 0.0))
         seconds = time.perf_counter() - start
         torch.set_flush_denormal(False)
         return seconds, float(np.mean(losses))
