@@ -30,9 +30,7 @@ from filelock import FileLock, Timeout
 from cs_nets.config import Config, dump_config
 from cs_nets.errors import ConfigError
 from cs_nets.fileio import atomic_open, write_json, write_text
-from cs_nets.runs import read_summary
-
-STATE_FILE = "state.npz"
+from cs_nets.runs import RUN_FILES, STATE_FILE, read_summary
 
 
 def default_run_dir(config: Config) -> Path:
@@ -46,10 +44,6 @@ def default_run_dir(config: Config) -> Path:
         n += 1
         path = Path("runs") / f"{config.name}-{stamp}-{n}"
     return path
-
-
-# What makes a folder a run directory: csnets writes these, and nothing else does.
-RUN_FILES = ("config.yaml", "metrics.jsonl", STATE_FILE, "summary.json", "model.npz")
 
 
 def holds_run(path: Path) -> bool:

@@ -24,7 +24,10 @@ MAX_SMALL_FILE_BYTES = 64 << 10  # sweep_args, exit_status
 MAX_BATCH_LOSSES_BYTES = 1 << 30
 METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "lr", "seconds")
 RUNNING = "running"
-RUN_FILES = ("summary.json", "sweep_args", "config.yaml", "metrics.jsonl")  # any of them makes a folder a run
+STATE_FILE = "state.npz"
+# What makes a folder a run directory: csnets writes these, and nothing else does.
+RUN_FILES = ("config.yaml", "metrics.jsonl", STATE_FILE, "summary.json", "model.npz")
+SWEEP_FILES = ("sweep_args",)  # scripts/sweep.sh writes it before the run starts
 
 
 def read_metrics(run_dir: Path, problems: list | None = None) -> list[dict]:
@@ -149,7 +152,7 @@ def collect_runs(sweep_dir: str | Path) -> list[dict]:
     rows = []
     for run in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
         try:
-            if any((run / name).exists() for name in RUN_FILES):
+            if any((run / name).exists() for name in (*RUN_FILES, *SWEEP_FILES)):
                 rows.append(_run_row(run, sweep_alive))
         except (OSError, CsNetsError) as err:  # e.g. a folder we may not read: one row, not a failed table
             rows.append({"run": run.name, "status": "unreadable", "params": {}, "val_accuracy": None,
