@@ -79,13 +79,13 @@ def evaluate_checkpoint(checkpoint, split: str = "test", data_dir=None, url: str
     parts = split_of(raw, data, config.seed)
     del raw
     # only the split asked for goes through the (fitted) feature transforms
-    X = inputs.transform(inputs.extract(getattr(parts, f"X_{split}"), folder, progress, log))
+    rows = inputs.extract(getattr(parts, f"X_{split}"), folder, progress, log)
     y = getattr(parts, f"y_{split}")
-    if X.shape[1] != model.input_dim:
+    if rows.shape[1] != model.input_dim:  # normalization keeps the width
         raise DataError(f"the checkpoint expects {model.input_dim} inputs per image "
-                        f"(features: {inputs.features or 'raw pixels'}) but the data gives {X.shape[1]}")
+                        f"(features: {inputs.features or 'raw pixels'}) but the data gives {rows.shape[1]}")
     class_names = parts.class_names
-    confusion = confusion_matrix(y, model.predict(X), len(class_names))
+    confusion = confusion_matrix(y, inputs.predict(model, rows), len(class_names))
     per_class = per_class_accuracy(confusion)
     return {"split": split, "accuracy": accuracy_of(confusion), "num_images": int(len(y)),
             "per_class_accuracy": {n: float(a) for n, a in zip(class_names, per_class)},

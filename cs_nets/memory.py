@@ -29,7 +29,8 @@ CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
 PARTS = {
     "images": ("the uint8 images", "data.synthetic_train / data.synthetic_test"),
     "features": ("the feature vectors", "features"),
-    "inputs": ("the model inputs of every split", "data.num_train / data.synthetic_train, data.dtype, features"),
+    "inputs": ("the model inputs of the training and validation splits",
+               "data.num_train / data.synthetic_train, data.dtype, features"),
     "model": ("the parameters with their gradients, velocity and best copy",
               "model.hidden_dims"),
     "activations": ("the activations of a minibatch", "train.batch_size, model.hidden_dims"),
@@ -93,10 +94,14 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
     if input_dim is None:
         input_dim = feature_dim(config.features) if config.features else IMAGE_BYTES
     num_val = data.num_val
-    parts = {"images": (n_images + n_test) * IMAGE_BYTES}
+    # Raw CIFAR-10 pixels are read straight into the model's dtype and normalized in
+    # place (cs_nets.pipeline): the training images are then held once, as inputs.
+    in_place = data.source == "cifar10" and not config.features
+    parts = {"images": (n_test if in_place else n_images + n_test) * IMAGE_BYTES}
     if config.features:
         parts["features"] = (n_images + n_test) * feature_dim(config.features) * 4
-    parts["inputs"] = (num_train + num_val + n_test) * input_dim * itemsize
+    # The test split is normalized PREDICT_CHUNK rows at a time (counted in activations).
+    parts["inputs"] = (num_train + num_val) * input_dim * itemsize
     hyper = _model_hyper(config)
     params = sum(math.prod(s) for s in param_shapes(config.model.type, input_dim, NUM_CLASSES, hyper).values())
     # Training holds the parameters, the update rule's buffer, the best epoch's copy and

@@ -4,9 +4,16 @@ Data flows one way: the raw uint8 images (CIFAR-10 or synthetic; or 2-D points
 of a toy source) are split into train/val/test first; transforms that learn
 something (the ``bow`` codebook) are fit on the training split alone, then every
 split goes through the feature transforms (cached on disk), and a ``Normalizer``
-fit on the training split turns every split into float inputs. ``InputPipeline``
-holds the transforms, the codebooks and the fitted statistics so that a
-checkpoint is evaluated with exactly the preprocessing it was trained with.
+fit on the training split turns the training and validation splits into float
+inputs. The test split is kept before normalization (uint8 pixels or feature
+vectors) and normalized chunk by chunk when it is scored (``InputPipeline.predict``).
+``InputPipeline`` holds the transforms, the codebooks and the fitted statistics so
+that a checkpoint is evaluated with exactly the preprocessing it was trained with.
+
+Memory: a run on raw CIFAR-10 pixels reads the training images straight into the
+model's float dtype and normalizes them in place, so the float32 training split
+(600 MB on the full set) is the only copy of the training images, and the test
+split stays uint8 (30 MB instead of 123 MB of float32).
 """
 
 from __future__ import annotations
@@ -31,25 +38,54 @@ from cs_nets.data.toy import make_toy
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 
 SPLITS = registry.SPLITS
+PREDICT_ROWS = 2000  # rows normalized and scored at a time (25 MB of float32 pixels)
 
 
 @dataclass
-class Dataset(Split):
-    """Model inputs of every split (X_*: (N, D) float, y_*: (N,) int64) and the pipeline that made them
-    (``inputs.data_fingerprint``: the content hash of the data they came from)."""
+class Dataset:
+    """What a run trains and scores on, and the pipeline that made it.
 
+    X_train: (N, D) float, X_val: (M, D) float: model inputs; y_*: int64 labels.
+    test_rows: (T, F) the test split before normalization (uint8 pixels, feature
+        vectors or points): ``inputs.predict(model, test_rows)`` scores it chunk by chunk.
+    inputs: the InputPipeline (``inputs.data_fingerprint``: the content hash of the data).
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    test_rows: np.ndarray
+    y_test: np.ndarray
+    class_names: list
     inputs: InputPipeline
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array, by field name (what a sweep shares between its trials)."""
+        return {name: getattr(self, name) for name in ("X_train", "y_train", "X_val", "y_val", "test_rows", "y_test")}
 
-def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=None) -> tuple[RawCifar, Path | None]:
-    """The raw uint8 images (or 2-D points) of the configured source and their data folder (None: generated)."""
+
+def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=None,
+                train_dtype="uint8") -> tuple[RawCifar, Path | None]:
+    """The raw images (or 2-D points) of the configured source and their data folder (None: generated).
+
+    train_dtype: what CIFAR-10's training images are read into (see load_cifar10);
+    generated sources ignore it.
+    """
     if data.source == "synthetic":
         return make_synthetic(data.synthetic_train, data.synthetic_test, seed=seed), None
     if data.source in registry.POINT_SOURCES:
         return make_toy(data.source, data.points_per_class, data.classes, data.noise, seed=seed), None
     folder = resolve_data_dir(data_dir, data.dir)
-    raw = ensure_cifar10(folder, fmt=data.format, url=data.url, md5=data.md5, progress=progress, log=log)
+    raw = ensure_cifar10(folder, fmt=data.format, url=data.url, md5=data.md5, progress=progress, log=log,
+                         train_dtype=train_dtype)
     return raw, folder
+
+
+def pixel_dtype(config: Config) -> str:
+    """What to read the training images into: the model's float dtype when the model sees the
+    pixels (they are normalized in place), uint8 when feature transforms read them."""
+    return "uint8" if config.features else config.data.dtype
 
 
 class InputPipeline:
@@ -107,14 +143,28 @@ class InputPipeline:
         self.normalizer.fit(X_train)
         return self
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """X: (N, F) uint8 pixels or float32 features, as ``extract`` made them -> (N, F) float."""
+    def transform(self, X: np.ndarray, in_place: bool = False) -> np.ndarray:
+        """X: (N, F) uint8 pixels or float32 features, as ``extract`` made them -> (N, F) float.
+
+        in_place: write the result into X when X already has the output dtype (X is overwritten).
+        """
         expected = self.normalizer.n_features_
         if expected is not None and X.shape[1] != expected:
             made_by = ", ".join(t["type"] for t in self.features) or "raw pixels"
             raise DataError(f"the model's input statistics expect {expected} values per image, but "
                             f"{made_by} gives {X.shape[1]} on this data: the checkpoint does not match it")
-        return self.normalizer.transform(X)
+        reuse = in_place and X.dtype == np.dtype(self.normalizer.dtype) and X.flags.writeable
+        return self.normalizer.transform(X, out=X if reuse else None)
+
+    def predict(self, model, X: np.ndarray, batch_size: int = PREDICT_ROWS) -> np.ndarray:
+        """The model's class for each row of X (N, F), as ``extract`` made them -> (N,) int64.
+
+        Normalizes ``batch_size`` rows at a time, so no float copy of all of X is made.
+        """
+        labels = np.empty(len(X), dtype=np.int64)
+        for start in range(0, len(X), batch_size):
+            labels[start:start + batch_size] = model.predict(self.transform(X[start:start + batch_size]))
+        return labels
 
     def config(self) -> dict:
         return {"features": self.features, "normalizer": self.normalizer.config()}
@@ -144,30 +194,42 @@ class InputPipeline:
         return cls(features, Normalizer.from_state(config["normalizer"], arrays), codebooks)
 
 
-def split_of(raw: RawCifar, data: DataConfig, seed: int) -> Split:
-    """Train/val/test of `raw` as the config says (the same split for training and evaluation)."""
+def split_of(raw: RawCifar, data: DataConfig, seed: int, in_place: bool = False) -> Split:
+    """Train/val/test of `raw` as the config says (the same split for training and evaluation).
+
+    in_place: a shuffled split may move the training rows within raw.X_train (see split_train_val).
+    """
     try:
-        return split_train_val(raw, num_train=data.num_train, num_val=data.num_val, shuffle=data.shuffle, seed=seed)
+        return split_train_val(raw, num_train=data.num_train, num_val=data.num_val, shuffle=data.shuffle,
+                               seed=seed, in_place=in_place)
     except ArgumentError as err:  # the sizes come from the config: say which keys
         raise ConfigError(f"data.num_train / data.num_val: {err}") from None
 
 
 def prepare_dataset(config: Config, data_dir=None, progress=True, log=None) -> Dataset:
     """Load, split, extract and normalize the data of `config`; everything learned sees the training split only."""
-    raw, folder = load_images(config.data, config.seed, data_dir, progress, log)
-    return build_dataset(config, raw, folder, progress, log)
+    raw, folder = load_images(config.data, config.seed, data_dir, progress, log, train_dtype=pixel_dtype(config))
+    return build_dataset(config, raw, folder, progress, log, consume=True)
 
 
-def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, progress=True, log=None) -> Dataset:
-    """``prepare_dataset`` on already loaded data `raw` (`folder`: where to cache features, or None)."""
+def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, progress=True, log=None, *,
+                  consume: bool = False) -> Dataset:
+    """``prepare_dataset`` on already loaded data `raw` (`folder`: where to cache features, or None).
+
+    consume: `raw` is given away: a float X_train is split and normalized in place
+    (the training images are never held twice), so raw.X_train is overwritten.
+    """
     fingerprint = data_fingerprint(raw)
-    split = split_of(raw, config.data, config.seed)
+    split = split_of(raw, config.data, config.seed, in_place=consume)
+    if consume and len(split.X_train) + len(split.X_val) < len(raw.X_train) // 2:
+        # a small split of a large set: copies, so the rest of the set can be freed
+        split.X_train, split.X_val = split.X_train.copy(), split.X_val.copy()
     del raw  # the split holds what is needed; let the full raw arrays go as soon as possible
     inputs = InputPipeline.for_config(config).fit_features(split.X_train, log)
     inputs.data_fingerprint = fingerprint  # saved in the checkpoint: evaluate and resume check data against it
     X_train = inputs.extract(split.X_train, folder, progress, log)
     inputs.fit(X_train)
-    X_train = inputs.transform(X_train)
-    X_val = inputs.transform(inputs.extract(split.X_val, folder, progress, log))
-    X_test = inputs.transform(inputs.extract(split.X_test, folder, progress, log))
-    return Dataset(X_train, split.y_train, X_val, split.y_val, X_test, split.y_test, split.class_names, inputs)
+    X_train = inputs.transform(X_train, in_place=consume)
+    X_val = inputs.transform(inputs.extract(split.X_val, folder, progress, log), in_place=consume)
+    test_rows = inputs.extract(split.X_test, folder, progress, log)
+    return Dataset(X_train, split.y_train, X_val, split.y_val, test_rows, split.y_test, split.class_names, inputs)

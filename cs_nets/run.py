@@ -36,6 +36,7 @@ from cs_nets.pipeline import Dataset, prepare_dataset
 from cs_nets.registry import ENDED_STATUSES, TASKS
 from cs_nets.run_dir import STATE_FILE, RunDir, check_new_run_dir, default_run_dir
 from cs_nets.search import random_search
+from cs_nets.signals import finishing
 from cs_nets.train_state import TrainState
 from cs_nets.trainer import accuracy, fit, train_eval_rows
 
@@ -221,13 +222,14 @@ def _train(config, data, model, run_dir: RunDir, state, header, progress, log, o
     if result.status == "interrupted" and run_dir.staging is not None:
         run_dir.discard()  # nothing saved yet: the run that was there stays as it was
         return RunResult(run_dir.path, "interrupted", result.message + f"; {run_dir.path} was left unchanged", {})
-    run_dir.write_array("batch_losses.npy", result.batch_losses)
-    summary = finish_run(config, data, model, run_dir, {
-        **header, "status": result.status, "epochs": len(result.history), "best_epoch": result.best_epoch,
-        "train_seconds": result.train_seconds})
-    if result.status != "interrupted":
-        run_dir.remove_state()  # finished: nothing left to resume
-    run_dir.promote()
+    with finishing():  # training is over: a stop signal now must not cut the saving short
+        run_dir.write_array("batch_losses.npy", result.batch_losses)
+        summary = finish_run(config, data, model, run_dir, {
+            **header, "status": result.status, "epochs": len(result.history), "best_epoch": result.best_epoch,
+            "train_seconds": result.train_seconds})
+        if result.status != "interrupted":
+            run_dir.remove_state()  # finished: nothing left to resume
+        run_dir.promote()
     return RunResult(run_dir.path, result.status, result.message, summary)
 
 
@@ -276,7 +278,7 @@ def finish_run(config, data, model, run_dir: RunDir, fields: dict) -> dict:
     """
     save_checkpoint(run_dir.folder / "model.npz", model, data.inputs,
                     meta={"class_names": list(data.class_names), "config": config.to_dict()})
-    confusion = confusion_matrix(data.y_test, model.predict(data.X_test), len(data.class_names))
+    confusion = confusion_matrix(data.y_test, data.inputs.predict(model, data.test_rows), len(data.class_names))
     rows = train_eval_rows(len(data.y_train), config.train.train_eval_size, np.random.default_rng(config.seed))
     summary = {
         **fields,

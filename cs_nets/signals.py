@@ -9,6 +9,10 @@ goes on are only counted, so the save is not cut short. ``received`` tells which
 signal arrived, for the exit code 128 + signal number (130 Ctrl-C, 129 SIGHUP,
 143 SIGTERM).
 
+Once training has ended, ``run`` writes the run's last files inside ``finishing()``:
+a signal that arrives then is only recorded, so the run finishes saving (a second or
+so) with the status its training had, instead of being cut short half-scored.
+
 Only the main thread may install handlers; elsewhere (e.g. a sweep worker) the
 context manager does nothing and the host's own handling applies.
 """
@@ -21,6 +25,20 @@ import threading
 
 STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None),
                                  getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+_finishing = False  # set by finishing(): stop signals are recorded, not raised
+
+
+@contextlib.contextmanager
+def finishing():
+    """Inside the block, stop signals under ``stop_signals_as_interrupt`` raise nothing (they are recorded)."""
+    global _finishing
+    previous, _finishing = _finishing, True
+    try:
+        yield
+    finally:
+        _finishing = previous
 
 
 class SignalRecord:
@@ -48,7 +66,7 @@ def stop_signals_as_interrupt():
 
     def handler(signum, frame):
         record.signals.append(signum)
-        if len(record.signals) == 1:
+        if len(record.signals) == 1 and not _finishing:
             raise KeyboardInterrupt(signal.Signals(signum).name)
 
     previous = {}

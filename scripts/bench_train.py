@@ -10,7 +10,7 @@ Rows (--rows, default all): the two-layer net 3072→500→10 (ReLU, Softmax, ba
 lr 1e-3) with each update rule, sgd, momentum and nesterov (μ 0.9), each without and
 with L2 (+l2: reg 1e-3), and with hflip; the whole computation of
 configs/two_layer.yaml (hidden 1000, momentum, L2, hflip, cosine schedule); and the
-linear Softmax classifier. Ours is ``cs_nets.trainer.train``, the code path
+linear Softmax classifier. Ours is ``cs_nets.trainer.fit``, the code path
 ``csnets train`` runs.
 
 Fairness. When PyTorch can be imported, each row also trains the same computation in
@@ -64,7 +64,13 @@ from cs_nets import blas
 from cs_nets.config import OptimConfig, TrainConfig, load_config
 from cs_nets.models import build_model
 from cs_nets.optim import learning_rate
-from cs_nets.trainer import fit
+try:
+    from cs_nets.trainer import fit
+except ImportError:  # an older checkout (PYTHONPATH=OLD, to time "before"): train(), on_epoch(metrics)
+    from cs_nets.trainer import train as _old_train
+
+    def fit(*args, on_epoch=None, **kwargs):
+        return _old_train(*args, on_epoch=on_epoch and (lambda metrics: on_epoch(metrics, None)), **kwargs)
 
 NUM_CLASSES = 10
 DIM = 3 * 32 * 32
@@ -96,7 +102,7 @@ def all_rows() -> list[Row]:
     rows.append(Row("momentum+l2+hflip", reg=1e-3, hflip=True))
     rows.append(Row("nesterov+l2+hflip", nesterov=True, reg=1e-3, hflip=True))
     config = load_config(CONFIG)
-    rows.append(Row("two_layer.yaml", hidden=config.model.hidden_dim, lr=config.optim.learning_rate,
+    rows.append(Row("two_layer.yaml", hidden=config.model.hidden_dims[0], lr=config.optim.learning_rate,
                     momentum=config.optim.momentum, nesterov=config.optim.nesterov, reg=config.model.reg,
                     hflip=config.train.hflip, schedule=config.optim.schedule, batch_size=config.train.batch_size))
     rows.append(Row("linear momentum", model="linear"))

@@ -268,7 +268,9 @@ def test_pipeline_state_carries_the_codebook():
     assert {"features/0/centroids", "features/0/whiten_mean", "features/0/whiten_matrix"} <= set(arrays)
     restored = InputPipeline.from_state(data.inputs.config(), arrays)
     X = make_synthetic(200, 50, seed=1).X_test
-    np.testing.assert_array_equal(restored.transform(restored.extract(X, None, progress=False)), data.X_test)
+    features = restored.extract(X, None, progress=False)
+    np.testing.assert_array_equal(features, data.test_rows)
+    np.testing.assert_array_equal(restored.transform(features), data.inputs.transform(data.test_rows))
     del arrays["features/0/centroids"]
     with pytest.raises(ArgumentError, match="lacks 'centroids'"):
         InputPipeline.from_state(data.inputs.config(), arrays)

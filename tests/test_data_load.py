@@ -56,6 +56,21 @@ def test_loading_from_the_archive_equals_loading_the_extracted_folder(data_dir, 
     assert from_folder.X_train.shape == (503, 3072)  # uneven batches of 101 and 100
 
 
+@pytest.mark.parametrize("fmt", ["python", "binary"])
+@pytest.mark.parametrize("extracted", [False, True])
+def test_training_images_read_into_floats_hold_the_same_pixels_and_fingerprint(data_dir, dataset, fmt, extracted):
+    if extracted:
+        extract(data_dir, fmt)
+    as_bytes = load_cifar10(data_dir, fmt)
+    as_floats = load_cifar10(data_dir, fmt, train_dtype="float32")
+    assert as_floats.X_train.dtype == np.float32 and as_floats.X_test.dtype == np.uint8
+    np.testing.assert_array_equal(as_floats.X_train, as_bytes.X_train.astype(np.float32))
+    assert data_fingerprint(as_floats) == data_fingerprint(as_bytes) == data_fingerprint(dataset)
+    changed = load_cifar10(data_dir, fmt, train_dtype="float64")
+    changed.X_train[-1, -1] = (changed.X_train[-1, -1] + 1) % 256  # one pixel of the last image
+    assert data_fingerprint(changed) != data_fingerprint(as_bytes)
+
+
 def test_without_fmt_the_extracted_python_layout_comes_first(data_dir):
     assert load_cifar10(data_dir).layout == "python-archive"
     extract(data_dir, "binary")

@@ -56,6 +56,23 @@ def test_shuffled_split_takes_matching_rows_and_labels():
     np.testing.assert_array_equal(split.y_val, raw.y_train[val_idx])
 
 
+@pytest.mark.parametrize("chunk_elements", [12, 60, 1 << 21])  # one row, 5 rows, all rows per chunk
+def test_in_place_shuffled_split_equals_the_copying_one_and_a_row_loop(monkeypatch, chunk_elements):
+    monkeypatch.setattr(preprocess, "CHUNK_ELEMENTS", chunk_elements)
+    for num_train, num_val in [(30, 15), (45, 5), (1, 49), (50, 0)]:
+        copied = split_train_val(raw_of(dtype=np.float32), num_train, num_val, shuffle=True, seed=2)
+        raw = raw_of(dtype=np.float32)
+        original = raw.X_train.copy()
+        moved = split_train_val(raw, num_train, num_val, shuffle=True, seed=2, in_place=True)
+        train_idx, val_idx = split_indices(50, num_train, num_val, True, 2)
+        for j, i in enumerate(train_idx):  # reference: one row at a time
+            np.testing.assert_array_equal(moved.X_train[j], original[i])
+        for name in ("X_train", "y_train", "X_val", "y_val"):
+            np.testing.assert_array_equal(getattr(moved, name), getattr(copied, name), err_msg=name)
+        assert moved.X_train.base is raw.X_train  # the training rows live in raw's own array
+        assert not np.shares_memory(moved.X_val, raw.X_train)  # taken out before the rows moved
+
+
 def test_split_works_for_feature_arrays_of_any_width_and_dtype():
     raw = raw_of(D=5, dtype=np.float32)
     split = split_train_val(raw, num_train=40, num_val=10)
@@ -122,6 +139,41 @@ def test_transform_fills_a_preallocated_output_in_chunks(monkeypatch):
     np.testing.assert_allclose(out, X - X.mean(axis=0), rtol=1e-5, atol=1e-4)
     with pytest.raises(ArgumentError, match="out must be float32"):
         norm.transform(X, out=np.empty(X.shape, np.float64))
+
+
+@pytest.mark.parametrize("mode", ["mean", "mean_std", "none"])
+def test_threads_give_bit_identical_statistics_and_outputs_and_in_place_equals_a_copy(monkeypatch, mode):
+    monkeypatch.setattr(preprocess, "CHUNK_ELEMENTS", 36)  # 12 features -> 3 rows per chunk, 17 chunks
+    X = np.random.default_rng(4).normal(100.0, 30.0, size=(50, 12)).astype(np.float32)
+    results = {}
+    for threads in (1, 2, 4):
+        monkeypatch.setattr(preprocess, "worker_threads", lambda threads=threads: threads)
+        norm = Normalizer(mode).fit(X)
+        in_place = X.copy()
+        assert norm.transform(in_place, out=in_place) is in_place
+        results[threads] = (norm.state(), norm.transform(X), in_place)
+    for threads in (2, 4):
+        state, out, in_place = results[threads]
+        assert state.keys() == results[1][0].keys()
+        for name in state:
+            np.testing.assert_array_equal(state[name], results[1][0][name], err_msg=name)
+        np.testing.assert_array_equal(out, results[1][1])
+        np.testing.assert_array_equal(in_place, out)
+    # reference: the textbook formulas, row loop in float64
+    mean = sum(row.astype(np.float64) for row in X) / len(X)
+    std = np.sqrt(sum((row - mean) ** 2 for row in X) / len(X))
+    expected = {"none": X, "mean": X - mean, "mean_std": (X - mean) / std}[mode]
+    np.testing.assert_allclose(results[1][1], expected, rtol=1e-5, atol=1e-4)
+
+
+def test_worker_threads_follow_the_cpus_and_omp_num_threads(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    free = preprocess.worker_threads()
+    assert 1 <= free <= 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert preprocess.worker_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert preprocess.worker_threads() == free
 
 
 def test_state_round_trip_through_an_npz(tmp_path):

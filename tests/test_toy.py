@@ -92,7 +92,7 @@ def test_points_flow_through_the_pipeline_with_two_inputs():
     config = config_from_dict({"data": {"source": "blobs", "points_per_class": 40, "num_val": 20,
                                         "normalize": "mean_std"}})
     data = prepare_dataset(config, progress=False)
-    assert data.X_train.shape == (100, 2) and data.X_val.shape == (20, 2) and data.X_test.shape == (120, 2)
+    assert data.X_train.shape == (100, 2) and data.X_val.shape == (20, 2) and data.test_rows.shape == (120, 2)
     np.testing.assert_allclose(data.X_train.mean(axis=0), 0, atol=1e-6)
     np.testing.assert_allclose(data.X_train.std(axis=0), 1, rtol=1e-5)
 

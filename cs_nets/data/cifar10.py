@@ -6,6 +6,7 @@ read from its extracted folder or straight from its .tar.gz without extracting i
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 import tarfile
 import time
 from contextlib import contextmanager
@@ -64,6 +65,9 @@ class RawCifar:
     X_train: (N, 3072) uint8, y_train: (N,) int64 in 0..9,
     X_test: (M, 3072) uint8, y_test: (M,) int64, class_names: 10 str.
     A row is 1024 red, 1024 green, 1024 blue bytes, each a 32x32 image row-major.
+    Loaded with ``train_dtype`` float32/float64, X_train holds the same values 0..255
+    as floats: a run on raw pixels normalizes that array in place, so the training
+    images are never held twice (uint8 and float).
     layout: "python", "binary", "python-archive", "binary-archive" or "synthetic".
     source: the folder or archive it came from.
     """
@@ -198,24 +202,26 @@ def _expected_md5(spec, url, md5, log):
 
 # --------------------------------------------------------------------------- loading
 
-def load_cifar10(data_dir, fmt=None):
+def load_cifar10(data_dir, fmt=None, train_dtype="uint8"):
     """Read CIFAR-10 from ``data_dir`` into a RawCifar.
 
     fmt: "python", "binary" or None for the first present of: extracted python,
     extracted binary, python archive, binary archive. ``data_dir`` may also be an
-    extracted folder itself. Raises DataError when nothing is there or a file is bad.
+    extracted folder itself. train_dtype: the dtype of X_train (uint8, float32 or
+    float64); each batch file is cast into it as it is read, so no uint8 copy of the
+    whole training set is made. Raises DataError when nothing is there or a file is bad.
     """
     kind, fmt, path = _locate(data_dir, fmt)
     if kind == "archive":
-        return _load_archive(path, fmt)
-    return _load_folder(path, fmt)
+        return _load_archive(path, fmt, train_dtype)
+    return _load_folder(path, fmt, train_dtype)
 
 
 def ensure_cifar10(data_dir, fmt="python", url=None, md5=None, progress=True, log=None,
-                   **fetch_options):
-    """Download and extract the ``fmt`` layout if it is not there yet, then load it."""
+                   train_dtype="uint8", **fetch_options):
+    """Download and extract the ``fmt`` layout if it is not there yet, then load it (see load_cifar10)."""
     download_cifar10(data_dir, fmt, url=url, md5=md5, progress=progress, log=log, **fetch_options)
-    return load_cifar10(data_dir, fmt)
+    return load_cifar10(data_dir, fmt, train_dtype)
 
 
 def _locate(data_dir, fmt=None):
@@ -259,33 +265,42 @@ def _complete_files(folder, fmt):
         return None
 
 
-def _load_folder(folder, fmt):
+def _load_folder(folder, fmt, train_dtype="uint8"):
     train, test, meta = _layout_files(folder, fmt)
-    X_train, y_train = _read_batches(fmt, train)
+    X_train, y_train = _read_batches(fmt, train, train_dtype)
     X_test, y_test = _read_batches(fmt, [test])
     with _open(meta) as f:
         class_names = read_meta(fmt, f, str(meta))
     return RawCifar(X_train, y_train, X_test, y_test, class_names, fmt, Path(folder))
 
 
-def _read_batches(fmt, paths):
-    """Concatenate batch files into one preallocated (N, 3072) uint8 and (N,) int64."""
+def _read_batches(fmt, paths, dtype="uint8"):
+    """Concatenate batch files into one preallocated (N, 3072) ``dtype`` and (N,) int64."""
     # File sizes bound the image count (exactly for binary, within ~60 rows per
     # python batch), so the arrays are filled in place instead of concatenated.
     capacity = sum(max_rows(fmt, p.stat().st_size) for p in paths)
-    X = np.empty((capacity, IMAGE_BYTES), dtype=np.uint8)
+    X = np.empty((capacity, IMAGE_BYTES), dtype=dtype)
     y = np.empty(capacity, dtype=np.int64)
     n = 0
-    for path in paths:
-        with _open(path) as f:
-            Xb, yb = read_batch(fmt, f, str(path))
-        if n + len(Xb) > capacity:  # only a malformed file can claim more images than bytes
-            raise DataError(f"{path} is corrupt: more images than its size allows")
-        X[n:n + len(Xb)] = Xb
-        y[n:n + len(yb)] = yb
-        n += len(Xb)
-        del Xb, yb  # free this batch's buffer before reading the next
+    # One thread reads (and unpickles) the next file while this one copies the last into
+    # place: at most two batches (2 x 30 MB) are held at once.
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(_read_file, fmt, paths[0]) if paths else None
+        for i, path in enumerate(paths):
+            Xb, yb = pending.result()
+            pending = reader.submit(_read_file, fmt, paths[i + 1]) if i + 1 < len(paths) else None
+            if n + len(Xb) > capacity:  # only a malformed file can claim more images than bytes
+                raise DataError(f"{path} is corrupt: more images than its size allows")
+            X[n:n + len(Xb)] = Xb  # casts to dtype (exact: 0..255)
+            y[n:n + len(yb)] = yb
+            n += len(Xb)
+            del Xb, yb  # free this batch's buffer before the next one arrives
     return X[:n], y[:n]
+
+
+def _read_file(fmt, path):
+    with _open(path) as f:
+        return read_batch(fmt, f, str(path))
 
 
 def _open(path):
@@ -295,7 +310,7 @@ def _open(path):
         raise DataError(f"cannot read {path}: {one_line(err)}") from None
 
 
-def _load_archive(archive, fmt):
+def _load_archive(archive, fmt, train_dtype="uint8"):
     """Read the ``fmt`` layout straight from its .tar.gz, streaming, without extracting."""
     layout = LAYOUTS[fmt]
     train, test, class_names = {}, None, None
@@ -327,7 +342,7 @@ def _load_archive(archive, fmt):
     if missing:
         raise DataError(f"{archive} is incomplete: {', '.join(missing)} missing")
     batches = [train[k] for k in sorted(train)]
-    X_train = np.concatenate([b[0] for b in batches]) if len(batches) > 1 else batches[0][0]
+    X_train = np.concatenate([b[0] for b in batches], dtype=train_dtype)
     y_train = np.concatenate([b[1] for b in batches])
     del batches, train
     X_test, y_test = np.ascontiguousarray(test[0]), test[1]
@@ -402,11 +417,28 @@ def content_hash(*arrays):
     """
     digest = hashlib.sha256()
     for a in arrays:
-        digest.update(f"{a.shape}{a.dtype}".encode())
-        digest.update(np.ascontiguousarray(a).data)
+        _hash_update(digest, a)
     return digest.hexdigest()[:32]
 
 
+HASH_ROWS = 2048  # float pixel rows converted back to uint8 at a time for hashing (6 MB)
+
+
+def _hash_update(digest, a):
+    digest.update(f"{a.shape}{a.dtype}".encode())
+    digest.update(np.ascontiguousarray(a).data)
+
+
 def data_fingerprint(raw):
-    """The content hash of a RawCifar: equal arrays give equal ids, whatever layout they came from."""
-    return content_hash(raw.X_train, raw.y_train, raw.X_test, raw.y_test)
+    """The content hash of a RawCifar: equal images give equal ids, whatever layout they came from
+    and whatever ``train_dtype`` they were read into (float pixels are hashed as the uint8 they hold).
+    """
+    digest = hashlib.sha256()
+    for a in (raw.X_train, raw.y_train, raw.X_test, raw.y_test):
+        if a.dtype.kind == "f" and raw.layout != "points":  # pixels 0..255 held as floats
+            digest.update(f"{a.shape}uint8".encode())
+            for start in range(0, len(a), HASH_ROWS):
+                digest.update(a[start:start + HASH_ROWS].astype(np.uint8).data)
+        else:
+            _hash_update(digest, a)
+    return digest.hexdigest()[:32]

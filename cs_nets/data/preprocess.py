@@ -6,6 +6,8 @@ picks them. The Normalizer learns its statistics from the training split only an
 them as arrays, so a saved model is evaluated with exactly the same preprocessing.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,21 +57,39 @@ def split_indices(n, num_train=None, num_val=1000, shuffle=False, seed=0):
     return np.sort(order[:num_train]), np.sort(order[num_train:num_train + num_val])
 
 
-def split_train_val(raw, num_train=None, num_val=1000, shuffle=False, seed=0):
+def split_train_val(raw, num_train=None, num_val=1000, shuffle=False, seed=0, in_place=False):
     """A Split of ``raw`` (a RawCifar, or anything with X_train/y_train/X_test/y_test/class_names).
 
     X_train may be any (N, D) array (pixels or features). Unshuffled, the splits are
-    views of ``raw.X_train``; shuffled, they are copies. The test split is passed through.
+    views of ``raw.X_train``; shuffled, they are copies, or with ``in_place`` the
+    training rows are moved to the front of ``raw.X_train`` itself (which is
+    overwritten) and X_train is a view of them, so a large training set is never
+    held twice. The test split is passed through.
     """
     train_idx, val_idx = split_indices(len(raw.X_train), num_train, num_val, shuffle, seed)
-    if shuffle:
-        take_train, take_val = train_idx, val_idx
-    else:  # contiguous rows: slicing gives views instead of copies
+    X, y = raw.X_train, raw.y_train
+    if not shuffle:  # contiguous rows: slicing gives views instead of copies
         take_train = slice(0, len(train_idx))
         take_val = slice(len(train_idx), len(train_idx) + len(val_idx))
-    return Split(raw.X_train[take_train], raw.y_train[take_train],
-                 raw.X_train[take_val], raw.y_train[take_val],
-                 raw.X_test, raw.y_test, list(raw.class_names))
+        X_train, X_val = X[take_train], X[take_val]
+    elif in_place:
+        X_val = X[val_idx]  # copied before the training rows move over them
+        X_train = _gather_to_front(X, train_idx)
+    else:
+        X_train, X_val = X[train_idx], X[val_idx]
+    return Split(X_train, y[train_idx], X_val, y[val_idx], raw.X_test, raw.y_test, list(raw.class_names))
+
+
+def _gather_to_front(X, rows):
+    """X[rows] written over X's first len(rows) rows, chunk by chunk; returns that view.
+
+    rows: sorted, distinct indices, so rows[j] >= j: each chunk reads rows at or after
+    the ones it writes, and no row is overwritten before it has been read.
+    """
+    for chunk in _chunks(X[:len(rows)]):
+        chunk = slice(chunk.start, min(chunk.stop, len(rows)))
+        X[chunk] = X[rows[chunk]]  # the fancy read copies the chunk first
+    return X[:len(rows)]
 
 
 class Normalizer:
@@ -107,16 +127,19 @@ class Normalizer:
         if self.mode == "none":
             return self
         total = np.zeros(X.shape[1])
-        for rows in _chunks(X):
-            total += X[rows].sum(axis=0, dtype=np.float64)
+        for part in _map_chunks(lambda rows: X[rows].sum(axis=0, dtype=np.float64), X):
+            total += part  # in chunk order: the same sums whatever the number of threads
         mean = total / len(X)
         self.mean_ = mean.astype(self.dtype)
         if self.mode == "mean_std":
             # Two passes (mean, then squared deviations) are stable where E[x^2]-E[x]^2 is not.
-            squares = np.zeros(X.shape[1])
-            for rows in _chunks(X):
+            def squared_deviations(rows):
                 deviation = X[rows] - mean
-                squares += np.einsum("ij,ij->j", deviation, deviation)
+                return np.einsum("ij,ij->j", deviation, deviation)
+
+            squares = np.zeros(X.shape[1])
+            for part in _map_chunks(squared_deviations, X):
+                squares += part
             std = np.sqrt(squares / len(X))
             self.std_ = np.where(std < self.eps, 1.0, std).astype(self.dtype)
         return self
@@ -133,7 +156,8 @@ class Normalizer:
         elif out.shape != X.shape or out.dtype != np.dtype(self.dtype):
             raise ArgumentError(f"out must be {self.dtype} {X.shape}, got {out.dtype} {out.shape}")
         inv_std = None if self.std_ is None else (1.0 / self.std_.astype(np.float64)).astype(self.dtype)
-        for rows in _chunks(X):
+
+        def normalize(rows):  # out may be X itself: each element is read before it is written
             chunk = out[rows]
             if self.mean_ is None:
                 np.copyto(chunk, X[rows], casting="unsafe")
@@ -141,6 +165,8 @@ class Normalizer:
                 np.subtract(X[rows], self.mean_, out=chunk, casting="unsafe")
             if inv_std is not None:
                 chunk *= inv_std
+
+        _map_chunks(normalize, X)
         return out
 
     def config(self):
@@ -171,6 +197,33 @@ def _chunks(X):
     """Row slices covering X in chunks of about CHUNK_ELEMENTS elements."""
     step = max(1, CHUNK_ELEMENTS // max(1, X.shape[1]))
     return [slice(start, start + step) for start in range(0, len(X), step)]
+
+
+def _map_chunks(fn, X):
+    """[fn(rows) for rows in _chunks(X)], computed on up to ``worker_threads()`` threads.
+
+    NumPy releases the GIL inside its loops, so chunks run in parallel; results come
+    back in chunk order, so sums made from them do not depend on the thread count.
+    """
+    chunks = _chunks(X)
+    workers = min(worker_threads(), len(chunks))
+    if workers <= 1:
+        return [fn(rows) for rows in chunks]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, chunks))
+
+
+def worker_threads() -> int:
+    """Threads for data preparation: the CPUs this process may use, at most 4, and at most
+    OMP_NUM_THREADS when it is set (as for parallel runs that each should use one core)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    if limit.isdigit() and int(limit) > 0:
+        cpus = min(cpus, int(limit))
+    return max(1, min(cpus, 4))
 
 
 def _check_2d(X, name):

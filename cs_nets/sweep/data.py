@@ -38,5 +38,5 @@ def load_datasets(configs, data_dir=None, progress=False, log=None) -> dict[str,
 
 
 def dataset_bytes(dataset: Dataset) -> int:
-    """Bytes of the model inputs of every split (what sharing saves per trial)."""
-    return sum(getattr(dataset, f"{kind}_{split}").nbytes for kind in "Xy" for split in ("train", "val", "test"))
+    """Bytes of the arrays of every split (what sharing saves per trial)."""
+    return sum(a.nbytes for a in dataset.arrays().values())

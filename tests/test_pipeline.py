@@ -1,0 +1,106 @@
+"""From a data folder to model inputs: in place (what runs do) equals copying, and holds the images once."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from archive_writer import binary_batch_bytes, binary_meta_bytes
+
+from cs_nets.config import load_config
+from cs_nets.data.batches import LAYOUTS
+from cs_nets.data.cifar10 import CLASS_NAMES, OFFICIAL, load_cifar10
+from cs_nets.data.extract import safe_extract
+from cs_nets.models import build_model
+from cs_nets.pipeline import build_dataset, prepare_dataset
+
+
+@pytest.fixture
+def python_dir(small_cifar_archives, tmp_path):
+    """An extracted python layout of the small synthetic CIFAR (503 train, 101 test images)."""
+    folder, _, _ = small_cifar_archives
+    safe_extract(folder / OFFICIAL["python"].filename, tmp_path, OFFICIAL["python"].folder)
+    return tmp_path
+
+
+@pytest.mark.parametrize("sets", [
+    [],  # unshuffled: views of the loaded array
+    ["data.shuffle=true", "seed=3"],  # shuffled: training rows gathered to the front in place
+    ["data.shuffle=true", "data.num_train=100", "data.num_val=30"],  # a small split: copies
+    ["data.dtype=float64", "data.normalize=mean"],
+    ["data.normalize=none"],
+])
+def test_runs_inputs_made_in_place_equal_the_copying_pipeline(python_dir, sets):
+    config = load_config(None, [f"data.dir={python_dir}", "data.num_val=50", *sets])
+    data = prepare_dataset(config, progress=False)  # reads floats, splits and normalizes in place
+    raw = load_cifar10(python_dir, "python")  # uint8, as evaluate reads it
+    reference = build_dataset(config, raw, python_dir, progress=False)  # new arrays, raw untouched
+    np.testing.assert_array_equal(raw.X_train, load_cifar10(python_dir, "python").X_train)
+    for name, array in reference.arrays().items():
+        np.testing.assert_array_equal(data.arrays()[name], array, err_msg=name)
+        assert data.arrays()[name].dtype == array.dtype, name
+    assert data.X_train.dtype == np.dtype(config.data.dtype) and data.test_rows.dtype == np.uint8
+    assert data.inputs.data_fingerprint == reference.inputs.data_fingerprint
+    stats, reference_stats = data.inputs.state(), reference.inputs.state()
+    assert stats.keys() == reference_stats.keys()
+    for name, array in reference_stats.items():
+        np.testing.assert_array_equal(stats[name], array, err_msg=name)
+    if config.data.num_train:  # 130 of 503 rows: copied out, so the loaded array can be freed
+        assert data.X_train.base is None and data.X_val.base is None
+    elif not config.data.shuffle:
+        assert data.X_val.base is data.X_train.base  # both splits live in the one loaded array
+
+
+def test_test_rows_are_scored_in_chunks_like_the_whole_normalized_split(python_dir):
+    config = load_config(None, [f"data.dir={python_dir}", "data.num_val=50"])
+    data = prepare_dataset(config, progress=False)
+    model = build_model("two_layer", 3072, 10, hidden_dim=7, seed=1)
+    whole = model.predict(data.inputs.transform(data.test_rows))  # reference: one float copy of all rows
+    for batch_size in (1, 7, 100, 101, 5000):
+        np.testing.assert_array_equal(data.inputs.predict(model, data.test_rows, batch_size=batch_size), whole)
+    assert len(np.unique(whole)) > 1  # a model that predicts one class would not tell orders apart
+
+
+# VmHWM is the peak RSS of this address space (ru_maxrss would start from the forking parent's).
+PEAK_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from cs_nets.config import load_config
+    from cs_nets.pipeline import prepare_dataset
+
+    def kib(field):
+        line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))
+        return int(line.split()[1]) * 1024
+
+    config = load_config(None, [f"data.dir={sys.argv[1]}", "data.format=binary", "data.num_val=1000"])
+    before = kib("VmHWM")
+    data = prepare_dataset(config, progress=False)
+    print(json.dumps({"grew": kib("VmHWM") - before, "train": data.X_train.nbytes + data.X_val.nbytes}))
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc")
+def test_preparing_raw_pixels_holds_the_training_images_once(tmp_path):
+    """Peak memory of prepare_dataset, in a fresh process: the float training set and little else.
+
+    Reading uint8 and then normalizing into a new float array would hold both at the
+    end of the transform: float + uint8 = 1.25 x float32. In place, what comes on top
+    of the float array is one batch file and a chunk of temporaries.
+    """
+    n, n_test = 40_000, 1_000
+    rng = np.random.default_rng(0)
+    folder = tmp_path / LAYOUTS["binary"].folder
+    folder.mkdir()
+    for k, rows in enumerate(np.array_split(np.arange(n), 5), start=1):
+        images = rng.integers(0, 256, (len(rows), 3072), dtype=np.uint8)
+        (folder / f"data_batch_{k}.bin").write_bytes(binary_batch_bytes(images, rows % 10))
+    test = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
+    (folder / LAYOUTS["binary"].test).write_bytes(binary_batch_bytes(test, np.arange(n_test) % 10))
+    (folder / LAYOUTS["binary"].meta).write_bytes(binary_meta_bytes(CLASS_NAMES))
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    measured = json.loads(out.stdout)
+    uint8_bytes = n * 3072
+    assert measured["train"] == 4 * uint8_bytes  # float32 inputs of all 40,000 training images
+    assert measured["grew"] < measured["train"] + 0.6 * uint8_bytes, measured
