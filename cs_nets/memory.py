@@ -9,6 +9,7 @@ and which keys, when they exceed the memory this process may still use.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 from pathlib import Path
@@ -138,6 +139,19 @@ def available_memory() -> int | None:
     except (OSError, ValueError):
         pass
     return min(found) if found else None
+
+
+def return_freed_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
+
+    glibc keeps what a thread frees in that thread's arena: after the data is prepared
+    on several threads (cs_nets.data), 30-60 MB of freed temporaries would otherwise
+    stay in the process's RSS for the whole training.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
+        pass
 
 
 def resident_memory() -> int:

@@ -36,6 +36,7 @@ from cs_nets.data.preprocess import Normalizer, Split, split_train_val
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.data.toy import make_toy
 from cs_nets.errors import ArgumentError, ConfigError, DataError
+from cs_nets.memory import return_freed_memory
 
 SPLITS = registry.SPLITS
 PREDICT_ROWS = 2000  # rows normalized and scored at a time (25 MB of float32 pixels)
@@ -209,7 +210,9 @@ def split_of(raw: RawCifar, data: DataConfig, seed: int, in_place: bool = False)
 def prepare_dataset(config: Config, data_dir=None, progress=True, log=None) -> Dataset:
     """Load, split, extract and normalize the data of `config`; everything learned sees the training split only."""
     raw, folder = load_images(config.data, config.seed, data_dir, progress, log, train_dtype=pixel_dtype(config))
-    return build_dataset(config, raw, folder, progress, log, consume=True)
+    data = build_dataset(config, raw, folder, progress, log, consume=True)
+    return_freed_memory()  # the reading and normalizing threads' temporaries
+    return data
 
 
 def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, progress=True, log=None, *,

@@ -104,3 +104,35 @@ def test_preparing_raw_pixels_holds_the_training_images_once(tmp_path):
     uint8_bytes = n * 3072
     assert measured["train"] == 4 * uint8_bytes  # float32 inputs of all 40,000 training images
     assert measured["grew"] < measured["train"] + 0.6 * uint8_bytes, measured
+
+
+FREED_SCRIPT = textwrap.dedent("""
+    import threading
+    import numpy as np
+    from cs_nets.memory import return_freed_memory
+
+    def rss():
+        return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) * 1024
+
+    def churn():  # what the normalizer's threads do: large temporaries, freed into the thread's arena
+        big = np.ones(1 << 21)  # 16 MB, mmapped; freeing it raises glibc's mmap threshold to 16 MB
+        del big
+        pieces = [np.ones(1 << 19) for _ in range(12)]  # 12 x 4 MB, now from the thread's arena
+        churn.last = pieces[-1]  # kept: it pins the top of the heap, so free() trims nothing
+        del pieces
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    worker.join()
+    before = rss()
+    return_freed_memory()
+    print(before - rss())
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or "glibc" not in " ".join(__import__("platform").libc_ver()),
+                    reason="glibc's malloc_trim")
+def test_memory_a_thread_freed_goes_back_to_the_os():
+    out = subprocess.run([sys.executable, "-c", FREED_SCRIPT], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) > 32 * 2**20  # of the 44 MB the thread freed

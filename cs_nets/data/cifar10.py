@@ -6,9 +6,9 @@ read from its extracted folder or straight from its .tar.gz without extracting i
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
