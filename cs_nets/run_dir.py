@@ -76,16 +76,17 @@ def check_new_run_dir(path: Path, overwrite: bool, config_path: str | Path | Non
                           f"in {path}, which a run did not write; choose another --out")
 
 
-def _lock(path: Path) -> FileLock:
+def _lock(path: Path, wait: float = 0.0) -> FileLock:
     """Hold `.NAME.lock` beside the run directory: one process writes a run at a time.
 
     Beside, not inside: an overwrite swaps the folder itself. The OS drops the lock
     when its process dies, so a killed run never leaves its folder locked.
+    wait: seconds to wait for another process to let go before giving up.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path.parent / f".{path.name}.lock")
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=wait)
     except Timeout:
         raise ConfigError(f"{path} is being written by another csnets process; wait for it or stop it") from None
     return lock
@@ -127,12 +128,15 @@ class RunDir:
             raise
 
     @classmethod
-    def existing(cls, path) -> RunDir:
-        """An existing run directory to continue, locked; temporary files a killed process left are removed."""
+    def existing(cls, path, wait: float = 0.0) -> RunDir:
+        """An existing run directory to continue, locked; temporary files a killed process left are removed.
+
+        wait: seconds to wait for the process that writes it to end (default: refuse at once).
+        """
         path = Path(path)
         if not (path / "config.yaml").is_file():
             raise ConfigError(f"--resume {path}: not a run directory (no config.yaml)")
-        lock = _lock(path)
+        lock = _lock(path, wait)
         for stale in path.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
         return cls(path, lock)

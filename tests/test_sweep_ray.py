@@ -331,6 +331,7 @@ parameters:
 
     found = summaries(out)
     assert found["trial-000"]["status"] == "completed" and epochs_in(out / "trial-000") == [1, 2, 3, 4]
+    assert "finished after the sweep" not in result.output  # each stopped trial was finished while it went on
     stops = json.loads((out / ".ray" / "stops.json").read_text())
     assert set(stops) == {"trial-001", "trial-002"}
     assert stops["trial-001"]["epoch"] == 1  # the first rung: below the good trial

@@ -24,12 +24,13 @@ from cs_nets.train_state import TrainState
 RUNNING_FIELDS = ("status", "pid", "host", "updated", "epochs", "best_epoch", "best_val_accuracy")
 
 
-def finish_stopped_run(run_path, dataset: Dataset, *, stopped_by_scheduler: bool) -> dict:
+def finish_stopped_run(run_path, dataset: Dataset, *, stopped_by_scheduler: bool, wait: float = 0.0) -> dict:
     """Write model.npz and the final summary of a run whose process was ended after an epoch.
 
     run_path: a run directory with config.yaml and (normally) state.npz.
     dataset: the data the run trained on (its fingerprint is checked).
     stopped_by_scheduler: True if the sweep's scheduler stopped the trial.
+    wait: seconds to wait for the trial's process to let go of the run directory.
     The status written says how the run ended:
       completed      every epoch had run (the stop came with the last one)
       early_stopped  train.patience was used up by the last epoch
@@ -37,7 +38,7 @@ def finish_stopped_run(run_path, dataset: Dataset, *, stopped_by_scheduler: bool
       interrupted    the sweep was interrupted: state.npz is kept for --resume
     Returns the summary written. DataError if the state does not belong to this run.
     """
-    run_dir = RunDir.existing(run_path)  # locked; also drops temporary files a killed process left
+    run_dir = RunDir.existing(run_path, wait)  # locked; also drops temporary files a killed process left
     try:
         return _finish_stopped(run_dir, dataset, stopped_by_scheduler)
     finally:

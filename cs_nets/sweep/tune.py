@@ -54,6 +54,7 @@ logging.getLogger("ray.tune.tune").addFilter(_WithoutRestoreHint())
 RAY_DIR = ".ray"  # Ray Tune's files inside the sweep folder
 EXPERIMENT = "tune"  # Tune's experiment name: DIR/.ray/tune
 STOPS_FILE = "stops.json"  # DIR/.ray/stops.json: trials the scheduler stopped, with the epoch
+STOPPED_TRIAL_WAIT = 30.0  # seconds to wait for Tune to end a stopped trial's process (it holds the run's lock)
 
 
 def run_sweep(spec: SweepSpec, trials: list[Trial], out, *, address: str | None = None, resume: bool = False,
@@ -258,7 +259,8 @@ class _Driver:
 
     def finish_stopped(self, name: str) -> None:
         """Finish a trial the scheduler just stopped. Its process is blocked in Tune's report
-        (cs_nets.sweep.trial) and writes nothing more: the run directory is complete as it is."""
+        (cs_nets.sweep.trial) and writes nothing more: the run directory is complete as it is,
+        and it is finished once Tune has ended that process (which lets go of its lock)."""
         if self._pool is not None:
             self._pool.submit(self._finish, name)
 
@@ -269,7 +271,8 @@ class _Driver:
         try:
             if _needs_finishing(path, read_summary_if_any(path)):
                 with threadpool_limits(limits=1, user_api="blas"):  # the cores belong to the trials
-                    finish_stopped_run(path, self._dataset(name), stopped_by_scheduler=True)
+                    finish_stopped_run(path, self._dataset(name), stopped_by_scheduler=True,
+                                       wait=STOPPED_TRIAL_WAIT)
         except Exception as err:  # tried again after the sweep
             self.log(f"{name}: its run directory is finished after the sweep ({type(err).__name__}: {err})")
 
