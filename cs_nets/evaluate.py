@@ -81,6 +81,7 @@ def evaluate_checkpoint(checkpoint, split: str = "test", data_dir=None, url: str
     # only the split asked for goes through the (fitted) feature transforms
     rows = inputs.extract(getattr(parts, f"X_{split}"), folder, progress, log)
     y = getattr(parts, f"y_{split}")
+    inputs.check_width(rows)
     if rows.shape[1] != model.input_dim:  # normalization keeps the width
         raise DataError(f"the checkpoint expects {model.input_dim} inputs per image "
                         f"(features: {inputs.features or 'raw pixels'}) but the data gives {rows.shape[1]}")

@@ -149,13 +149,17 @@ class InputPipeline:
 
         in_place: write the result into X when X already has the output dtype (X is overwritten).
         """
+        self.check_width(X)
+        reuse = in_place and X.dtype == np.dtype(self.normalizer.dtype) and X.flags.writeable
+        return self.normalizer.transform(X, out=X if reuse else None)
+
+    def check_width(self, X: np.ndarray) -> None:
+        """DataError unless X (N, F) has as many values per row as the statistics were fit on."""
         expected = self.normalizer.n_features_
         if expected is not None and X.shape[1] != expected:
             made_by = ", ".join(t["type"] for t in self.features) or "raw pixels"
             raise DataError(f"the model's input statistics expect {expected} values per image, but "
                             f"{made_by} gives {X.shape[1]} on this data: the checkpoint does not match it")
-        reuse = in_place and X.dtype == np.dtype(self.normalizer.dtype) and X.flags.writeable
-        return self.normalizer.transform(X, out=X if reuse else None)
 
     def predict(self, model, X: np.ndarray, batch_size: int = PREDICT_ROWS) -> np.ndarray:
         """The model's class for each row of X (N, F), as ``extract`` made them -> (N,) int64.

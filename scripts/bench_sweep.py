@@ -16,7 +16,8 @@ compare: `csnets sweep SPEC` as it is (ASHA) and the same trials with
     `scheduler: {type: none}`, one after the other: wall time of each command, best
     validation accuracy, trials stopped, epochs trained, the best trial's test accuracy.
 replay: ASHA (Ray's own rung bookkeeping) replayed on the validation curves of a sweep
-    whose trials all ran to the end, for several grace periods and reduction factors,
+    whose trials all ran to the end (or --trials N drawn from them with replacement, for
+    a bigger sweep of the same kind), for several grace periods and reduction factors,
     over random orders and speeds of the trials: the share of epochs trained, the wall
     time against no scheduler (with a start-up cost per trial, in epochs), and how
     often the best validation accuracy found is more than 0.5 points below the best.
@@ -142,6 +143,9 @@ def replay(args) -> None:
 
     runs = sorted(Path(args.sweep).glob("trial-*/metrics.jsonl"))
     curves = [[json.loads(line)["val_accuracy"] for line in p.read_text().splitlines()] for p in runs]
+    if args.trials:  # a bigger sweep of the same kind: curves drawn with replacement
+        draw = np.random.default_rng(1).choice(len(curves), args.trials)
+        curves = [curves[i] for i in draw]
     epochs = len(curves[0])
     if any(len(c) != epochs for c in curves):
         sys.exit("replay needs a sweep whose trials all ran the same number of epochs (scheduler: none)")
@@ -209,6 +213,7 @@ def main() -> None:
     r.add_argument("--slots", type=int, default=2, help="trials at once")
     r.add_argument("--startup", type=float, default=1.5, help="start-up cost of a trial, in epochs")
     r.add_argument("--repeats", type=int, default=300)
+    r.add_argument("--trials", type=int, help="replay this many trials, curves drawn with replacement")
     args = parser.parse_args()
     {"startup": startup, "memory": memory, "compare": compare, "replay": replay}[args.what](args)
 
