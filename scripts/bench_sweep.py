@@ -32,6 +32,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -92,7 +93,8 @@ def memory(args) -> None:
                 "uss": max(u for u, _ in during), "pss": max(p for _, p in during)}
 
     ref = ray.put(prepare_dataset(config, args.data_dir, progress=False))
-    out = Path(args.out or "bench-sweep-memory")
+    out = Path(args.out or tempfile.mkdtemp(prefix="cs_nets_bench_sweep_memory_"))  # never inside the checkout
+    print(f"run directories in {out}")
     for label, shared in (("shared through the object store", [ref]), ("loaded by the trial", None)):
         m = ray.get(trial.remote(config.to_dict(), shared, args.data_dir, str(out / label.split()[0])))
         print(f"{label:<32} peak RSS {m['peak_rss'] / MB:7.0f} MB   after an epoch: private (USS) "
