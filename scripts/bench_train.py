@@ -64,6 +64,7 @@ from cs_nets import blas
 from cs_nets.config import OptimConfig, TrainConfig, load_config
 from cs_nets.models import build_model
 from cs_nets.optim import learning_rate
+
 try:
     from cs_nets.trainer import fit
 except ImportError:  # an older checkout (PYTHONPATH=OLD, to time "before"): train(), on_epoch(metrics)
