@@ -79,7 +79,7 @@ def _progress(quiet: bool) -> bool:
 @contextlib.contextmanager
 def _stoppable():
     """SIGTERM/SIGHUP act as Ctrl-C inside; an interruption outside the trainer exits 128 + signal."""
-    from cs_nets.signals import stop_signals_as_interrupt
+    from cs_nets.runs.signals import stop_signals_as_interrupt
 
     with stop_signals_as_interrupt() as signals:
         try:
@@ -190,7 +190,7 @@ def gradcheck(models, losses, activations):
     Example:
       csnets gradcheck --model two_layer --loss softmax --activation gelu
     """
-    from cs_nets.gradcheck import gradcheck_cases
+    from cs_nets.nn.gradcheck import gradcheck_cases
 
     rows = gradcheck_cases(models=list(models) or None, losses=list(losses) or None,
                            activations=list(activations) or None)
@@ -268,7 +268,7 @@ def train(config_path, overrides, out, overwrite, resume_dir, data_dir, plot, qu
       csnets train --resume runs/tl
     """
     from cs_nets.config import load_config
-    from cs_nets.run import read_run_config, resume, run
+    from cs_nets.runs.task import read_run_config, resume, run
 
     log = _logger(quiet)
     if resume_dir:
@@ -305,7 +305,7 @@ def random_search_command(config_path, overrides, out, overwrite, data_dir, quie
       csnets random-search --config configs/random_search.yaml --set search.attempts=200
     """
     from cs_nets.config import load_config
-    from cs_nets.run import run
+    from cs_nets.runs.task import run
 
     config = load_config(config_path, list(overrides))
     with _stoppable() as signals:
@@ -360,7 +360,7 @@ def evaluate(checkpoint, split, data_dir, url, md5, allow_other_data, as_json, q
     Example:
       csnets evaluate --checkpoint runs/two_layer-20260101-120000 --split val
     """
-    from cs_nets.evaluate import evaluate_checkpoint
+    from cs_nets.evaluation.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(checkpoint, split, data_dir, url=url, md5=md5, allow_other_data=allow_other_data,
                                  progress=_progress(quiet), log=(lambda m: None) if quiet else _log)
@@ -392,7 +392,7 @@ def summarize(sweep_dir, csv_path, plot):
     Example:
       csnets summarize sweeps/two_layer-20260101-120000 --csv results.csv
     """
-    from cs_nets.runs import FINISHED, collect_runs
+    from cs_nets.runs.reader import FINISHED, collect_runs
 
     rows = collect_runs(sweep_dir)
     keys = sorted({k for row in rows for k in row["params"]})
@@ -408,7 +408,7 @@ def summarize(sweep_dir, csv_path, plot):
     if csv_path:
         import csv
 
-        from cs_nets.fileio import atomic_open
+        from cs_nets.files.atomic import atomic_open
 
         with atomic_open(csv_path, "w") as f:
             writer = csv.writer(f)
@@ -424,7 +424,7 @@ def summarize(sweep_dir, csv_path, plot):
 
 
 def _cell(value) -> str:
-    from cs_nets.untrusted import clip_text
+    from cs_nets.files.untrusted import clip_text
 
     if value is None:
         return "-"
@@ -501,7 +501,7 @@ def sweep(ctx, spec_path, out, address, resume, overrides, data_dir, plot, quiet
         _echo(f"best config: {out / result.best_config.name}")
         _echo(f"train it: {shlex.join(['csnets', 'train', '--config', str(out / result.best_config.name), *data])}")
     if plot:
-        from cs_nets.sweep.plot import plot_sweep_parameters
+        from cs_nets.plots.sweep_params import plot_sweep_parameters
 
         _echo(f"wrote {plot_sweep_parameters(result.outcomes, out / 'sweep_parameters.png')}")
     for outcome in result.failed:

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from cs_nets.errors import ConfigError
-from cs_nets.models import config_hyperparams
-from cs_nets.untrusted import format_bytes
+from cs_nets.nn.models import config_hyperparams
+from cs_nets.files.untrusted import format_bytes
 
 IMAGE_BYTES = 3072  # one 32x32x3 uint8 image
 NUM_CLASSES = 10
@@ -96,7 +96,7 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
         input_dim = feature_dim(config.features) if config.features else IMAGE_BYTES
     num_val = data.num_val
     # Raw CIFAR-10 pixels are read straight into the model's dtype and normalized in
-    # place (cs_nets.pipeline): the training images are then held once, as inputs.
+    # place (cs_nets.data.pipeline): the training images are then held once, as inputs.
     in_place = data.source == "cifar10" and not config.features
     parts = {"images": (n_test if in_place else n_images + n_test) * IMAGE_BYTES}
     if config.features:

@@ -21,7 +21,7 @@ ARCHIVE_FORMATS = ("python", "binary")
 NORMALIZATIONS = ("none", "mean", "mean_std")
 DTYPES = ("float32", "float64")
 SPLITS = ("train", "val", "test")
-TASKS = ("train", "random_search")  # what a run does: cs_nets.run
+TASKS = ("train", "random_search")  # what a run does: cs_nets.runs.task
 # A run's summary.json status. Results: a run that ended with its best parameters scored
 # (stopped: a sweep's scheduler ended it early). Ended: nothing is left to resume.
 RESULT_STATUSES = ("completed", "early_stopped", "stopped")

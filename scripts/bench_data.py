@@ -7,7 +7,7 @@
 1. Downloads the archive into a temporary data folder under /tmp (MB/s), verifies and
    extracts it (``--data-dir`` reuses a folder instead and skips this step).
 2. Runs ``--repeats`` fresh Python processes; each is one epoch of the library's run
-   function (``cs_nets.run.run``, what ``csnets train`` calls) on ``--config``. The
+   function (``cs_nets.runs.task.run``, what ``csnets train`` calls) on ``--config``. The
    time to the first batch runs from the call to the moment the run reports its data
    ready and its model built (the ``data: ...`` line, logged right before the first
    batch): load, split, normalize, build. Each process reports that time split into
@@ -33,9 +33,9 @@ def child(data_dir, config_path):
     """One measured run in this (fresh) process; prints a JSON line."""
     import resource
 
-    import cs_nets.pipeline as pipeline
+    import cs_nets.data.pipeline as pipeline
     from cs_nets.config import load_config
-    from cs_nets.run import run
+    from cs_nets.runs.task import run
 
     config = load_config(config_path, ["train.num_epochs=1"])
     marks = {}

@@ -8,7 +8,7 @@
 
 startup: how long Ray takes to start on this machine, to run its first and second
     trial process, and to shut down (the fixed cost of a sweep on Ray).
-memory: one trial (cs_nets.run.run, as a sweep trial runs it) in a fresh Ray worker,
+memory: one trial (cs_nets.runs.task.run, as a sweep trial runs it) in a fresh Ray worker,
     once reading the dataset from the object store and once loading it itself; peak
     RSS of the worker (shared pages included) and, after its epochs, its private (USS)
     and proportional (PSS) memory.
@@ -69,7 +69,7 @@ def memory(args) -> None:
     import ray
 
     from cs_nets.config import load_config
-    from cs_nets.pipeline import prepare_dataset
+    from cs_nets.data.pipeline import prepare_dataset
 
     config = load_config(args.config, ["train.num_epochs=1", *args.set])
     ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=2)
@@ -79,7 +79,7 @@ def memory(args) -> None:
         import psutil
 
         from cs_nets.config import config_from_dict
-        from cs_nets.run import run
+        from cs_nets.runs.task import run
 
         dataset = ray.get(shared[0]) if shared else None  # the ref inside a list is not resolved by Ray
         during = []  # after each epoch, while the data and the model are alive

@@ -10,7 +10,7 @@ Rows (--rows, default all): the two-layer net 3072→500→10 (ReLU, Softmax, ba
 lr 1e-3) with each update rule, sgd, momentum and nesterov (μ 0.9), each without and
 with L2 (+l2: reg 1e-3), and with hflip; the whole computation of
 configs/two_layer.yaml (hidden 1000, momentum, L2, hflip, cosine schedule); and the
-linear Softmax classifier. Ours is ``cs_nets.trainer.fit``, the code path
+linear Softmax classifier. Ours is ``cs_nets.training.trainer.fit``, the code path
 ``csnets train`` runs.
 
 Fairness. When PyTorch can be imported, each row also trains the same computation in
@@ -24,7 +24,7 @@ reported loss adds reg·ΣW² on both sides, one dot product per weight matrix) 
 (torch.set_num_threads = the threads of NumPy's OpenBLAS), both epochs include the
 shuffle (ours: the trainer's ``seconds`` plus the time of the same rng.permutation),
 and both flush subnormal floats (PyTorch: torch.set_flush_denormal(True) during its
-epochs; ours: the softmax gradient is flushed in software, cs_nets.losses). PyTorch is
+epochs; ours: the softmax gradient is flushed in software, cs_nets.nn.losses). PyTorch is
 never a dependency of cs_nets: without it only our numbers are printed.
 
 Reported per row: the median seconds of the counted epochs (the first epoch of each
@@ -33,7 +33,7 @@ side is a warm-up), the ratio ours / PyTorch, and the last epoch's mean loss of 
 two dominant shapes (forward X·W, backward Xᵀ·dZ) for NumPy and PyTorch, the time to
 score 10,000 images, to load the data, peak RSS and the load average before and after.
 --profile prints cProfile's table instead. CS_NETS_BLAS=numpy times the NumPy-only
-fallback of cs_nets.blas (what runs where NumPy's BLAS is not an OpenBLAS).
+fallback of cs_nets.training._blas (what runs where NumPy's BLAS is not an OpenBLAS).
 
 Threads: OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set before Python starts limit NumPy's
 BLAS, and PyTorch follows it here. Other jobs on the machine slow multi-threaded
@@ -60,15 +60,15 @@ from pathlib import Path
 
 import numpy as np
 
-from cs_nets import blas
+from cs_nets.training import _blas as blas
 from cs_nets.config import OptimConfig, TrainConfig, load_config
-from cs_nets.models import build_model
-from cs_nets.optim import learning_rate
+from cs_nets.nn.models import build_model
+from cs_nets.nn.optim import learning_rate
 
 try:
-    from cs_nets.trainer import fit
+    from cs_nets.training.trainer import fit
 except ImportError:  # an older checkout (PYTHONPATH=OLD, to time "before"): train(), on_epoch(metrics)
-    from cs_nets.trainer import train as _old_train
+    from cs_nets.training.trainer import train as _old_train
 
     def fit(*args, on_epoch=None, **kwargs):
         return _old_train(*args, on_epoch=on_epoch and (lambda metrics: on_epoch(metrics, None)), **kwargs)
@@ -359,7 +359,7 @@ def blas_text():
 
 
 def blas_status():
-    """What cs_nets.blas runs on (status() where this cs_nets has it, else backend())."""
+    """What cs_nets.training._blas runs on (status() where this cs_nets has it, else backend())."""
     return getattr(blas, "status", blas.backend)()
 
 
@@ -387,7 +387,7 @@ def main(argv=None):
 
     print(f"# bench_train: Python {platform.python_version()}, NumPy {np.__version__}, {platform.machine()}")
     print(f"BLAS: {blas_text()}")
-    print(f"cs_nets.blas: {blas_status()}")
+    print(f"cs_nets.training._blas: {blas_status()}")
     env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                       "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
     print(f"thread/kernel environment: {env or 'none set'}")

@@ -40,7 +40,7 @@ from pathlib import Path
 import pytest
 from archive_writer import write_archive
 
-from cs_nets import blas
+from cs_nets.training import _blas as blas
 from cs_nets.data.synthetic import make_synthetic
 
 
@@ -207,7 +207,7 @@ def dead_url():
 
 @pytest.fixture(params=["openblas", "numpy"])
 def blas_backend(request):
-    """Run the test once through NumPy's OpenBLAS (cs_nets.blas) and once through its NumPy fallback."""
+    """Run the test once through NumPy's OpenBLAS (cs_nets.training._blas) and once through its NumPy fallback."""
     blas.use_numpy(request.param == "numpy")
     if request.param == "openblas" and blas.backend() == "numpy":
         pytest.skip("NumPy's bundled OpenBLAS is not on this machine")

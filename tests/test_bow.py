@@ -31,7 +31,7 @@ from cs_nets.features.bow import (
     normalize_patches,
     sample_patches,
 )
-from cs_nets.pipeline import InputPipeline, build_dataset, split_of
+from cs_nets.data.pipeline import InputPipeline, build_dataset, split_of
 
 # ------------------------------------------------------------------ plain-loop twins
 

@@ -3,7 +3,7 @@
 What is checked: gradients do not depend on earlier calls (nothing stale is reused),
 held gradients are never overwritten, float32 stays float32 in every intermediate of
 a training run, the trainer's fused step (each parameter updated inside the backward
-pass, cs_nets._fused_step) equals the course's update rules applied to the plain
+pass, cs_nets.training._fused_step) equals the course's update rules applied to the plain
 gradients for every rule with and without L2, the trainer equals a plain textbook loop,
 and the softmax gradient holds no subnormal floats (they make the next matrix product
 ~100x slower).
@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 import cs_nets
-from cs_nets._fused_step import FusedStep
-from cs_nets.blas import BLOCK_ELEMENTS
+from cs_nets.training._fused_step import FusedStep
+from cs_nets.training._blas import BLOCK_ELEMENTS
 from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.errors import ArgumentError
-from cs_nets.losses import softmax_loss
-from cs_nets.models import build_model
-from cs_nets.optim import update_rule
-from cs_nets.trainer import fit
+from cs_nets.nn.losses import softmax_loss
+from cs_nets.nn.models import build_model
+from cs_nets.nn.optim import update_rule
+from cs_nets.training.trainer import fit
 
 D, C = 12, 5
 MODELS = [("linear", {"loss": "softmax", "reg": 0.1}),

@@ -18,15 +18,15 @@ from archive_writer import binary_batch_bytes, python_batch_bytes, python_meta_b
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cs_nets.checkpoint import load_checkpoint, save_checkpoint
+from cs_nets.runs.checkpoint import load_checkpoint, save_checkpoint
 from cs_nets.config import _SECTION_CLASSES, Config, load_config
 from cs_nets.data.batches import read_batch, read_meta
 from cs_nets.data.cifar10 import CLASS_NAMES
 from cs_nets.data.preprocess import Normalizer
 from cs_nets.errors import ConfigError, CsNetsError, DataError
-from cs_nets.models import build_model
-from cs_nets.pipeline import InputPipeline
-from cs_nets.runs import collect_runs, read_metrics
+from cs_nets.nn.models import build_model
+from cs_nets.data.pipeline import InputPipeline
+from cs_nets.runs.reader import collect_runs, read_metrics
 
 FUZZ = settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,9 +5,9 @@ import itertools
 import numpy as np
 import pytest
 
-from cs_nets.activations import ACTIVATIONS
+from cs_nets.nn.activations import ACTIVATIONS
 from cs_nets.errors import ConfigError
-from cs_nets.gradcheck import (
+from cs_nets.nn.gradcheck import (
     KINK_MARGIN,
     _case,
     check_model_gradients,
@@ -16,8 +16,8 @@ from cs_nets.gradcheck import (
     numerical_gradient,
     rel_error,
 )
-from cs_nets.losses import LOSSES
-from cs_nets.models import build_model
+from cs_nets.nn.losses import LOSSES
+from cs_nets.nn.models import build_model
 
 PARAMS = {
     "linear": ["W", "b"],

@@ -10,7 +10,7 @@ import pytest
 from cs_nets.config import MAX_YAML_NODES, load_config, parse_override
 from cs_nets.errors import ConfigError
 from cs_nets.memory import check_fits, estimate_bytes, param_shapes
-from cs_nets.models import build_model
+from cs_nets.nn.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"

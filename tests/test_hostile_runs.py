@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from cs_nets.cli import main
 from cs_nets.errors import DataError
-from cs_nets.runs import collect_runs, read_batch_losses, read_metrics, read_summary
+from cs_nets.runs.reader import collect_runs, read_batch_losses, read_metrics, read_summary
 
 plt = pytest.importorskip("matplotlib.pyplot")
 

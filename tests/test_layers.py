@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from cs_nets.activations import ACTIVATIONS
-from cs_nets.gradcheck import numerical_gradient, rel_error
-from cs_nets.layers import (
+from cs_nets.nn.activations import ACTIVATIONS
+from cs_nets.nn.gradcheck import numerical_gradient, rel_error
+from cs_nets.nn.layers import (
     activation_backward,
     activation_forward,
     affine_activation_backward,

@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from cs_nets import gates
-from cs_nets.activations import ACTIVATIONS
-from cs_nets.gradcheck import numerical_gradient
-from cs_nets.layers import affine_backward, affine_forward
-from cs_nets.losses import softmax_loss, svm_loss
+from cs_nets.nn import gates
+from cs_nets.nn.activations import ACTIVATIONS
+from cs_nets.nn.gradcheck import numerical_gradient
+from cs_nets.nn.layers import affine_backward, affine_forward
+from cs_nets.nn.losses import softmax_loss, svm_loss
 
 # Lecture 3: scores of three images (columns: cat, car, frog images; rows: classes)
 LECTURE3_SCORES = np.array([

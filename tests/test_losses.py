@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cs_nets.errors import ArgumentError
-from cs_nets.gradients import Gradients
-from cs_nets.losses import (
+from cs_nets.nn.grads_out import Gradients
+from cs_nets.nn.losses import (
     LOSSES,
     l2_penalty,
     softmax_loss,

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from cs_nets.optim import learning_rate, nesterov_momentum, sgd, sgd_momentum, update_rule
+from cs_nets.nn.optim import learning_rate, nesterov_momentum, sgd, sgd_momentum, update_rule
 
 SCHEDULE = [0.05, 0.05, 0.02, 0.02, 0.01]  # a learning-rate schedule changes lr between steps
 

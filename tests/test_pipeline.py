@@ -13,8 +13,8 @@ from cs_nets.config import load_config
 from cs_nets.data.batches import LAYOUTS
 from cs_nets.data.cifar10 import CLASS_NAMES, OFFICIAL, load_cifar10
 from cs_nets.data.extract import safe_extract
-from cs_nets.models import build_model
-from cs_nets.pipeline import build_dataset, prepare_dataset
+from cs_nets.nn.models import build_model
+from cs_nets.data.pipeline import build_dataset, prepare_dataset
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_test_rows_are_scored_in_chunks_like_the_whole_normalized_split(python_d
 PEAK_SCRIPT = textwrap.dedent("""
     import json, sys
     from cs_nets.config import load_config
-    from cs_nets.pipeline import prepare_dataset
+    from cs_nets.data.pipeline import prepare_dataset
 
     def kib(field):
         line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))

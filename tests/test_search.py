@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from cs_nets.errors import ArgumentError
-from cs_nets.models import LinearClassifier, build_model
-from cs_nets.search import SearchResult, random_search
+from cs_nets.nn.models import LinearClassifier, build_model
+from cs_nets.nn.random_search import SearchResult, random_search
 
 C = 3
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cs_nets.signals import finishing, stop_signals_as_interrupt
+from cs_nets.runs.signals import finishing, stop_signals_as_interrupt
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
 

@@ -6,9 +6,9 @@ import pytest
 from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.data.preprocess import Normalizer, split_train_val
 from cs_nets.data.synthetic import make_synthetic
-from cs_nets.gradients import Gradients
-from cs_nets.models import build_model
-from cs_nets.trainer import fit
+from cs_nets.nn.grads_out import Gradients
+from cs_nets.nn.models import build_model
+from cs_nets.training.trainer import fit
 
 
 class ScriptedModel:
@@ -23,7 +23,7 @@ class ScriptedModel:
 
     def loss(self, X, y=None, grads_out=None):
         value = float("nan") if self.nan_at is not None and self.params["w"][0] >= self.nan_at else 1.0
-        grads = Gradients() if grads_out is None else grads_out  # the model contract (cs_nets.gradients)
+        grads = Gradients() if grads_out is None else grads_out  # the model contract (cs_nets.nn.grads_out)
         grads.put("w", -np.ones(1))  # dL/dw: every step moves w up by the learning rate
         return value, grads.grads
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from cs_nets.features.extract import check_pixels, extract_features
 from cs_nets.features.spec import feature_dim, normalize_transforms
-from cs_nets.fileio import atomic_open
+from cs_nets.files.atomic import atomic_open
 
 # Part of every key: bump it when a feature definition changes so that stale
 # caches written by older code are never reused.

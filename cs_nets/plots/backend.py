@@ -7,7 +7,7 @@ without it and the CLI can say what to install.
 import pathlib
 
 from cs_nets.errors import CsNetsError
-from cs_nets.fileio import atomic_open
+from cs_nets.files.atomic import atomic_open
 
 DPI = 100  # figure pixels = inches * DPI; every plot states its size in pixels
 MISSING_MESSAGE = "plotting needs matplotlib: pip install 'cs_nets[plot]'"

@@ -25,8 +25,8 @@ def plot_run(run_dir, out_dir=None, log=None) -> list[Path]:
     read (a corrupt summary.json, a bad metrics line) is left out with a note through
     ``log`` (callable(str), optional). DataError only when there is nothing to draw.
     """
-    from cs_nets.checkpoint import load_checkpoint
-    from cs_nets.runs import read_batch_losses, read_metrics, read_summary
+    from cs_nets.runs.checkpoint import load_checkpoint
+    from cs_nets.runs.reader import read_batch_losses, read_metrics, read_summary
 
     require_matplotlib()
     run_dir = Path(run_dir)

@@ -3,7 +3,7 @@
     spec.py      the sweep YAML: validated like a config; its trials drawn and validated
     data.py      each distinct dataset prepared once, shared through Ray's object store
     tune.py      the driver on Ray Tune (scheduling, ASHA, restore)        [imports Ray]
-    trial.py     one trial in a Ray worker: cs_nets.run.run / resume, reporting each epoch
+    trial.py     one trial in a Ray worker: cs_nets.runs.task.run / resume, reporting each epoch
     finalize.py  run directories of trials Tune stopped, finished from their saved state
     results.py   outcomes, the best trial, DIR/best.yaml
     plot.py      validation accuracy over each swept parameter

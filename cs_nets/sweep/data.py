@@ -12,7 +12,7 @@ import dataclasses
 import json
 
 from cs_nets.config import Config
-from cs_nets.pipeline import Dataset, prepare_dataset
+from cs_nets.data.pipeline import Dataset, prepare_dataset
 
 
 def data_key(config: Config) -> str:

@@ -2,7 +2,7 @@
 
 A trial stopped by the scheduler (or by the end of an interrupted sweep) leaves a
 run directory whose summary still says ``running``, with the state saved after
-its last epoch (state.npz, cs_nets.train_state). ``finish_stopped_run`` turns that
+its last epoch (state.npz, cs_nets.training.state). ``finish_stopped_run`` turns that
 into what ``csnets train`` leaves: model.npz with the best parameters so far,
 batch_losses.npy, and the final summary.json with every split scored, so that
 ``csnets summarize``, ``plot`` and ``evaluate`` work on it unchanged.
@@ -15,10 +15,10 @@ import socket
 import time
 
 from cs_nets.errors import DataError
-from cs_nets.pipeline import Dataset
-from cs_nets.run import build_model_for, finish_run, read_run_config
-from cs_nets.run_dir import STATE_FILE, RunDir
-from cs_nets.train_state import TrainState
+from cs_nets.data.pipeline import Dataset
+from cs_nets.runs.task import build_model_for, finish_run, read_run_config
+from cs_nets.runs.writer import STATE_FILE, RunDir
+from cs_nets.training.state import TrainState
 
 # Fields of a running summary that the final one replaces.
 RUNNING_FIELDS = ("status", "pid", "host", "updated", "epochs", "best_epoch", "best_val_accuracy")

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs_nets.config import dump_config
-from cs_nets.fileio import write_text
-from cs_nets.run_dir import read_summary_if_any
+from cs_nets.files.atomic import write_text
+from cs_nets.runs.writer import read_summary_if_any
 from cs_nets.sweep.spec import Trial
 
 RANKED = ("completed", "early_stopped", "stopped")  # trials whose validation accuracy counts for "best"

@@ -21,10 +21,10 @@ from pathlib import Path
 from cs_nets.config import config_from_dict
 from cs_nets.errors import DataError
 from cs_nets.registry import ENDED_STATUSES
-from cs_nets.run import resume, run
-from cs_nets.run_dir import STATE_FILE, read_summary_if_any
+from cs_nets.runs.task import resume, run
+from cs_nets.runs.writer import STATE_FILE, read_summary_if_any
 from cs_nets.sweep.finalize import wait_for_exit
-from cs_nets.train_state import TrainState
+from cs_nets.training.state import TrainState
 
 SWEEP_FILE = "sweep.json"  # written by the driver into the sweep folder before any trial starts
 DONE = ENDED_STATUSES  # a run with nothing left to do
@@ -37,7 +37,7 @@ def train_trial(config: dict, datasets: dict, sweep_dir: str) -> None:
     config["trial"]: plain data made by cs_nets.sweep.tune: name, config_name,
         config (the resolved config as a dict), overrides, command, data_key, cpus.
     sweep_dir: the sweep folder; the run directory is sweep_dir/name.
-    datasets: {data key: ObjectRef of a cs_nets.pipeline.Dataset}, from tune.with_parameters.
+    datasets: {data key: ObjectRef of a cs_nets.data.pipeline.Dataset}, from tune.with_parameters.
     """
     import ray
     from threadpoolctl import threadpool_info, threadpool_limits

@@ -32,8 +32,8 @@ from ray.tune import Callback
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
 from cs_nets.errors import ConfigError, CsNetsError, DataError
-from cs_nets.fileio import write_json
-from cs_nets.run_dir import holds_run, read_summary_if_any
+from cs_nets.files.atomic import write_json
+from cs_nets.runs.writer import holds_run, read_summary_if_any
 from cs_nets.sweep.data import data_key, dataset_bytes, load_datasets
 from cs_nets.sweep.finalize import finish_stopped_run, mark_failed, wait_for_exit
 from cs_nets.sweep.results import SweepResult, best_outcome, outcome_of, write_best_config

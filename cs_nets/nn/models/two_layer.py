@@ -9,10 +9,10 @@ application of the chain rule. fc_net builds the same network from layer pairs.
 
 import numpy as np
 
-from cs_nets.activations import ACTIVATIONS
-from cs_nets.gradients import Gradients
-from cs_nets.losses import l2_penalty
-from cs_nets.models.base import Model, check_choice, check_int, init_weight, make_rng
+from cs_nets.nn.activations import ACTIVATIONS
+from cs_nets.nn.grads_out import Gradients
+from cs_nets.nn.losses import l2_penalty
+from cs_nets.nn.models.base import Model, check_choice, check_int, init_weight, make_rng
 
 
 class TwoLayerNet(Model):
@@ -41,7 +41,7 @@ class TwoLayerNet(Model):
     def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params).
 
-        grads_out: where the gradients go (cs_nets.gradients; default: new arrays).
+        grads_out: where the gradients go (cs_nets.nn.grads_out; default: new arrays).
         """
         X = self.check_X(X)
         W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cs_nets.errors import ArgumentError
-from cs_nets.losses import LOSSES
-from cs_nets.models import LinearClassifier
-from cs_nets.models.base import check_choice, check_int
+from cs_nets.nn.losses import LOSSES
+from cs_nets.nn.models import LinearClassifier
+from cs_nets.nn.models.base import check_choice, check_int
 
 
 @dataclass

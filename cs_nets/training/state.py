@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cs_nets.errors import DataError
-from cs_nets.fileio import atomic_open
+from cs_nets.files.atomic import atomic_open
 
 FORMAT_VERSION = 1
 

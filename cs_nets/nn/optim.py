@@ -8,7 +8,7 @@ w: a parameter, dw: its gradient (same shape); config: the rule's settings
 (learning_rate, momentum) and state (velocity). w and config are not modified: the
 rule returns the next value of w and the next config.
 
-The trainer computes exactly these updates through cs_nets._fused_step, which applies
+The trainer computes exactly these updates through cs_nets.training._fused_step, which applies
 them inside the backward pass without making a gradient array (tested equal to these
 functions).
 """

@@ -3,13 +3,13 @@
 A model hands over each parameter's gradient with one call on a destination:
 
     grads.weight(name, a, b, W, reg)   dL/dW = a @ b + 2 reg W   (data term, then the L2 term
-                                       of reg * Σ W², cs_nets.losses.l2_penalty)
+                                       of reg * Σ W², cs_nets.nn.losses.l2_penalty)
     grads.bias(name, dz)               dL/db = dz.sum(axis=0)
     grads.put(name, dw)                any gradient the model computed itself
 
 ``Gradients`` (what a model uses when it is given none) keeps each as a new array in
 ``grads.grads``, keyed like the params. The trainer passes a destination of its own
-(cs_nets._fused_step) that applies the update rule as each gradient arrives, updating
+(cs_nets.training._fused_step) that applies the update rule as each gradient arrives, updating
 the parameter in place; so a model hands over a parameter's gradient only after its
 last use of that parameter in the loss call.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cs_nets import blas
+from cs_nets.training import _blas as blas
 from cs_nets.errors import ArgumentError
 
 

@@ -11,7 +11,7 @@ split -> write model.npz and summary.json. ``csnets train``, ``csnets random-sea
 ``csnets sweep``'s trials and the benchmark scripts all call it. The files it writes
 are listed in cs_nets/run_dir.py.
 
-Interruptions (Ctrl-C, or SIGTERM/SIGHUP through cs_nets.signals) end the training
+Interruptions (Ctrl-C, or SIGTERM/SIGHUP through cs_nets.runs.signals) end the training
 early; the run is still scored and saved with status ``interrupted`` and can be
 continued with ``resume``, which ends with the parameters an uninterrupted run has.
 """
@@ -26,24 +26,24 @@ from pathlib import Path
 
 import numpy as np
 
-from cs_nets.checkpoint import save_checkpoint
+from cs_nets.runs.checkpoint import save_checkpoint
 from cs_nets.config import Config, config_from_dict, yaml_load
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.memory import check_fits
-from cs_nets.metrics import accuracy_of, confusion_matrix
-from cs_nets.models import build_model, config_hyperparams
-from cs_nets.pipeline import Dataset, prepare_dataset
+from cs_nets.training.metrics import accuracy_of, confusion_matrix
+from cs_nets.nn.models import build_model, config_hyperparams
+from cs_nets.data.pipeline import Dataset, prepare_dataset
 from cs_nets.registry import ENDED_STATUSES, TASKS
-from cs_nets.run_dir import STATE_FILE, RunDir, check_new_run_dir, default_run_dir
-from cs_nets.search import random_search
-from cs_nets.signals import finishing
-from cs_nets.train_state import TrainState
-from cs_nets.trainer import accuracy, fit, train_eval_rows
+from cs_nets.runs.writer import STATE_FILE, RunDir, check_new_run_dir, default_run_dir
+from cs_nets.nn.random_search import random_search
+from cs_nets.runs.signals import finishing
+from cs_nets.training.state import TrainState
+from cs_nets.training.trainer import accuracy, fit, train_eval_rows
 
 
 @dataclass
 class RunResult:
-    """What a run left: its directory, final status (see cs_nets.run_dir), a message and summary.json."""
+    """What a run left: its directory, final status (see cs_nets.runs.writer), a message and summary.json."""
 
     run_dir: Path
     status: str
@@ -75,7 +75,7 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
 
     out: the run directory (None: output.dir, else runs/<config name>-<time>); an
         existing folder that holds a run is refused (ConfigError) unless ``overwrite``.
-    task: "train" (minibatch SGD, cs_nets.trainer) or "random_search" (cs_nets.search).
+    task: "train" (minibatch SGD, cs_nets.training.trainer) or "random_search" (cs_nets.nn.random_search).
     data_dir: the CIFAR-10 folder (None: data.dir, $CS_NETS_DATA, ~/.cache/cs_nets).
     dataset: already prepared data for this config (e.g. shared by a sweep's trials);
         None loads it.
@@ -274,7 +274,7 @@ def finish_run(config, data, model, run_dir: RunDir, fields: dict) -> dict:
     """Save the model, score every split, write the final summary.json; return it.
 
     train_accuracy is measured on the same fixed training rows as every epoch's
-    train_accuracy in metrics.jsonl (cs_nets.trainer.train_eval_rows).
+    train_accuracy in metrics.jsonl (cs_nets.training.trainer.train_eval_rows).
     """
     save_checkpoint(run_dir.folder / "model.npz", model, data.inputs,
                     meta={"class_names": list(data.class_names), "config": config.to_dict()})

@@ -11,11 +11,11 @@ import math
 
 import numpy as np
 
-from cs_nets.activations import ACTIVATIONS
+from cs_nets.nn.activations import ACTIVATIONS
 from cs_nets.errors import ConfigError
-from cs_nets.losses import LOSSES
-from cs_nets.models import MODEL_TYPES, build_model
-from cs_nets.models.base import check_int
+from cs_nets.nn.losses import LOSSES
+from cs_nets.nn.models import MODEL_TYPES, build_model
+from cs_nets.nn.models.base import check_int
 
 TINY = 1e-12  # floor of rel_error's denominator, so all-zero gradients compare as 0
 KINKED_ACTIVATIONS = ("relu", "leaky_relu", "elu")  # elu: f'' jumps at 0

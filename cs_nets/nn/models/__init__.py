@@ -1,10 +1,10 @@
 """The classifiers and ``build_model``, the one way the trainer and CLI create them."""
 
 from cs_nets.errors import ArgumentError
-from cs_nets.models.base import Model
-from cs_nets.models.fc_net import FullyConnectedNet
-from cs_nets.models.linear import LinearClassifier
-from cs_nets.models.two_layer import TwoLayerNet
+from cs_nets.nn.models.base import Model
+from cs_nets.nn.models.fc_net import FullyConnectedNet
+from cs_nets.nn.models.linear import LinearClassifier
+from cs_nets.nn.models.two_layer import TwoLayerNet
 from cs_nets.registry import MODEL_TYPES
 
 MODEL_CLASSES = {

@@ -2,13 +2,13 @@
 
     config.yaml        the resolved config (written first)
     metrics.jsonl      one JSON line per finished epoch, each epoch exactly once
-    state.npz          the whole training state after the last saved epoch (cs_nets.train_state);
+    state.npz          the whole training state after the last saved epoch (cs_nets.training.state);
                        kept while a run can still be resumed, removed once it has finished
     summary.json       status (running, completed, early_stopped, diverged, interrupted), the
                        best validation accuracy so far, pid and host; at the end also the
                        test/val/train accuracy, confusion matrix, command and data fingerprint
     batch_losses.npy   (num_batches,) float32, the loss of every minibatch in order (at the end)
-    model.npz          best parameters + input pipeline + metadata (cs_nets.checkpoint; at the end)
+    model.npz          best parameters + input pipeline + metadata (cs_nets.runs.checkpoint; at the end)
 
 Every file is written to a temporary name and renamed into place. A folder that
 already holds a run is never written into unless the caller resumes it; with
@@ -29,8 +29,8 @@ from filelock import FileLock, Timeout
 
 from cs_nets.config import Config, dump_config
 from cs_nets.errors import ConfigError
-from cs_nets.fileio import atomic_open, write_json, write_text
-from cs_nets.runs import RUN_FILES, STATE_FILE, read_summary
+from cs_nets.files.atomic import atomic_open, write_json, write_text
+from cs_nets.runs.reader import RUN_FILES, STATE_FILE, read_summary
 
 
 def default_run_dir(config: Config) -> Path:

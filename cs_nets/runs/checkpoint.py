@@ -28,9 +28,9 @@ import numpy as np
 
 from cs_nets import registry
 from cs_nets.errors import ArgumentError, ConfigError, DataError
-from cs_nets.fileio import atomic_open
+from cs_nets.files.atomic import atomic_open
 from cs_nets.memory import available_memory, param_shapes
-from cs_nets.untrusted import clip, clip_text, format_bytes, loads_json, read_into, read_npy_header
+from cs_nets.files.untrusted import clip, clip_text, format_bytes, loads_json, read_into, read_npy_header
 
 FORMAT_VERSION = 1
 
@@ -264,7 +264,7 @@ def _is_int(value, low, high) -> bool:
 
 
 def _build_model(meta, path):
-    from cs_nets.models import MODEL_CLASSES, build_model
+    from cs_nets.nn.models import MODEL_CLASSES, build_model
 
     hyper = meta["hyperparams"]
     unknown = sorted(set(hyper) - set(MODEL_CLASSES[meta["model_type"]].HYPERPARAMS))
@@ -290,7 +290,7 @@ def _read_params(zf, members, model, path) -> None:
 
 
 def _read_inputs(zf, members, meta, input_dim, path):
-    from cs_nets.pipeline import InputPipeline  # the pipeline imports the data layer; keep this module light
+    from cs_nets.data.pipeline import InputPipeline  # the pipeline imports the data layer; keep this module light
 
     arrays = {}
     for name in (n for n in members if n.startswith("inputs/")):

@@ -1,4 +1,4 @@
-"""cs_nets.blas: gemm with accumulation and axpy, through NumPy's OpenBLAS and through NumPy,
+"""cs_nets.training._blas: gemm with accumulation and axpy, through NumPy's OpenBLAS and through NumPy,
 each against a plain loop in float64; and which library is bound, and why."""
 
 import ctypes.util
@@ -9,9 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from cs_nets import blas
-
-
+from cs_nets.training import _blas as blas
 def gemm_loop(a, b, c, alpha, beta):
     """c = alpha a b + beta c, one entry at a time in float64 (beta == 0 ignores c)."""
     m, k = a.shape
@@ -196,7 +194,7 @@ def test_the_integer_width_must_agree_with_numpys_report():
 
 
 def test_cs_nets_blas_numpy_forces_the_fallback():
-    code = "from cs_nets import blas; print(blas.backend())"
+    code = "from cs_nets.training import _blas as blas; print(blas.backend())"
     env = {**os.environ, "CS_NETS_BLAS": "numpy"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "numpy"

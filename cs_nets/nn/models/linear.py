@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from cs_nets.gradients import Gradients
-from cs_nets.losses import l2_penalty
-from cs_nets.models.base import Model, init_weight, make_rng
+from cs_nets.nn.grads_out import Gradients
+from cs_nets.nn.losses import l2_penalty
+from cs_nets.nn.models.base import Model, init_weight, make_rng
 
 
 class LinearClassifier(Model):
@@ -26,7 +26,7 @@ class LinearClassifier(Model):
     def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss, {"W": (D, C), "b": (C,)}).
 
-        grads_out: where the gradients go (cs_nets.gradients; default: new arrays).
+        grads_out: where the gradients go (cs_nets.nn.grads_out; default: new arrays).
         """
         X = self.check_X(X)
         W, b = self.params["W"], self.params["b"]

@@ -23,7 +23,7 @@ import yaml
 
 from cs_nets import registry
 from cs_nets.errors import ConfigError
-from cs_nets.untrusted import clip, clip_text, read_text
+from cs_nets.files.untrusted import clip, clip_text, read_text
 
 # Bounds on what a config may be, checked while reading it: a YAML alias can name a
 # collection that names another ("billion laughs"), so a small file can stand for

@@ -1,4 +1,4 @@
-"""Two BLAS operations NumPy does not expose, for the trainer's fused update (cs_nets._fused_step):
+"""Two BLAS operations NumPy does not expose, for the trainer's fused update (cs_nets.training._fused_step):
 
     gemm(a, b, c, alpha, beta)   c = alpha * a @ b + beta * c     a: (M, K), b: (K, N), c: (M, N)
     axpy(alpha, x, y)            y += alpha * x                   x, y: same shape

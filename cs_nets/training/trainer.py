@@ -1,5 +1,5 @@
 """The minibatch SGD loop: any model with ``params`` and ``loss(X, y, grads_out=None)``
-(cs_nets.models.base) plugs in.
+(cs_nets.nn.models.base) plugs in.
 
 Each epoch visits the training split in a fresh random order (no sampling with
 replacement), then scores a fixed training subsample and the validation split.
@@ -7,10 +7,10 @@ The parameters of the best validation epoch are kept and restored at the end.
 
 Each step: gather the batch into a kept buffer, one ``model.loss`` call whose backward
 pass hands each gradient to the update rule, which updates that parameter at once
-(cs_nets._fused_step: the rules of cs_nets.optim without gradient arrays).
+(cs_nets.training._fused_step: the rules of cs_nets.nn.optim without gradient arrays).
 
 Everything the loop carries from one epoch to the next is a ``TrainState``
-(cs_nets.train_state): parameters, best parameters, the update rule's buffers, the
+(cs_nets.training.state): parameters, best parameters, the update rule's buffers, the
 random generator's state, history. ``on_epoch`` receives it after every epoch (the
 run function saves it), and ``fit(..., state=saved)`` continues from it with
 bit-identical results to a run that was never stopped.
@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from cs_nets._fused_step import FusedStep
+from cs_nets.training._fused_step import FusedStep
 from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.errors import ArgumentError
-from cs_nets.optim import learning_rate
-from cs_nets.train_state import TrainState
+from cs_nets.nn.optim import learning_rate
+from cs_nets.training.state import TrainState
 
 
 @dataclass
@@ -164,7 +164,7 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
                 result.status = "early_stopped"
                 result.message = f"no better validation accuracy for {patience} epochs; stopped after epoch {epoch + 1}"
                 break
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP turned into it (cs_nets.signals)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP turned into it (cs_nets.runs.signals)
         result.status = "interrupted"
         result.message = f"interrupted; keeping the best epoch so far ({result.best_epoch})"
 

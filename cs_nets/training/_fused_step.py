@@ -1,10 +1,10 @@
-"""The trainer's fast path (private to cs_nets.trainer): each update rule applied as the
+"""The trainer's fast path (private to cs_nets.training.trainer): each update rule applied as the
 backward pass hands over each gradient, with no gradient array and few passes over memory.
 
-For a reader the rules are the course's functions in cs_nets.optim,
+For a reader the rules are the course's functions in cs_nets.nn.optim,
 ``w, config = rule(w, dw, config)``. This module computes the same updates (tested
 equal to them to float64 rounding: tests/test_fast_path.py). A weight's gradient is
-dW = A B + 2 reg W (A B = Xᵀ dZ, cs_nets.gradients), and BLAS gemm computes
+dW = A B + 2 reg W (A B = Xᵀ dZ, cs_nets.nn.grads_out), and BLAS gemm computes
 C = alpha A B + beta C, so the product is written straight into the array the rule
 updates, and what remains, L2 term included, takes at most three axpy passes (y += a x,
 which OpenBLAS spreads over every core):
@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from cs_nets import blas
+from cs_nets.training import _blas as blas
 from cs_nets.errors import ArgumentError
-from cs_nets.gradients import check_weight_shapes
-from cs_nets.optim import sgd, sgd_momentum, update_rule
+from cs_nets.nn.grads_out import check_weight_shapes
+from cs_nets.nn.optim import sgd, sgd_momentum, update_rule
 
 
 class FusedStep:
@@ -82,7 +82,7 @@ class FusedStep:
         if missing:
             raise ArgumentError(f"model.loss handed over no gradient for {', '.join(missing)}")
 
-    # ---- the destination interface (cs_nets.gradients)
+    # ---- the destination interface (cs_nets.nn.grads_out)
 
     def weight(self, name: str, a: np.ndarray, b: np.ndarray, W: np.ndarray, reg: float = 0.0) -> None:
         """Update W by the rule for dW = a @ b + 2 reg W, in place. a: (D, N), b: (N, H), W: (D, H)."""

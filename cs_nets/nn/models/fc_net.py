@@ -10,17 +10,17 @@ import numbers
 
 import numpy as np
 
-from cs_nets.activations import ACTIVATIONS
+from cs_nets.nn.activations import ACTIVATIONS
 from cs_nets.errors import ArgumentError
-from cs_nets.gradients import Gradients
-from cs_nets.layers import (
+from cs_nets.nn.grads_out import Gradients
+from cs_nets.nn.layers import (
     affine_activation_backward,
     affine_activation_forward,
     affine_backward,
     affine_forward,
 )
-from cs_nets.losses import l2_penalty
-from cs_nets.models.base import Model, check_choice, init_weight, make_rng
+from cs_nets.nn.losses import l2_penalty
+from cs_nets.nn.models.base import Model, check_choice, init_weight, make_rng
 
 
 class FullyConnectedNet(Model):
@@ -45,7 +45,7 @@ class FullyConnectedNet(Model):
     def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params).
 
-        grads_out: where the gradients go (cs_nets.gradients; default: new arrays).
+        grads_out: where the gradients go (cs_nets.nn.grads_out; default: new arrays).
         """
         X = self.check_X(X)
         L = self.num_layers

@@ -10,7 +10,7 @@ returns the gradients of its inputs, upstream times local (CS231n lecture 4,
     sigmoid:   scales by σ(1 - σ)            dσ(x) -> dout * σ(x)(1 - σ(x))
 
 Inputs may be Python floats or NumPy arrays of one shape; nothing is done in place.
-The layers (cs_nets.layers) are these gates fused over whole matrices.
+The layers (cs_nets.nn.layers) are these gates fused over whole matrices.
 """
 
 import numpy as np

@@ -5,8 +5,8 @@
 Stacking pairs and calling the backwards in reverse order is all ``fc_net`` does.
 """
 
-from cs_nets.activations import ACTIVATIONS
-from cs_nets.gradients import Gradients
+from cs_nets.nn.activations import ACTIVATIONS
+from cs_nets.nn.grads_out import Gradients
 
 
 def affine_forward(x, w, b):
@@ -25,7 +25,7 @@ def affine_backward(dout, cache, need_dx=True, grads=None, names=("w", "b"), reg
     dout: (N, M) upstream gradient -> dx: (N, D) or None, dw: (D, M), db: (M,)
     need_dx=False skips dx (for a first layer, whose input is data, not a parameter).
     reg: adds the L2 term 2 reg w to dw (the gradient of reg * Σ w²; 0: none).
-    grads: where dw and db go, under `names` (cs_nets.gradients; default: a new
+    grads: where dw and db go, under `names` (cs_nets.nn.grads_out; default: a new
     Gradients, so dw and db are new arrays). Another destination may update w in place
     and return None for dw and db, so w is not used after dw is handed over.
     """
@@ -38,7 +38,7 @@ def affine_backward(dout, cache, need_dx=True, grads=None, names=("w", "b"), reg
 
 
 def activation_forward(x, name, out=None):
-    """Elementwise activation ``name`` (see cs_nets.activations). x: (N, H) -> (out, cache).
+    """Elementwise activation ``name`` (see cs_nets.nn.activations). x: (N, H) -> (out, cache).
 
     out=x computes in place (x is overwritten), as NumPy's ``out=``.
     """

@@ -6,7 +6,7 @@ A model is a dict of parameters plus ``loss(X, y=None)``:
     X, y: (N,) ->  (loss: float, grads: dict)    grads keyed like params
 
 ``loss(X, y, grads_out=dest)`` hands each gradient to one destination object instead
-(cs_nets.gradients: ``dest.weight``, ``dest.bias``, ``dest.put``) and returns
+(cs_nets.nn.grads_out: ``dest.weight``, ``dest.bias``, ``dest.put``) and returns
 ``dest.grads``; the default destination makes new arrays. The trainer's destination
 updates each parameter as its gradient arrives, so a model hands over a parameter's
 gradient only after its last use of that parameter in the call.
@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 
 from cs_nets.errors import ArgumentError
-from cs_nets.losses import LOSSES
+from cs_nets.nn.losses import LOSSES
 from cs_nets.registry import DTYPES, INIT_SCHEMES
 
 
@@ -48,7 +48,7 @@ class Model:
     def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss: float, grads: dict).
 
-        grads_out: where the gradients go (cs_nets.gradients; default: new arrays).
+        grads_out: where the gradients go (cs_nets.nn.grads_out; default: new arrays).
         """
         raise NotImplementedError
 
