@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from cs_nets.errors import ConfigError
-from cs_nets.nn.models import config_hyperparams
 from cs_nets.files.untrusted import format_bytes
+from cs_nets.nn.models import config_hyperparams
 
 IMAGE_BYTES = 3072  # one 32x32x3 uint8 image
 NUM_CLASSES = 10

@@ -60,10 +60,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cs_nets.training import _blas as blas
 from cs_nets.config import OptimConfig, TrainConfig, load_config
 from cs_nets.nn.models import build_model
 from cs_nets.nn.optim import learning_rate
+from cs_nets.training import _blas as blas
 
 try:
     from cs_nets.training.trainer import fit

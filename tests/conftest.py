@@ -40,8 +40,8 @@ from pathlib import Path
 import pytest
 from archive_writer import write_archive
 
-from cs_nets.training import _blas as blas
 from cs_nets.data.synthetic import make_synthetic
+from cs_nets.training import _blas as blas
 
 
 @dataclass

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cs_nets.config import config_from_dict
+from cs_nets.data.pipeline import InputPipeline, build_dataset, split_of
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.errors import ArgumentError, ConfigError
 from cs_nets.features import (
@@ -31,7 +32,6 @@ from cs_nets.features.bow import (
     normalize_patches,
     sample_patches,
 )
-from cs_nets.data.pipeline import InputPipeline, build_dataset, split_of
 
 # ------------------------------------------------------------------ plain-loop twins
 

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 import cs_nets
-from cs_nets.training._fused_step import FusedStep
-from cs_nets.training._blas import BLOCK_ELEMENTS
 from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.errors import ArgumentError
 from cs_nets.nn.losses import softmax_loss
 from cs_nets.nn.models import build_model
 from cs_nets.nn.optim import update_rule
+from cs_nets.training._blas import BLOCK_ELEMENTS
+from cs_nets.training._fused_step import FusedStep
 from cs_nets.training.trainer import fit
 
 D, C = 12, 5

@@ -18,14 +18,14 @@ from archive_writer import binary_batch_bytes, python_batch_bytes, python_meta_b
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cs_nets.runs.checkpoint import load_checkpoint, save_checkpoint
-from cs_nets.config import _SECTION_CLASSES, Config, load_config
+from cs_nets.config import SECTION_CLASSES, Config, load_config
 from cs_nets.data.batches import read_batch, read_meta
 from cs_nets.data.cifar10 import CLASS_NAMES
+from cs_nets.data.pipeline import InputPipeline
 from cs_nets.data.preprocess import Normalizer
 from cs_nets.errors import ConfigError, CsNetsError, DataError
 from cs_nets.nn.models import build_model
-from cs_nets.data.pipeline import InputPipeline
+from cs_nets.runs.checkpoint import load_checkpoint, save_checkpoint
 from cs_nets.runs.reader import collect_runs, read_metrics
 
 FUZZ = settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -33,8 +33,8 @@ FUZZ = settings(max_examples=75, deadline=None, suppress_health_check=[HealthChe
 SCALARS = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=12))
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
     st.text(max_size=6), inner, max_size=4), max_leaves=16)
-KEYS = sorted({f.name for cls in _SECTION_CLASSES.values() for f in cls.__dataclass_fields__.values()})
-SECTIONS = [*_SECTION_CLASSES, "features", "seed", "nope"]
+KEYS = sorted({f.name for cls in SECTION_CLASSES.values() for f in cls.__dataclass_fields__.values()})
+SECTIONS = [*SECTION_CLASSES, "features", "seed", "nope"]
 YAML_TOKENS = ["&a ", "*a", "&b ", "*b", "[", "]", "{", "}", ": ", ", ", "- ", "\n", "  ", "model", "type",
                "hidden_dims", "optim", "learning_rate", "1e400", ".nan", "-.inf", "---", "...", "|", ">", "'",
                '"', "# c", "<<", "? ", "!!python/object/apply:os.system", "!!binary ", "!!float", "2024-13-45",
@@ -84,7 +84,7 @@ def test_config_of_arbitrary_values(raw):
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from([f"{s}.{k}" for s in _SECTION_CLASSES for k in KEYS[:12]]
+@given(st.lists(st.tuples(st.sampled_from([f"{s}.{k}" for s in SECTION_CLASSES for k in KEYS[:12]]
                                           + ["seed", "features", "x.y.z", ""]),
                           st.text(max_size=30) | st.sampled_from(YAML_TOKENS)), max_size=4))
 def test_config_overrides(pairs):

@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from cs_nets.nn.activations import ACTIVATIONS
 from cs_nets.errors import ConfigError
+from cs_nets.nn.activations import ACTIVATIONS
 from cs_nets.nn.gradcheck import (
     KINK_MARGIN,
     _case,

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cs_nets.runs.checkpoint import MAX_MEMBERS, MAX_META_CHARS, load_checkpoint
 from cs_nets.cli import main
 from cs_nets.data.cifar10 import data_fingerprint
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.errors import DataError
 from cs_nets.evaluation.evaluate import evaluate_checkpoint
+from cs_nets.runs.checkpoint import MAX_MEMBERS, MAX_META_CHARS, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cs_nets.config import MAX_YAML_NODES, load_config, parse_override
+from cs_nets.config import load_config, parse_override
+from cs_nets.config.yaml_reader import MAX_YAML_NODES
 from cs_nets.errors import ConfigError
 from cs_nets.memory import check_fits, estimate_bytes, param_shapes
 from cs_nets.nn.models import build_model

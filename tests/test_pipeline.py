@@ -13,8 +13,8 @@ from cs_nets.config import load_config
 from cs_nets.data.batches import LAYOUTS
 from cs_nets.data.cifar10 import CLASS_NAMES, OFFICIAL, load_cifar10
 from cs_nets.data.extract import safe_extract
-from cs_nets.nn.models import build_model
 from cs_nets.data.pipeline import build_dataset, prepare_dataset
+from cs_nets.nn.models import build_model
 
 
 @pytest.fixture

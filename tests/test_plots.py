@@ -288,9 +288,9 @@ def test_unwritable_path_raises_csnets_error(tmp_path):
 
 def known_linear_model():
     """Class 0 left of x = 0, class 1 upper right, class 2 lower right; raw (x, y) inputs."""
+    from cs_nets.data.pipeline import InputPipeline
     from cs_nets.data.preprocess import Normalizer
     from cs_nets.nn.models import build_model
-    from cs_nets.data.pipeline import InputPipeline
 
     model = build_model("linear", 2, 3)
     model.params["W"][...] = [[-2, 1, 1], [0, 1, -1]]  # scores: -2x, x + y, x - y

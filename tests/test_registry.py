@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from cs_nets import registry
-from cs_nets.nn.activations import ACTIVATIONS
 from cs_nets.cli import main
 from cs_nets.config import DataConfig, ModelConfig, OptimConfig, reference_table
 from cs_nets.data.cifar10 import OFFICIAL
 from cs_nets.data.preprocess import Normalizer
 from cs_nets.features.spec import DEFAULTS as FEATURE_DEFAULTS
+from cs_nets.nn.activations import ACTIVATIONS
 from cs_nets.nn.gradcheck import gradcheck_cases
 from cs_nets.nn.losses import LOSSES
 from cs_nets.nn.models import MODEL_CLASSES

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cs_nets.runs.checkpoint import load_checkpoint
 from cs_nets.config import load_config
-from cs_nets.errors import ConfigError, DataError
 from cs_nets.data.pipeline import prepare_dataset
+from cs_nets.errors import ConfigError, DataError
+from cs_nets.runs.checkpoint import load_checkpoint
 from cs_nets.runs.task import resume, run
 
 ROOT = Path(__file__).resolve().parents[1]

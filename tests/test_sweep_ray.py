@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cs_nets.runs.checkpoint import load_checkpoint
 from cs_nets.cli import main
 from cs_nets.config import config_from_dict, load_config
-from cs_nets.errors import ConfigError
 from cs_nets.data.pipeline import prepare_dataset
+from cs_nets.errors import ConfigError
+from cs_nets.runs.checkpoint import load_checkpoint
 from cs_nets.runs.task import read_run_config, run
 from cs_nets.sweep import expand_trials, load_spec
 from cs_nets.sweep.data import data_key

@@ -9,11 +9,11 @@ from click.testing import CliRunner
 
 from cs_nets.cli import main
 from cs_nets.config import config_from_dict, load_config
+from cs_nets.data.pipeline import prepare_dataset
 from cs_nets.data.toy import make_toy
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.evaluation.evaluate import evaluate_checkpoint
 from cs_nets.features import extract_features, polar_features
-from cs_nets.data.pipeline import prepare_dataset
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

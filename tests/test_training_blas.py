@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from cs_nets.training import _blas as blas
+
+
 def gemm_loop(a, b, c, alpha, beta):
     """c = alpha a b + beta c, one entry at a time in float64 (beta == 0 ignores c)."""
     m, k = a.shape

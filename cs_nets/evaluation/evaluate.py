@@ -17,10 +17,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from cs_nets.runs.checkpoint import checkpoint_path, load_checkpoint
 from cs_nets.config import Config, config_from_dict, load_config
 from cs_nets.errors import ConfigError, DataError
 from cs_nets.files.untrusted import clip, clip_text
+from cs_nets.runs.checkpoint import checkpoint_path, load_checkpoint
 
 
 def evaluate_checkpoint(checkpoint, split: str = "test", data_dir=None, url: str | None = None,
@@ -39,9 +39,9 @@ def evaluate_checkpoint(checkpoint, split: str = "test", data_dir=None, url: str
     """
     from cs_nets import registry
     from cs_nets.data.cifar10 import data_fingerprint
+    from cs_nets.data.pipeline import load_images, split_of
     from cs_nets.memory import check_fits
     from cs_nets.training.metrics import accuracy_of, confusion_matrix, per_class_accuracy
-    from cs_nets.data.pipeline import load_images, split_of
 
     log = log or (lambda message: None)
     if split not in registry.SPLITS:

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from cs_nets.nn.activations import ACTIVATIONS
 from cs_nets.errors import ConfigError
+from cs_nets.nn.activations import ACTIVATIONS
 from cs_nets.nn.losses import LOSSES
 from cs_nets.nn.models import MODEL_TYPES, build_model
 from cs_nets.nn.models.base import check_int

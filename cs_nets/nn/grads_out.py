@@ -9,16 +9,15 @@ A model hands over each parameter's gradient with one call on a destination:
 
 ``Gradients`` (what a model uses when it is given none) keeps each as a new array in
 ``grads.grads``, keyed like the params. The trainer passes a destination of its own
-(cs_nets.training._fused_step) that applies the update rule as each gradient arrives, updating
-the parameter in place; so a model hands over a parameter's gradient only after its
-last use of that parameter in the loss call.
+that applies the update rule as each gradient arrives, updating the parameter in
+place; so a model hands over a parameter's gradient only after its last use of that
+parameter in the loss call (tests/test_update_contract.py breaks if one does not).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cs_nets.training import _blas as blas
 from cs_nets.errors import ArgumentError
 
 
@@ -35,11 +34,9 @@ class Gradients:
         """
         check_weight_shapes(name, a, b, W)
         reg = float(reg)  # a NumPy float64 would upcast a float32 gradient
-        if reg == 0:
-            grad = np.matmul(a, b)
-        else:  # the L2 term first, then the product accumulates onto it (no second pass)
-            grad = np.multiply(W, 2.0 * reg)
-            blas.gemm(a, b, grad, 1.0, 1.0)
+        grad = np.matmul(a, b)
+        if reg != 0:
+            grad += (2.0 * reg) * W
         self.grads[name] = grad
         return grad
 

@@ -130,9 +130,9 @@ def run_panel(run_dir, label=None):
     name and the accuracy on every training point), or None when the run is not on 2-D points.
     """
     from cs_nets import registry
-    from cs_nets.runs.checkpoint import load_checkpoint
     from cs_nets.config import config_from_dict
     from cs_nets.data.pipeline import load_images, split_of
+    from cs_nets.runs.checkpoint import load_checkpoint
 
     model, inputs, meta = load_checkpoint(run_dir)
     config = config_from_dict(meta["config"])

@@ -29,8 +29,8 @@ import numpy as np
 from cs_nets import registry
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.files.atomic import atomic_open
-from cs_nets.memory import available_memory, param_shapes
 from cs_nets.files.untrusted import clip, clip_text, format_bytes, loads_json, read_into, read_npy_header
+from cs_nets.memory import available_memory, param_shapes
 
 FORMAT_VERSION = 1
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from cs_nets.config import yaml_load
 from cs_nets.errors import ConfigError, CsNetsError, DataError
-from cs_nets.registry import RESULT_STATUSES
 from cs_nets.files.untrusted import clip, clip_text, load_npy, loads_json, read_text
+from cs_nets.registry import RESULT_STATUSES
 
 FINISHED = RESULT_STATUSES  # ranked by validation accuracy, first
 

@@ -26,17 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
-from cs_nets.runs.checkpoint import save_checkpoint
 from cs_nets.config import Config, config_from_dict, yaml_load
+from cs_nets.data.pipeline import Dataset, prepare_dataset
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.memory import check_fits
-from cs_nets.training.metrics import accuracy_of, confusion_matrix
 from cs_nets.nn.models import build_model, config_hyperparams
-from cs_nets.data.pipeline import Dataset, prepare_dataset
-from cs_nets.registry import ENDED_STATUSES, TASKS
-from cs_nets.runs.writer import STATE_FILE, RunDir, check_new_run_dir, default_run_dir
 from cs_nets.nn.random_search import random_search
+from cs_nets.registry import ENDED_STATUSES, TASKS
+from cs_nets.runs.checkpoint import save_checkpoint
 from cs_nets.runs.signals import finishing
+from cs_nets.runs.writer import STATE_FILE, RunDir, check_new_run_dir, default_run_dir
+from cs_nets.training.metrics import accuracy_of, confusion_matrix
 from cs_nets.training.state import TrainState
 from cs_nets.training.trainer import accuracy, fit, train_eval_rows
 

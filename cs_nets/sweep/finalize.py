@@ -14,8 +14,8 @@ import os
 import socket
 import time
 
-from cs_nets.errors import DataError
 from cs_nets.data.pipeline import Dataset
+from cs_nets.errors import DataError
 from cs_nets.runs.task import build_model_for, finish_run, read_run_config
 from cs_nets.runs.writer import STATE_FILE, RunDir
 from cs_nets.training.state import TrainState

@@ -34,21 +34,21 @@ import numpy as np
 
 from cs_nets import registry
 from cs_nets.config import (
-    _SECTION_CLASSES,
     DEPRECATED,
+    SECTION_CLASSES,
     TOP_LEVEL,
     Config,
     ConfigDeprecationWarning,
-    _build_section,
-    _check_range,
-    _coerce,
-    _OverrideAwareWhere,
-    _parse_yaml,
-    _suggest,
-    _Where,
+    OverrideAwareWhere,
+    Where,
     build_config,
+    build_section,
+    check_range,
+    coerce,
     load_config,
     parse_override,
+    read_config_file,
+    suggest,
     yaml_load,
 )
 from cs_nets.errors import ConfigError
@@ -137,8 +137,8 @@ class SweepSpec:
     base_path: Path
     base_config: Config
     overrides: list[str]
-    base_where: _Where  # where a base key was set: base file:line, or --set
-    where: _Where  # the spec's own lines
+    base_where: Where  # where a base key was set: base file:line, or --set
+    where: Where  # the spec's own lines
 
     def to_dict(self) -> dict:
         """The spec as plain data (written to DIR/sweep.json)."""
@@ -177,17 +177,13 @@ def load_spec(path, overrides=()) -> SweepSpec:
     ConfigError (exit 2) for anything wrong, naming the file and line and the closest key.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"cannot read sweep spec {path}: {err.strerror or err}") from None
-    raw, lines = _parse_yaml(text, str(path))
-    where = _Where(str(path), lines)
+    raw, lines = read_config_file(path, "sweep spec")
+    where = Where(str(path), lines)
     for key in raw:
         if key not in SPEC_KEYS:
-            raise ConfigError(f"{where((str(key),))}: unknown key '{key}'{_suggest(str(key), SPEC_KEYS)}")
+            raise ConfigError(f"{where((str(key),))}: unknown key '{key}'{suggest(str(key), SPEC_KEYS)}")
     options = _options(raw, where, path)
-    scheduler = _build_section(SchedulerSpec, raw.get("scheduler"), "scheduler", where)
+    scheduler = build_section(SchedulerSpec, raw.get("scheduler"), "scheduler", where)
     if scheduler.type == "none":
         for key in ("grace_period", "reduction_factor"):
             if key in (raw.get("scheduler") or {}):
@@ -210,13 +206,13 @@ def load_spec(path, overrides=()) -> SweepSpec:
         for p in parameters:
             if p.key == key or (p.convert and key == _alias_of(p)):
                 raise ConfigError(f"--set {text_}: {p.key} is swept by {p.where}; remove it from one of them")
-    _, base_lines = _parse_yaml(base_path.read_text(), str(base_path))
+    _, base_lines = read_config_file(base_path)
     overridden = {parse_override(o)[0] for o in overrides}
     return SweepSpec(path, options, scheduler, parameters, base_path, base_config, overrides,
-                     _OverrideAwareWhere(str(base_path), base_lines, overridden), where)
+                     OverrideAwareWhere(str(base_path), base_lines, overridden), where)
 
 
-def _options(raw: dict, where: _Where, path: Path) -> SweepOptions:
+def _options(raw: dict, where: Where, path: Path) -> SweepOptions:
     fields = {f.name: f for f in dataclasses.fields(SweepOptions)}
     hints = {"base": str, "metric": str, "num_samples": int, "max_concurrent": int | None,
              "cpus_per_trial": int, "seed": int}
@@ -225,8 +221,8 @@ def _options(raw: dict, where: _Where, path: Path) -> SweepOptions:
         if key not in raw:
             continue
         what = f"{where((key,))}: {key}"
-        value = _coerce(raw[key], hints[key], what)
-        _check_range(value, f.metadata, what)
+        value = coerce(raw[key], hints[key], what)
+        check_range(value, f.metadata, what)
         values[key] = value
     if "base" not in values:
         raise ConfigError(f"{path}: missing key 'base' (the config every trial starts from, e.g. "
@@ -236,7 +232,7 @@ def _options(raw: dict, where: _Where, path: Path) -> SweepOptions:
 
 def _config_keys() -> list[str]:
     """Every dotted config key a sweep may vary (output.* is the sweep's business)."""
-    keys = [f"{section}.{f.name}" for section, cls in _SECTION_CLASSES.items() if section != "output"
+    keys = [f"{section}.{f.name}" for section, cls in SECTION_CLASSES.items() if section != "output"
             for f in dataclasses.fields(cls)]
     return keys + list(TOP_LEVEL)
 
@@ -261,7 +257,7 @@ def _parameter(key: str, value, where: str) -> Parameter:
         raise ConfigError(f"{where}: {key} cannot be swept: every trial writes its run directory "
                           f"into the sweep folder (--out)")
     elif key not in _config_keys():
-        raise ConfigError(f"{where}: unknown config key '{key}' in parameters{_suggest(key, _config_keys())}")
+        raise ConfigError(f"{where}: unknown config key '{key}' in parameters{suggest(key, _config_keys())}")
 
     if isinstance(value, list):
         distribution, args = "grid", value
@@ -270,7 +266,7 @@ def _parameter(key: str, value, where: str) -> Parameter:
         distribution = str(distribution)
         if distribution not in registry.SWEEP_DISTRIBUTIONS:
             raise ConfigError(f"{where}: {key}: unknown distribution '{distribution}'"
-                              f"{_suggest(distribution, registry.SWEEP_DISTRIBUTIONS)}")
+                              f"{suggest(distribution, registry.SWEEP_DISTRIBUTIONS)}")
     else:
         raise ConfigError(f"{where}: {key}: expected a list of values (a grid) or one of "
                           f"{{grid: [...]}}, {{choice: [...]}}, {{uniform: [low, high]}}, "
@@ -310,10 +306,10 @@ def _check_unique(parameters: list[Parameter]) -> None:
 # ----------------------------------------------------------------------------- trials
 
 
-class _TrialWhere(_Where):
+class _TrialWhere(Where):
     """Swept keys are reported at their line of the spec, the others at the base config's."""
 
-    def __init__(self, base: _Where, swept: dict[tuple, str]):
+    def __init__(self, base: Where, swept: dict[tuple, str]):
         super().__init__(base.source, base.lines)
         self.base, self.swept = base, swept
 

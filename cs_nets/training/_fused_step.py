@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from cs_nets.training import _blas as blas
 from cs_nets.errors import ArgumentError
 from cs_nets.nn.grads_out import check_weight_shapes
 from cs_nets.nn.optim import sgd, sgd_momentum, update_rule
+from cs_nets.training import _blas as blas
 
 
 class FusedStep:

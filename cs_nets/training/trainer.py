@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from cs_nets.training._fused_step import FusedStep
 from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.errors import ArgumentError
 from cs_nets.nn.optim import learning_rate
+from cs_nets.training._fused_step import FusedStep
 from cs_nets.training.state import TrainState
 
 

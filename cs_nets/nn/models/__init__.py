@@ -5,13 +5,13 @@ from cs_nets.nn.models.base import Model
 from cs_nets.nn.models.fc_net import FullyConnectedNet
 from cs_nets.nn.models.linear import LinearClassifier
 from cs_nets.nn.models.two_layer import TwoLayerNet
-from cs_nets.registry import MODEL_TYPES
 
 MODEL_CLASSES = {
     "linear": LinearClassifier,
     "two_layer": TwoLayerNet,
     "fc_net": FullyConnectedNet,
 }
+MODEL_TYPES = tuple(MODEL_CLASSES)
 
 
 def build_model(model_type, input_dim, num_classes, *, dtype="float32", seed=0, **hyper):

@@ -23,7 +23,9 @@ import numpy as np
 
 from cs_nets.errors import ArgumentError
 from cs_nets.nn.losses import LOSSES
-from cs_nets.registry import DTYPES, INIT_SCHEMES
+
+DTYPES = ("float32", "float64")  # float64 for gradient checks
+INIT_SCHEMES = ("he", "xavier")  # besides a plain float std
 
 
 class Model:

@@ -10,8 +10,8 @@ import numbers
 
 import numpy as np
 
-from cs_nets.nn.activations import ACTIVATIONS
 from cs_nets.errors import ArgumentError
+from cs_nets.nn.activations import ACTIVATIONS
 from cs_nets.nn.grads_out import Gradients
 from cs_nets.nn.layers import (
     affine_activation_backward,

@@ -1,0 +1,295 @@
+"""The config's schema: typed sections with defaults, ranges and docs, and their validation.
+
+A config file has the sections ``data``, ``features``, ``model``, ``optim``,
+``train``, ``search``, ``output`` and the top-level key ``seed``. Every key has a
+type and a range; anything else is a ``ConfigError`` (exit 2) that names the
+key, the file and line, and what was expected or the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+import warnings
+from dataclasses import dataclass, field
+
+from cs_nets import registry
+from cs_nets.errors import ConfigError
+from cs_nets.files.untrusted import clip, clip_text
+
+
+def option(default, doc, *, choices=None, min=None, gt=None, max=None):
+    """A config field with its validation rules and a one-line description."""
+    return field(default=default, metadata=dict(doc=doc, choices=choices, min=min, gt=gt, max=max))
+
+
+def option_list(factory, doc, *, gt=None):
+    return field(default_factory=factory, metadata=dict(doc=doc, gt=gt))
+
+
+@dataclass
+class DataConfig:
+    source: str = option("cifar10", "where images come from", choices=registry.DATA_SOURCES)
+    dir: str | None = option(None, "data folder (else $CS_NETS_DATA, else ~/.cache/cs_nets)")
+    format: str = option("python", "archive layout to download", choices=registry.ARCHIVE_FORMATS)
+    url: str | None = option(None, "archive URL of a mirror (default: the official one)")
+    md5: str | None = option(None, "MD5 of the archive at `url`")
+    num_train: int | None = option(None, "training images (default: all but the validation ones)", gt=0)
+    num_val: int = option(1000, "validation images carved from the training set", gt=0)
+    shuffle: bool = option(False, "draw the validation split at random (seeded) instead of the last images")
+    normalize: str = option("mean", "pixel preprocessing fit on the training split",
+                          choices=registry.NORMALIZATIONS)
+    dtype: str = option("float32", "floating type of model inputs and parameters", choices=registry.DTYPES)
+    synthetic_train: int = option(2000, "training images of the synthetic source", gt=0)
+    synthetic_test: int = option(500, "test images of the synthetic source", gt=0)
+    points_per_class: int = option(100, "2-D sources: training points per class (the test split is as many more)",
+                                 gt=0)
+    noise: float = option(0.1, "2-D sources: std of the Gaussian noise added to each coordinate", min=0.0)
+    classes: int | None = option(None, "2-D sources: number of classes (default: 2 for circles, 3 otherwise)",
+                               min=2)
+
+
+@dataclass
+class ModelConfig:
+    type: str = option("linear", "model", choices=registry.MODEL_TYPES)
+    loss: str = option("softmax", "data loss", choices=registry.LOSSES)
+    reg: float = option(0.0, "L2 strength: loss += reg * sum(W**2) over weight matrices", min=0.0)
+    hidden_dims: list[int] = option_list(lambda: [100], "hidden layer sizes (two_layer: exactly one)", gt=0)
+    activation: str = option("relu", "hidden activation",
+                           choices=registry.ACTIVATIONS)
+    init: float | str | None = option(None, "weight init: a std, 'he' or 'xavier' (default: the model's own)")
+
+
+@dataclass
+class OptimConfig:
+    learning_rate: float = option(1e-3, "initial learning rate", gt=0.0)
+    schedule: str = option("constant", "learning-rate schedule over epochs", choices=registry.SCHEDULES)
+    lr_decay: float = option(1.0, "step schedule: lr is multiplied by this after every epoch", gt=0.0, max=1.0)
+    momentum: float = option(0.0, "momentum coefficient (0 = plain SGD)", min=0.0, max=0.999)
+    nesterov: bool = option(False, "Nesterov momentum")
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = option(200, "images per minibatch", gt=0)
+    num_epochs: int = option(10, "passes over the training split", gt=0)
+    patience: int | None = option(None, "stop after this many epochs without a better validation accuracy", gt=0)
+    train_eval_size: int = option(1000, "fixed training subsample scored for train_accuracy each epoch", gt=0)
+    checkpoint_every: int = option(1, "save the whole training state every this many epochs (for --resume)", gt=0)
+    hflip: bool = option(False, "augment: flip each minibatch image left-right with probability 1/2 (pixels only)")
+
+
+@dataclass
+class SearchConfig:
+    attempts: int = option(1000, "random weight matrices tried", gt=0, max=10_000_000)
+    scale: float = option(1e-4, "std of the random weights", gt=0.0)
+    subsample: int | None = option(None, "score each attempt on this many training images (default: all)", gt=0)
+
+
+@dataclass
+class OutputConfig:
+    dir: str | None = option(None, "run directory (default: runs/<config name>-<timestamp>)")
+    plot: bool = option(False, "write the PNG pictures at the end of training")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    features: list[dict] = field(default_factory=list)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    seed: int = 0
+    name: str = "run"  # taken from the file name, not from the file
+
+    def to_dict(self) -> dict:
+        """The resolved config as plain data (what is written to config.yaml)."""
+        out = dataclasses.asdict(self)
+        out.pop("name")
+        return out
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+SECTION_CLASSES = {
+    "data": DataConfig, "model": ModelConfig, "optim": OptimConfig,
+    "train": TrainConfig, "search": SearchConfig, "output": OutputConfig,
+}
+TOP_LEVEL = ("features", "seed")
+
+# Old keys still read, each with a one-line warning: (section, key) -> (new key, convert).
+DEPRECATED = {("model", "hidden_dim"): ("hidden_dims", lambda value: [value])}
+
+
+class ConfigDeprecationWarning(UserWarning):
+    """A config key that still works but has a new name (the CLI prints it as one line)."""
+
+
+class Where:
+    """Tells where a key came from: `file:line` or `--set key=value`."""
+
+    def __init__(self, source: str, lines: dict[tuple, int] | None = None):
+        self.source = source
+        self.lines = lines or {}
+
+    def __call__(self, path: tuple) -> str:
+        line = self.lines.get(path)
+        return f"{self.source}:{line}" if line else self.source
+
+
+def suggest(key: str, valid) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5) if len(key) < 100 else []
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
+
+
+def type_name(tp) -> str:
+    names = []
+    for t in typing.get_args(tp) or (tp,):
+        names.append("null" if t is type(None) else getattr(t, "__name__", str(t)))
+    return " or ".join(names)
+
+
+def coerce(value, tp, what: str):
+    """Check `value` against the annotation `tp`; return it converted (int -> float where a float is wanted)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return coerce(value, option, what)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{what}: expected {type_name(tp)}, got {clip(value)}")
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond the float range
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{what}: expected a finite number, got {clip(value)}")
+            return number
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, list):
+            return [coerce(v, item_tp, f"{what}[{i}]") for i, v in enumerate(value)]
+    else:  # pragma: no cover - only the annotations above are used
+        raise TypeError(tp)
+    raise ConfigError(f"{what}: expected {type_name(tp)}, got {clip(value)}")
+
+
+def check_range(value, meta: dict, what: str):
+    if value is None:
+        return
+    choices = meta.get("choices")
+    if choices:
+        if value not in choices:
+            raise ConfigError(f"{what}: expected one of {', '.join(choices)}, got {clip(value)}")
+        return
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if not isinstance(v, (int, float)):
+            continue
+        if meta.get("min") is not None and v < meta["min"]:
+            raise ConfigError(f"{what}: expected a value >= {meta['min']}, got {clip(v)}")
+        if meta.get("gt") is not None and v <= meta["gt"]:
+            raise ConfigError(f"{what}: expected a value > {meta['gt']}, got {clip(v)}")
+        if meta.get("max") is not None and v > meta["max"]:
+            raise ConfigError(f"{what}: expected a value <= {meta['max']}, got {clip(v)}")
+
+
+def build_section(cls, raw, section: str, where: Where):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where((section,))}: section '{section}' must be a mapping, got {clip(raw)}")
+    raw = renew_deprecated(raw, section, where)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in raw.items():
+        key = str(key)
+        path = (section, key)
+        if key not in fields:
+            raise ConfigError(f"{where(path)}: unknown key '{section}.{clip_text(key, 60)}'{suggest(key, fields)}")
+        what = f"{where(path)}: {section}.{key}"
+        value = coerce(value, hints[key], what)
+        check_range(value, fields[key].metadata, what)
+        values[key] = value
+    return cls(**values)
+
+
+def renew_deprecated(raw: dict, section: str, where: Where) -> dict:
+    """`raw` with deprecated keys of `section` renamed (and warned about once each)."""
+    raw = dict(raw)
+    for (old_section, old_key), (new_key, convert) in DEPRECATED.items():
+        if old_section != section or old_key not in raw:
+            continue
+        if new_key in raw:
+            raise ConfigError(f"{where((section, old_key))}: {section}.{old_key} and {section}.{new_key} "
+                              f"both given; keep only {section}.{new_key}")
+        warnings.warn(f"{where((section, old_key))}: {section}.{old_key} is deprecated; "
+                      f"use {section}.{new_key}: {convert(raw[old_key])!r}", ConfigDeprecationWarning, stacklevel=2)
+        raw[new_key] = convert(raw.pop(old_key))
+    return raw
+
+
+def build_config(raw: dict, where: Where, name: str = "run") -> Config:
+    """Validate plain data (as read from YAML) into a ``Config``."""
+    for key in raw:
+        if key not in SECTIONS or key == "name":
+            valid = [k for k in SECTIONS if k != "name"]
+            raise ConfigError(f"{where((str(key),))}: unknown section '{clip_text(key, 60)}'"
+                              f"{suggest(str(key), valid)}")
+    sections = {s: build_section(cls, raw.get(s), s, where) for s, cls in SECTION_CLASSES.items()}
+    features = raw.get("features") or []
+    if not isinstance(features, list):
+        raise ConfigError(f"{where(('features',))}: features must be a list of transforms, got {clip(features)}")
+    seed = coerce(raw.get("seed", 0), int, f"{where(('seed',))}: seed")
+    check_range(seed, {"min": 0}, f"{where(('seed',))}: seed")
+    config = Config(features=features, seed=seed, name=name, **sections)
+    check_features(config, where)
+    if config.model.type == "two_layer" and len(config.model.hidden_dims) != 1:
+        raise ConfigError(f"{where(('model', 'hidden_dims'))}: two_layer has one hidden layer, got "
+                          f"model.hidden_dims={config.model.hidden_dims}; use model.type: fc_net for more")
+    if config.train.hflip and config.features:
+        raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; it cannot be combined with features")
+    if config.train.hflip and config.data.source in registry.POINT_SOURCES:
+        raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; "
+                          f"data.source {config.data.source} gives 2-D points")
+    return config
+
+
+def check_features(config: Config, where: Where):
+    """Validate and fill in the feature transforms (their schema lives with the transforms)."""
+    if not config.features:
+        return
+    from cs_nets.features import is_point_transforms, normalize_transforms
+
+    try:
+        config.features = normalize_transforms(config.features)
+    except ConfigError as err:
+        raise ConfigError(f"{where(('features',))}: {clip_text(err, 300)}") from None
+    points = config.data.source in registry.POINT_SOURCES
+    if points != is_point_transforms(config.features):
+        kind = "2-D points" if points else "images"
+        wanted = registry.POINT_FEATURE_TYPES if points else \
+            [t for t in registry.FEATURE_TYPES if t not in registry.POINT_FEATURE_TYPES]
+        raise ConfigError(f"{where(('features',))}: data.source {config.data.source} gives {kind}; "
+                          f"its features can only be {', '.join(wanted)}, "
+                          f"got {', '.join(t['type'] for t in config.features)}")
