@@ -18,7 +18,6 @@ import numpy as np
 
 from cs_nets.errors import ConfigError
 from cs_nets.files.untrusted import format_bytes
-from cs_nets.nn.models import config_hyperparams
 
 IMAGE_BYTES = 3072  # one 32x32x3 uint8 image
 NUM_CLASSES = 10
@@ -70,7 +69,7 @@ def hidden_sizes(model_type: str, hyper: dict) -> list[int]:
 
 
 def _model_hyper(config) -> dict:
-    return config_hyperparams(config.model)
+    return config.model.build_kwargs()
 
 
 def estimate_bytes(config, num_train: int | None = None, input_dim: int | None = None, *,

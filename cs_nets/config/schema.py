@@ -15,6 +15,7 @@ import types
 import typing
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 from cs_nets import registry
 from cs_nets.errors import ConfigError
@@ -61,6 +62,17 @@ class ModelConfig:
     activation: str = option("relu", "hidden activation",
                            choices=registry.ACTIVATIONS)
     init: float | str | None = option(None, "weight init: a std, 'he' or 'xavier' (default: the model's own)")
+
+    def build_kwargs(self) -> dict:
+        """The hyperparameter keywords of ``cs_nets.nn.models.build_model`` for this section."""
+        hyper: dict[str, Any] = {"loss": self.loss, "reg": self.reg}
+        if self.type == "two_layer":  # validation made sure it has exactly one hidden layer
+            hyper.update(hidden_dim=self.hidden_dims[0], activation=self.activation)
+        elif self.type == "fc_net":
+            hyper.update(hidden_dims=list(self.hidden_dims), activation=self.activation)
+        if self.init is not None:
+            hyper["init"] = self.init
+        return hyper
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Reading run directories back (their files: cs_nets/run_dir.py) and the table of a sweep folder."""
+"""Reading run directories back (their files: cs_nets/runs/layout.py) and the table of a sweep folder."""
 
 from __future__ import annotations
 
@@ -13,20 +13,19 @@ from cs_nets.config import yaml_load
 from cs_nets.errors import ConfigError, CsNetsError, DataError
 from cs_nets.files.untrusted import clip, clip_text, load_npy, loads_json, read_text
 from cs_nets.registry import RESULT_STATUSES
+from cs_nets.runs.layout import (
+    MAX_BATCH_LOSSES_BYTES,
+    MAX_METRICS_BYTES,
+    MAX_SMALL_FILE_BYTES,
+    MAX_SUMMARY_BYTES,
+    METRIC_KEYS,
+    RUN_FILES,
+    RUNNING,
+)
 
 FINISHED = RESULT_STATUSES  # ranked by validation accuracy, first
 
 
-# Bounds on the files a run directory holds (they are read back from disk, so untrusted).
-MAX_SUMMARY_BYTES = 4 << 20
-MAX_METRICS_BYTES = 64 << 20
-MAX_SMALL_FILE_BYTES = 64 << 10  # sweep_args, exit_status
-MAX_BATCH_LOSSES_BYTES = 1 << 30
-METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "lr", "seconds")
-RUNNING = "running"
-STATE_FILE = "state.npz"
-# What makes a folder a run directory: csnets writes these, and nothing else does.
-RUN_FILES = ("config.yaml", "metrics.jsonl", STATE_FILE, "summary.json", "model.npz")
 SWEEP_FILES = ("sweep_args",)  # scripts/sweep.sh writes it before the run starts
 
 
@@ -91,17 +90,6 @@ def read_batch_losses(run_dir: Path) -> np.ndarray | None:
     if losses.ndim != 1:
         raise DataError(f"{path} has shape {losses.shape}, expected (num_batches,)")
     return losses
-
-
-def read_config_dict(run_dir: Path) -> dict:
-    path = Path(run_dir) / "config.yaml"
-    try:
-        data = yaml_load(read_text(path, "config", MAX_SUMMARY_BYTES), str(path))
-    except ConfigError as err:  # a file of a run directory: data, not the user's config
-        raise DataError(str(err)) from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path} is not a mapping of sections")
-    return data
 
 
 def parse_overrides(overrides: list[str]) -> dict:

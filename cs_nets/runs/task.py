@@ -30,12 +30,13 @@ from cs_nets.config import Config, config_from_dict, yaml_load
 from cs_nets.data.pipeline import Dataset, prepare_dataset
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.memory import check_fits
-from cs_nets.nn.models import build_model, config_hyperparams
+from cs_nets.nn.models import build_model
 from cs_nets.nn.random_search import random_search
 from cs_nets.registry import ENDED_STATUSES, TASKS
 from cs_nets.runs.checkpoint import save_checkpoint
+from cs_nets.runs.layout import STATE_FILE
 from cs_nets.runs.signals import finishing
-from cs_nets.runs.writer import STATE_FILE, RunDir, check_new_run_dir, default_run_dir
+from cs_nets.runs.writer import RunDir, check_new_run_dir, default_run_dir
 from cs_nets.training.metrics import accuracy_of, confusion_matrix
 from cs_nets.training.state import TrainState
 from cs_nets.training.trainer import accuracy, fit, train_eval_rows
@@ -63,7 +64,7 @@ def build_model_for(config: Config, data: Dataset):
     """The configured model, sized for `data`, with weights from default_rng(config.seed)."""
     try:
         return build_model(config.model.type, data.X_train.shape[1], len(data.class_names),
-                           dtype=config.data.dtype, seed=config.seed, **config_hyperparams(config.model))
+                           dtype=config.data.dtype, seed=config.seed, **config.model.build_kwargs())
     except ArgumentError as err:  # the values came from the model section
         raise ConfigError(f"model: {err}") from None
 

@@ -30,7 +30,8 @@ from filelock import FileLock, Timeout
 from cs_nets.config import Config, dump_config
 from cs_nets.errors import ConfigError
 from cs_nets.files.atomic import atomic_open, write_json, write_text
-from cs_nets.runs.reader import RUN_FILES, STATE_FILE, read_summary
+from cs_nets.runs.layout import RUN_FILES, STATE_FILE
+from cs_nets.runs.reader import read_summary
 
 
 def default_run_dir(config: Config) -> Path:

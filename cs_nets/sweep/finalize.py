@@ -16,8 +16,9 @@ import time
 
 from cs_nets.data.pipeline import Dataset
 from cs_nets.errors import DataError
+from cs_nets.runs.layout import STATE_FILE
 from cs_nets.runs.task import build_model_for, finish_run, read_run_config
-from cs_nets.runs.writer import STATE_FILE, RunDir
+from cs_nets.runs.writer import RunDir
 from cs_nets.training.state import TrainState
 
 # Fields of a running summary that the final one replaces.

@@ -21,8 +21,9 @@ from pathlib import Path
 from cs_nets.config import config_from_dict
 from cs_nets.errors import DataError
 from cs_nets.registry import ENDED_STATUSES
+from cs_nets.runs.layout import STATE_FILE
 from cs_nets.runs.task import resume, run
-from cs_nets.runs.writer import STATE_FILE, read_summary_if_any
+from cs_nets.runs.writer import read_summary_if_any
 from cs_nets.sweep.finalize import wait_for_exit
 from cs_nets.training.state import TrainState
 

@@ -37,21 +37,7 @@ def build_model(model_type, input_dim, num_classes, *, dtype="float32", seed=0, 
     return cls(input_dim, num_classes, dtype=dtype, seed=seed, **hyper)
 
 
-def config_hyperparams(model_config) -> dict:
-    """The ``build_model`` keywords of a config's model section (a cs_nets.config.ModelConfig)."""
-    m = model_config
-    hyper = {"loss": m.loss, "reg": m.reg}
-    if m.type == "two_layer":  # config validation made sure it has exactly one hidden layer
-        hyper.update(hidden_dim=m.hidden_dims[0], activation=m.activation)
-    elif m.type == "fc_net":
-        hyper.update(hidden_dims=list(m.hidden_dims), activation=m.activation)
-    if m.init is not None:
-        hyper["init"] = m.init
-    return hyper
-
-
 __all__ = [
-    "config_hyperparams",
     "MODEL_TYPES",
     "MODEL_CLASSES",
     "Model",
