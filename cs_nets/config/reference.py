@@ -13,7 +13,7 @@ def reference_table() -> str:
     rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for section, cls in SECTION_CLASSES.items():
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
             meta = f.metadata
             allowed = ", ".join(meta["choices"]) if meta.get("choices") else ""
             for name, op in (("min", ">="), ("gt", ">"), ("max", "<=")):

@@ -37,7 +37,7 @@ class Model:
     """
 
     model_type = ""
-    HYPERPARAMS = ()
+    HYPERPARAMS: tuple[str, ...] = ()
 
     def __init__(self, input_dim, num_classes, *, dtype, loss, reg, init):
         self.input_dim = check_int("input_dim", input_dim, minimum=1)
@@ -150,7 +150,7 @@ def check_choice(name, value, choices):
 
 def _is_nonnegative_number(value) -> bool:
     return (not isinstance(value, bool) and isinstance(value, numbers.Real)
-            and math.isfinite(value) and value >= 0)
+            and math.isfinite(value) and float(value) >= 0)
 
 
 def check_reg(value):
