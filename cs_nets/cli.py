@@ -1,13 +1,15 @@
 """The `csnets` command group. Each command parses options, calls library code, formats the result.
 
-Exit codes: 0 success, 1 runtime failure (data, download, diverged training),
-2 usage or config error, 130 interrupted. A user mistake never shows a
-traceback unless `csnets --debug ...` is given.
+Exit codes: 0 success, 1 runtime failure (data, download, diverged training, a full
+disk), 2 usage or config error, 128 + the signal for a stopped run (130 Ctrl-C,
+143 SIGTERM, 129 SIGHUP). A user mistake never shows a traceback unless
+`csnets --debug ...` is given; an unexpected error (a bug) does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -20,7 +22,13 @@ import click
 from cs_nets import registry
 from cs_nets.errors import CsNetsError
 
+# Failures of the machine rather than of cs_nets or the user's input: the user's to fix
+# (free space, permissions), so one line. Input files are checked where they are read.
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO,
+                            errno.EMFILE, errno.ENFILE})
+
 _DATA_DIR_HELP = "data folder (default: data.dir, else $CS_NETS_DATA, else ~/.cache/cs_nets)"
+_PLAIN_DATA_DIR_HELP = "data folder (default: $CS_NETS_DATA, else ~/.cache/cs_nets)"  # commands without a config
 
 
 class _Group(click.Group):
@@ -38,8 +46,8 @@ class _Group(click.Group):
         except BrokenPipeError:  # the reader of our output went away (`csnets ... | head`): nothing to say
             _echo("", err=False)
             ctx.exit(0)
-        except OSError as err:  # disk full, permission denied, ...: the user's to fix, not a bug
-            if debug:
+        except OSError as err:
+            if debug or err.errno not in MACHINE_ERRNOS:  # e.g. a FileNotFoundError of a bug: show it
                 raise
             _echo(f"error: {err}", err=True)
             ctx.exit(1)
@@ -110,7 +118,7 @@ def main(debug):
 
 
 @main.command()
-@click.option("--data-dir", help=_DATA_DIR_HELP)
+@click.option("--data-dir", help=_PLAIN_DATA_DIR_HELP)
 @click.option("--format", "fmt", type=click.Choice(registry.ARCHIVE_FORMATS), default="python", show_default=True,
               help="archive layout")
 @click.option("--url", help="archive URL of a mirror")
@@ -132,7 +140,7 @@ def download(data_dir, fmt, url, md5, force, quiet):
 
 
 @main.command()
-@click.option("--data-dir", help=_DATA_DIR_HELP)
+@click.option("--data-dir", help=_PLAIN_DATA_DIR_HELP)
 def info(data_dir):
     """Show what is on disk: layouts, split sizes, images per class, checksums.
 
@@ -297,7 +305,7 @@ def train(config_path, overrides, out, overwrite, resume_dir, data_dir, plot, qu
 @_config_option
 @_set_option
 @_out_option
-@_overwrite_option
+@click.option("--overwrite", is_flag=True, help="replace the run in --out (only once the new search has finished)")
 @_data_dir_option
 @_quiet_option
 def random_search_command(config_path, overrides, out, overwrite, data_dir, quiet):
