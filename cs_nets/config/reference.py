@@ -8,7 +8,7 @@ from cs_nets.config.schema import SECTION_CLASSES
 def reference_table() -> str:
     """Every config key as a Markdown table: key, default, allowed values, meaning.
 
-    ``csnets config --reference`` prints it; the README's config table is this text.
+    ``csnets config --reference`` prints it; docs/configs.md's table is this text.
     """
     rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for section, cls in SECTION_CLASSES.items():
