@@ -512,7 +512,7 @@ def sweep(ctx, spec_path, out, address, resume, overrides, data_dir, plot, quiet
         _echo(f"best config: {out / result.best_config.name}")
         _echo(f"train it: {shlex.join(['csnets', 'train', '--config', str(out / result.best_config.name), *data])}")
     if plot:
-        from cs_nets.plots.sweep_params import plot_sweep_parameters
+        from cs_nets.plots.sweep_panels import plot_sweep_parameters
 
         _echo(f"wrote {plot_sweep_parameters(result.outcomes, out / 'sweep_parameters.png')}")
     for outcome in result.failed:
