@@ -13,6 +13,10 @@ decision regions over its training points with cs_nets.plots.regions:
                       use stronger regularization instead"
   features.png        configs/toy_circles.yaml in (x, y) and in (r, θ): the
                       feature-transform slide
+  backprop_<name>.png the lecture's circuits (`csnets backprop --example NAME
+                      --plot`): values above, gradients below every wire
+
+--only backprop draws just the circuits (no training, a second).
 
 Each panel is titled with its setting and the accuracy on all its training
 points. The runs stay in --runs (default runs/lecture_pictures; csnets plot and
@@ -20,6 +24,8 @@ evaluate work on them). About 30 s on 2 cores. Needs matplotlib (pip install '.[
 """
 
 import argparse
+import contextlib
+import io
 import sys
 import time
 from pathlib import Path
@@ -27,6 +33,7 @@ from pathlib import Path
 from cs_nets.cli import main as csnets
 from cs_nets.plots import require_matplotlib
 from cs_nets.plots.regions import plot_region_grid, run_panel
+from cs_nets.registry import BACKPROP_EXAMPLES
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -41,16 +48,24 @@ PICTURES = [
 ]
 
 
+def csnets_command(args, quiet=False):
+    """`csnets ARGS` in this process; its printed table is dropped when quiet (the "wrote" line stays)."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext() as captured:
+            csnets.main(args, prog_name="csnets", standalone_mode=False)
+    except SystemExit as stop:  # click's exits (errors, interrupts) end the script with their code
+        if stop.code:
+            raise
+    if quiet:
+        print(captured.getvalue().strip().splitlines()[-1])
+
+
 def train(config, overrides, out):
     """`csnets train --config CONFIG --set ... --out OUT --quiet`, in this process."""
     args = ["train", "--config", str(CONFIGS / config), "--out", str(out), "--quiet"]
     for override in overrides:
         args += ["--set", override]
-    try:
-        csnets.main(args, prog_name="csnets", standalone_mode=False)
-    except SystemExit as stop:  # click's exits (errors, interrupts) end the script with their code
-        if stop.code:
-            raise
+    csnets_command(args)
     if not (out / "summary.json").exists():
         raise SystemExit(f"error: csnets {' '.join(args)} did not finish")
 
@@ -60,9 +75,15 @@ def main(argv=None):
     parser.add_argument("--out", default="pictures", help="folder for the PNGs (default: pictures)")
     parser.add_argument("--runs", default="runs/lecture_pictures",
                         help="folder for the run directories (default: runs/lecture_pictures)")
+    parser.add_argument("--only", choices=["regions", "backprop"], help="draw one group of pictures")
     args = parser.parse_args(argv)
     require_matplotlib()  # fail before training, not after
     out = Path(args.out)
+    if args.only in (None, "backprop"):
+        for name in BACKPROP_EXAMPLES:
+            csnets_command(["backprop", "--example", name, "--plot", str(out / f"backprop_{name}.png")], quiet=True)
+    if args.only == "backprop":
+        return 0
     for picture, title, settings in PICTURES:
         panels = []
         for label, config, overrides in settings:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cs_nets import registry
+from cs_nets.circuits.examples import EXAMPLES as BACKPROP_EXAMPLE_TABLE
 from cs_nets.cli import main
 from cs_nets.config import DataConfig, ModelConfig, OptimConfig, reference_table
 from cs_nets.data.cifar10 import OFFICIAL
@@ -39,6 +40,7 @@ def test_implementations_match_the_registry():
     assert tuple(OFFICIAL) == registry.ARCHIVE_FORMATS
     assert INIT_SCHEMES == registry.INIT_SCHEMES
     assert Normalizer.MODES == registry.NORMALIZATIONS
+    assert tuple(BACKPROP_EXAMPLE_TABLE) == registry.BACKPROP_EXAMPLES
 
 
 def test_config_validation_uses_the_registry():
@@ -56,6 +58,7 @@ def test_cli_options_use_the_registry():
     assert option_choices("gradcheck", "activations") == registry.ACTIVATIONS
     assert option_choices("evaluate", "split") == registry.SPLITS
     assert option_choices("download", "fmt") == registry.ARCHIVE_FORMATS
+    assert option_choices("backprop", "example") == registry.BACKPROP_EXAMPLES
 
 
 def test_gradcheck_covers_every_model_loss_and_activation():

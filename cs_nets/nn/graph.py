@@ -51,6 +51,14 @@ GATES = {
 COPY_PATTERN = "copy adds"  # the pattern of a value that feeds more than one node
 
 
+class NodeError(ArgumentError):
+    """A node whose forward failed (shapes that do not combine); ``node`` is that node."""
+
+    def __init__(self, message, node):
+        super().__init__(message)
+        self.node = node
+
+
 class Node:
     """A value in the graph: an input, a constant or the output of a gate.
 
@@ -236,7 +244,7 @@ class Graph:
                     node.value = node.forward(*(i.value for i in node.inputs))
                 except ValueError as err:  # NumPy's shape mismatches, as the one-line error of this library
                     shapes = ", ".join(str(np.shape(i.value)) for i in node.inputs)
-                    raise ArgumentError(f"{node.gate}: cannot combine shapes {shapes} ({err})") from None
+                    raise NodeError(f"{node.gate}: cannot combine shapes {shapes} ({err})", node) from None
         return self.output.value
 
     def backward(self, dout=1.0):
@@ -250,9 +258,17 @@ class Graph:
         self.output.grad = np.broadcast_to(dout, np.shape(self.output.value)).astype(float)[()]
         for node in reversed(self.order):
             if node.inputs:
-                for inp, grad in zip(node.inputs, node.backward(node.grad)):
-                    inp.grad = inp.grad + unbroadcast(grad, np.shape(inp.value))
+                for inp, grad in zip(node.inputs, self.input_grads(node)):
+                    inp.grad = inp.grad + grad
         return {name: node.grad for name, node in self.inputs.items()}
+
+    def input_grads(self, node):
+        """The gradient ``node`` sends to each of its inputs (one wire each), summed to each input's shape.
+
+        Call after backward(). An input's grad is the sum of what it gets on all of its wires.
+        """
+        grads = node.backward(node.grad)
+        return [unbroadcast(g, np.shape(i.value)) for i, g in zip(node.inputs, grads)]
 
     def uses(self, node):
         """How many node inputs read ``node`` (more than one: a copy gate, its gradients add)."""
