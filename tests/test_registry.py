@@ -13,7 +13,7 @@ from cs_nets.config import DataConfig, ModelConfig, OptimConfig, reference_table
 from cs_nets.data.cifar10 import OFFICIAL
 from cs_nets.data.preprocess import Normalizer
 from cs_nets.features.spec import DEFAULTS as FEATURE_DEFAULTS
-from cs_nets.nn.activations import ACTIVATIONS
+from cs_nets.nn.activations import ACTIVATION_NAMES
 from cs_nets.nn.gradcheck import gradcheck_cases
 from cs_nets.nn.losses import LOSSES
 from cs_nets.nn.models import MODEL_CLASSES
@@ -35,7 +35,7 @@ def option_choices(command, option):
 def test_implementations_match_the_registry():
     assert tuple(MODEL_CLASSES) == registry.MODEL_TYPES
     assert tuple(LOSSES) == registry.LOSSES
-    assert tuple(ACTIVATIONS) == registry.ACTIVATIONS
+    assert ACTIVATION_NAMES == registry.ACTIVATIONS
     assert tuple(FEATURE_DEFAULTS) == registry.FEATURE_TYPES
     assert tuple(OFFICIAL) == registry.ARCHIVE_FORMATS
     assert INIT_SCHEMES == registry.INIT_SCHEMES

@@ -26,7 +26,7 @@ import numpy as np
 
 from cs_nets.errors import ArgumentError
 from cs_nets.nn import gates
-from cs_nets.nn.activations import ACTIVATIONS
+from cs_nets.nn.activations import ACTIVATION_NAMES, MAXOUT_PIECES
 from cs_nets.nn.layers import activation_backward, activation_forward, affine_backward, affine_forward
 from cs_nets.nn.losses import LOSSES
 
@@ -177,16 +177,17 @@ class Affine(Node):
 
 
 class Activation(Node):
-    """An elementwise activation of the library (cs_nets.nn.activations) by name, e.g. "relu"."""
+    """An activation of the library (cs_nets.nn.activations) by name, e.g. "relu"; "maxout" takes pieces."""
 
-    def __init__(self, x, name):
+    def __init__(self, x, name, pieces=MAXOUT_PIECES):
         super().__init__(x)
-        if name not in ACTIVATIONS:
-            raise ArgumentError(f"activation: expected one of {', '.join(ACTIVATIONS)}, got {name!r}")
+        if name not in ACTIVATION_NAMES:
+            raise ArgumentError(f"activation: expected one of {', '.join(ACTIVATION_NAMES)}, got {name!r}")
         self.gate = name
+        self.pieces = pieces
 
     def forward(self, x):
-        out, self.cache = activation_forward(np.asarray(x), self.gate)
+        out, self.cache = activation_forward(np.asarray(x), self.gate, pieces=self.pieces)
         return out
 
     def backward(self, dout):
@@ -367,8 +368,8 @@ def affine(x, w, b):
     return Affine(x, w, b)
 
 
-def activation(x, name):
-    return Activation(x, name)
+def activation(x, name, pieces=MAXOUT_PIECES):
+    return Activation(x, name, pieces)
 
 
 def svm_loss(scores, y):
