@@ -267,7 +267,10 @@ def _command_line() -> str:
 
 def _epoch_logger(log, num_epochs: int):
     def on_epoch(m):
-        log(f"epoch {m['epoch']:>3}/{num_epochs}  loss {m['train_loss']:.4f}  train {m['train_accuracy']:.4f}  "
+        split = ""
+        if m.get("train_data_loss") is not None and m.get("train_reg_loss") is not None:
+            split = f" (data {m['train_data_loss']:.4f} + reg {m['train_reg_loss']:.4f})"
+        log(f"epoch {m['epoch']:>3}/{num_epochs}  loss {m['train_loss']:.4f}{split}  train {m['train_accuracy']:.4f}  "
             f"val {m['val_accuracy']:.4f}  lr {m['lr']:.2e}  {m['seconds']:.1f}s")
     return on_epoch
 

@@ -86,7 +86,8 @@ class FullyConnectedNet(Model):
         data_loss, dscores = self.loss_fn()(scores, np.asarray(y))
         reg = self.reg  # a Python float (check_reg), so float32 gradients stay float32
         weights = [self.params[f"W{layer}"] for layer in range(1, L + 1)]
-        loss = data_loss + l2_penalty(weights, reg)
+        self.loss_parts = (data_loss, l2_penalty(weights, reg))  # the trainer records both (curves)
+        loss = data_loss + self.loss_parts[1]
 
         grads = Gradients() if grads_out is None else grads_out
         # each layer's backward adds its L2 term 2 reg W; the first layer's input is X, which needs no gradient

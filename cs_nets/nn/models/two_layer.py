@@ -75,7 +75,8 @@ class TwoLayerNet(Model):
             return scores
         data_loss, grad_scores = self.loss_fn()(scores, np.asarray(y))
         reg = self.reg  # a Python float (check_reg), so float32 gradients stay float32
-        loss = data_loss + l2_penalty([W1, W2], reg)
+        self.loss_parts = (data_loss, l2_penalty([W1, W2], reg))  # the trainer records both (curves)
+        loss = data_loss + self.loss_parts[1]
 
         # ---- backward pass: reverse order, grad = upstream * local; each weight's
         # gradient adds the L2 term 2 reg W of reg * (ΣW1² + ΣW2²)
