@@ -148,6 +148,8 @@ def _build(node, build, inputs, col):
         return G.Gate(gate, left, right)
     if isinstance(node, ast.Call):
         return _call(node, build, where)
+    if isinstance(node, ast.Attribute):  # point at the dot
+        where = f"expression, column {node.value.end_col_offset + 1}"
     what = type(node).__name__
     hint = {"Attribute": "attribute access", "Lambda": "lambda", "Subscript": "indexing",
             "Compare": "comparison", "BoolOp": "and/or"}.get(what, what)

@@ -243,9 +243,9 @@ class Graph:
             if node.inputs:
                 try:
                     node.value = node.forward(*(i.value for i in node.inputs))
-                except ValueError as err:  # NumPy's shape mismatches, as the one-line error of this library
+                except ValueError:  # NumPy's shape mismatches, as the one-line error of this library
                     shapes = ", ".join(str(np.shape(i.value)) for i in node.inputs)
-                    raise NodeError(f"{node.gate}: cannot combine shapes {shapes} ({err})", node) from None
+                    raise NodeError(f"{node.gate}: cannot combine shapes {shapes}", node) from None
         return self.output.value
 
     def backward(self, dout=1.0):
