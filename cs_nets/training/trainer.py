@@ -122,7 +122,7 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
             order = rng.permutation(n)
             losses = np.empty(batches_per_epoch, np.float32)
             # the loss's two parts per batch (model.loss_parts; NaN for a model without them), for the curves
-            parts = np.full((batches_per_epoch, 2), np.nan)
+            parts = np.full((batches_per_epoch, 2), np.nan, np.float32)  # float32 as the batch losses
             bar = tqdm(total=batches_per_epoch, desc=f"epoch {epoch + 1}/{num_epochs}",
                        disable=not show_bar, leave=False, file=sys.stderr, unit="batch")
             start = time.perf_counter()
