@@ -219,6 +219,7 @@ def backprop(expression, assignments, example, plot_path, dot):
     """Run backprop through an expression and show every node's value and gradient.
 
     Allowed: numbers, input names, + - * / ** @, unary -, and sigmoid exp log tanh relu square sum max.
+    An expression that starts with "-" goes last, after --: csnets backprop --at x=1 -- "-x * 2".
 
     \b
     Examples:

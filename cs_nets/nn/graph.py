@@ -230,6 +230,10 @@ class Graph:
                 if node.name in self.inputs and self.inputs[node.name] is not node:
                     raise ArgumentError(f"{node.name}: two different inputs have this name")
                 self.inputs[node.name] = node
+        self._uses = {}
+        for node in self.order:
+            for i in node.inputs:
+                self._uses[id(i)] = self._uses.get(id(i), 0) + 1
 
     def forward(self, **values):
         """Set the inputs to ``values`` (name=number or array) and compute every node; return the output's value."""
@@ -264,16 +268,17 @@ class Graph:
         return {name: node.grad for name, node in self.inputs.items()}
 
     def input_grads(self, node):
-        """The gradient ``node`` sends to each of its inputs (one wire each), summed to each input's shape.
+        """The gradient ``node`` sends back along each of its input wires, summed to each input's shape.
 
-        Call after backward(). An input's grad is the sum of what it gets on all of its wires.
+        Uses node.grad, so after backward() it tells what each wire carried; an input's grad
+        is the sum over all of its wires.
         """
         grads = node.backward(node.grad)
         return [unbroadcast(g, np.shape(i.value)) for i, g in zip(node.inputs, grads)]
 
     def uses(self, node):
         """How many node inputs read ``node`` (more than one: a copy gate, its gradients add)."""
-        return sum(i is node for other in self.order for i in other.inputs)
+        return self._uses.get(id(node), 0)
 
 
 def as_node(value):
