@@ -202,6 +202,7 @@ HOSTILE = [
     ("x", ["x=[[[1]]]"], "at most 2 dimensions"),
     ("x", ["x=[1,[2]]"], "rows of different lengths"),
     ("x", ["x=[" + ",".join(["1"] * 2000) + "]"], "at most 1000 are allowed"),
+    ("x", ["x=[" + ",".join(["1"] * 101) + "]"], "at most 100 numbers along each axis"),
     ("x", ["x=1e999"], "finite"),
     ("x", ["x"], "expected NAME=VALUE"),
     ("x", ["x=1", "x=2"], "given twice"),

@@ -7,7 +7,8 @@ numbers, input names, ``+ - * / ** @``, unary minus and the calls in FUNCTIONS. 
 never evaluated by Python (no ``eval``): attribute access, subscripts, lambdas,
 strings, comparisons and unknown calls are refused. Size is bounded before and after
 parsing (MAX_CHARS, MAX_NODES, MAX_DEPTH), the exponent of ``**`` is a number of at most
-MAX_EXPONENT, values hold at most MAX_ENTRIES numbers with at most 2 dimensions. Every
+MAX_EXPONENT, values hold at most MAX_ENTRIES numbers, 2 dimensions and MAX_SIDE numbers
+along each (so no chain of products can take long). Every
 refusal is a ConfigError (exit 2) of one line naming the column.
 """
 
@@ -24,7 +25,8 @@ MAX_NODES = 200       # AST nodes: a circuit a person can read, and a bounded am
 MAX_DEPTH = 40        # nesting of operations
 MAX_EXPONENT = 64     # |p| in x ** p
 MAX_VALUE_CHARS = 20_000
-MAX_ENTRIES = 1000    # numbers in one input value; 2-D at most, so a product has <= 1e6 entries
+MAX_ENTRIES = 1000    # numbers in one input value
+MAX_SIDE = 100        # numbers along one axis: a derived value is at most (100, 100), a product 1e6 multiply-adds
 
 FUNCTIONS = {
     "sigmoid": (G.sigmoid, 1),
@@ -232,6 +234,8 @@ def parse_value(name, text):
         raise ConfigError(f"{where}: rows of different lengths") from None
     if array.size > MAX_ENTRIES:
         raise ConfigError(f"{where}: {array.size} numbers, at most {MAX_ENTRIES} are allowed")
+    if any(side > MAX_SIDE for side in array.shape):
+        raise ConfigError(f"{where}: shape {array.shape}, at most {MAX_SIDE} numbers along each axis are allowed")
     if array.size == 0:
         raise ConfigError(f"{where}: empty")
     if not np.all(np.isfinite(array)):
