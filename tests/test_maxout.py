@@ -140,3 +140,16 @@ def test_maxout_hands_each_gradient_over_after_its_last_use(model_type):
     assert poisoned_loss == loss
     for name, grad in clean.items():
         np.testing.assert_array_equal(poisoned[name], grad)
+
+
+def test_a_maxout_model_survives_its_checkpoint(tmp_path):
+    from cs_nets.data.pipeline import InputPipeline
+    from cs_nets.data.preprocess import Normalizer
+    from cs_nets.runs.checkpoint import load_checkpoint, save_checkpoint
+
+    model = build_model("fc_net", 6, 3, hidden_dims=[4], activation="maxout", maxout_pieces=3, seed=4)
+    inputs = InputPipeline([], Normalizer("mean")).fit(RNG.standard_normal((20, 6)))
+    loaded, _, _ = load_checkpoint(save_checkpoint(tmp_path / "model.npz", model, inputs))
+    assert loaded.hyperparams() == model.hyperparams()
+    for name, param in model.params.items():
+        np.testing.assert_array_equal(loaded.params[name], param)

@@ -58,7 +58,7 @@ class FullyConnectedNet(Model):
         Maxout: a hidden layer's W and b are k = maxout_pieces times wider (k*H_l columns).
         """
         dims = (input_dim, *(int(h) for h in hidden_dims), num_classes)
-        widen = int(maxout_pieces) if activation == MAXOUT else 1
+        widen = check_int("maxout_pieces", maxout_pieces, minimum=1) if activation == MAXOUT else 1
         shapes = {}
         for layer in range(1, len(dims)):
             width = dims[layer] * (widen if layer < len(dims) - 1 else 1)  # the output layer is plain affine

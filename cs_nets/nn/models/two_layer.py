@@ -49,7 +49,7 @@ class TwoLayerNet(Model):
         Maxout: W1 (D, k*H), b1 (k*H,) with k = maxout_pieces.
         """
         D, H, C = input_dim, int(hidden_dim), num_classes
-        K = int(maxout_pieces) if activation == MAXOUT else 1
+        K = check_int("maxout_pieces", maxout_pieces, minimum=1) if activation == MAXOUT else 1
         return {"W1": (D, K * H), "b1": (K * H,), "W2": (H, C), "b2": (C,)}
 
     def loss(self, X, y=None, grads_out=None):
