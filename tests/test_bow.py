@@ -25,6 +25,10 @@ from cs_nets.features import (
 from cs_nets.features import cache as cache_module
 from cs_nets.features.bow import (
     CONTRAST_EPS,
+    TILE_ELEMENTS,
+    _normalize_columns,
+    _windows,
+    _windows_t,
     fit_whitening,
     kmeans,
     kmeans_init,
@@ -166,16 +170,52 @@ def small_codebook(patch, words, whiten, seed=0):
 @pytest.mark.parametrize("encoding", ["triangle", "hard"])
 @pytest.mark.parametrize("pooling", ["quadrants", "image"])
 @pytest.mark.parametrize("whiten, stride, side", [(True, 1, 12), (False, 3, 14), (True, 2, 9)])
-def test_encoder_equals_the_per_patch_loop(encoding, pooling, whiten, stride, side):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_encoder_equals_the_per_patch_loop(encoding, pooling, whiten, stride, side, threads):
     codebook = small_codebook(patch=4, words=7, whiten=whiten)
     images = np.random.default_rng(3).integers(0, 256, size=(5, 3, side, side), dtype=np.uint8)
     images[1] = 128  # a flat image: every patch normalizes to zero
-    # batch=2: the images are encoded in several blocks
-    got = Encoder(codebook, stride, encoding, pooling, batch=2, side=side)(images)
+    # batch=2: the images are encoded in several tiles, by one worker or by several at once
+    got = Encoder(codebook, stride, encoding, pooling, batch=2, side=side, threads=threads)(images)
     expected = np.stack([loop_encode(im, codebook, stride, encoding, pooling) for im in images])
     assert got.shape == expected.shape == (5, 7 * (4 if pooling == "quadrants" else 1))
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_default_tiles_and_workers_give_the_same_codes():
+    codebook = small_codebook(patch=6, words=9, whiten=True)
+    images = np.random.default_rng(6).integers(0, 256, size=(7, 3, 32, 32), dtype=np.uint8)
+    encoder = Encoder(codebook)
+    assert encoder.batch == max(1, TILE_ELEMENTS // (27 * 27 * 9)) and encoder.threads >= 1
+    expected = np.stack([loop_encode(im, codebook, 1, "triangle", "quadrants") for im in images])
+    np.testing.assert_allclose(encoder(images), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_triangle_pooling_treats_negative_squared_distances_as_zero():
+    # Rounding can make ||z - c||² come out just below 0; the code must be that of a distance 0.
+    codebook = small_codebook(patch=4, words=5, whiten=False)
+    encoder = Encoder(codebook, stride=1, side=5)  # 2 x 2 positions: one patch per quadrant
+    d2 = np.random.default_rng(7).uniform(0, 50, size=(2 * 4, 5)).astype(np.float32)
+    d2[1, 3] = -1e-6
+    d2[6, 0] = -3e-7
+    d2[6, 4] = 0.0
+    dist = np.sqrt(np.maximum(d2.astype(np.float64), 0))
+    expected = np.maximum(0, dist.mean(axis=1, keepdims=True) - dist).reshape(2, 4, 5)
+    out = np.empty((2, 4, 5), dtype=np.float32)
+    encoder._pool_triangle(d2.copy(), out)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_transposed_windows_and_column_normalization_match_the_row_versions():
+    images = np.random.default_rng(8).integers(0, 256, size=(3, 3, 11, 11), dtype=np.uint8)
+    images[2] = 9
+    for stride in (1, 2, 3):
+        rows = np.ascontiguousarray(_windows(images, 4, stride)).reshape(-1, 48).astype(np.float32)
+        cols = np.ascontiguousarray(_windows_t(images, 4, stride)).reshape(48, -1).astype(np.float32)
+        np.testing.assert_array_equal(cols.T, rows)
+        np.testing.assert_allclose(_normalize_columns(cols).T, normalize_patches(rows), rtol=1e-5, atol=1e-6)
 
 
 def test_hard_codes_are_fractions_of_patches_and_sum_to_one_per_region():
