@@ -15,7 +15,9 @@ from cs_nets.features import (
     Codebook,
     Encoder,
     cache_path,
+    cached_codebook,
     cached_features,
+    codebook_path,
     encode_images,
     extract_features,
     feature_dim,
@@ -337,3 +339,72 @@ def test_cache_is_keyed_by_the_codebook_and_every_parameter(tmp_path, monkeypatc
     # A hit reads the file instead of encoding again.
     monkeypatch.setattr(cache_module, "extract_features", lambda *a, **k: pytest.fail("recomputed on a hit"))
     np.testing.assert_array_equal(cached_features(X, spec, tmp_path, "fp", codebooks=[codebook]), first)
+
+
+def test_codebook_is_cached_by_training_images_and_kmeans_parameters(tmp_path, monkeypatch):
+    calls = []
+    real_fit = cache_module_fit_codebook()
+
+    def counting_fit(*args, **kwargs):
+        calls.append(kwargs)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr("cs_nets.features.bow.fit_codebook", counting_fit)
+    config = bow_config()
+    first = build_dataset(config, make_synthetic(200, 50, seed=1), tmp_path, progress=False)
+    assert len(calls) == 1
+    (path,) = (tmp_path / "features").glob("codebook-*.npz")
+    # A second run reads the codebook (and so finds the same feature cache): k-means does not run again.
+    again = build_dataset(config, make_synthetic(200, 50, seed=1), tmp_path, progress=False)
+    assert len(calls) == 1
+    assert again.inputs.codebooks[0].digest() == first.inputs.codebooks[0].digest()
+    np.testing.assert_array_equal(again.X_train, first.X_train)
+    # Other training images, or another k-means parameter: another key, learned again.
+    t = normalize_transforms(config.features)[0]
+    assert codebook_path(tmp_path, "fp", t) != codebook_path(tmp_path, "other", t)
+    for key, value in [("words", 9), ("patch", 5), ("whiten", False), ("samples", 3001), ("iterations", 4),
+                       ("seed", 1)]:
+        assert codebook_path(tmp_path, "fp", {**t, key: value}) != codebook_path(tmp_path, "fp", t)
+    # ... but not the encoder's own parameters, which k-means never sees.
+    for key, value in [("stride", 2), ("encoding", "hard"), ("pooling", "image")]:
+        assert codebook_path(tmp_path, "fp", {**t, key: value}) == codebook_path(tmp_path, "fp", t)
+    changed = make_synthetic(200, 50, seed=1)
+    changed.X_train[:10] = make_synthetic(200, 50, seed=2).X_train[:10]
+    build_dataset(config, changed, tmp_path, progress=False)
+    assert len(calls) == 2
+    assert path.is_file()
+
+
+@pytest.mark.parametrize("damage", ["nan", "shape", "garbage"])
+def test_damaged_codebook_cache_is_reported_in_one_line_and_learned_again(tmp_path, monkeypatch, damage):
+    X = np.random.default_rng(9).integers(0, 256, size=(30, 3072), dtype=np.uint8)
+    (t,) = normalize_transforms([{"type": "bow", "words": 5, "patch": 4, "samples": 1000, "iterations": 2}])
+    good = cached_codebook(X, t, tmp_path, "fp")
+    path = codebook_path(tmp_path, "fp", t)
+    state = {k: v.copy() for k, v in good.state().items()}
+    if damage == "nan":
+        state["centroids"][2, 3] = np.nan
+        np.savez(path, **state)
+    elif damage == "shape":
+        state["centroids"] = state["centroids"][:4]
+        np.savez(path, **state)
+    else:
+        path.write_bytes(b"not an npz file")
+    calls, messages = [], []
+    real_fit = cache_module_fit_codebook()
+    monkeypatch.setattr("cs_nets.features.bow.fit_codebook", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    rebuilt = cached_codebook(X, t, tmp_path, "fp", log=messages.append)
+    assert calls == [1]
+    assert len(messages) == 1 and "\n" not in messages[0]
+    assert messages[0].startswith(f"codebook cache {path} is unusable (")
+    assert rebuilt.digest() == good.digest() and np.all(np.isfinite(rebuilt.centroids))
+    # The file was replaced by a good one: the next call reads it.
+    assert cached_codebook(X, t, tmp_path, "fp", log=messages.append).digest() == good.digest()
+    assert calls == [1] and len(messages) == 1
+
+
+def cache_module_fit_codebook():
+    """The real fit_codebook, captured before a test replaces it."""
+    from cs_nets.features import bow
+
+    return bow.__dict__["fit_codebook"]
