@@ -121,11 +121,12 @@ def test_kmeans_init_picks_distinct_rows_reproducibly():
         kmeans_init(P, 121, np.random.default_rng(0))
 
 
-def test_nearest_centroid_matches_brute_force_across_blocks(monkeypatch):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_nearest_centroid_matches_brute_force_across_blocks(monkeypatch, threads):
     monkeypatch.setattr("cs_nets.features.bow.BLOCK_ELEMENTS", 8)  # several row blocks
     P, C = blobs(4, n=50), blobs(5, n=6)
     expected = np.argmin(((P[:, None, :].astype(np.float64) - C[None]) ** 2).sum(-1), axis=1)
-    np.testing.assert_array_equal(nearest_centroid(P, C), expected)
+    np.testing.assert_array_equal(nearest_centroid(P, C, threads=threads), expected)
 
 
 # ------------------------------------------------------------------ patches and whitening

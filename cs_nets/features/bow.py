@@ -131,8 +131,8 @@ def normalize_patches(P):
 def fit_whitening(P):
     """ZCA of normalized patches P: (M, D) float32 -> (mean (D,), W (D, D)) float32, z = (x - mean) W."""
     mean = P.mean(axis=0, dtype=np.float64)
-    centered = P - mean.astype(np.float32)
-    cov = (centered.T.astype(np.float64) @ centered) / len(P)
+    centered = (P - mean.astype(np.float32)).astype(np.float64)
+    cov = (centered.T @ centered) / len(P)  # one float64 BLAS product (mixed dtypes would skip BLAS)
     s, V = np.linalg.eigh(cov)
     W = (V * (1.0 / np.sqrt(np.maximum(s, 0.0) + WHITEN_EPS))) @ V.T
     return mean.astype(np.float32), W.astype(np.float32)
@@ -141,19 +141,33 @@ def fit_whitening(P):
 # ----------------------------------------------------------------------------- k-means
 
 
-def nearest_centroid(P, centroids):
+def nearest_centroid(P, centroids, threads=None):
     """Index of the nearest centroid of each row: (M,) int64. P: (M, D), centroids: (K, D).
 
-    argmin ||x - c||² = argmax (x·c - ||c||²/2): ||x||² is the same for every c.
-    Works in blocks of rows so the (rows, K) scores stay small.
+    argmin ||x - c||² = argmax (x·c - ||c||²/2): ||x||² is the same for every c, and
+    [x, 1] @ [cᵀ; -||c||²/2] gives the scores of a block of rows in one product.
+    Works in blocks of rows so the (rows, K) scores stay small; ``threads`` workers
+    (None: as many as NumPy's BLAS uses) take blocks in turn (see ``run_workers``).
     """
-    half_norms = 0.5 * np.einsum("ij,ij->i", centroids, centroids)
+    k, dim = centroids.shape
+    augmented = np.empty((dim + 1, k), dtype=np.float32)
+    augmented[:dim] = centroids.T
+    augmented[dim] = -0.5 * np.einsum("ij,ij->i", centroids, centroids)
     labels = np.empty(len(P), dtype=np.int64)
-    step = max(1, BLOCK_ELEMENTS // max(1, len(centroids)))
-    for start in range(0, len(P), step):
-        scores = P[start:start + step] @ centroids.T
-        scores -= half_norms
-        labels[start:start + step] = scores.argmax(axis=1)
+    step = max(1, BLOCK_ELEMENTS // max(1, k))
+    blocks = [(start, min(start + step, len(P))) for start in range(0, len(P), step)]
+
+    def work(mine):
+        rows = np.empty((step, dim + 1), dtype=np.float32)
+        scores = np.empty((step, k), dtype=np.float32)
+        for start, stop in mine:
+            m = stop - start
+            rows[:m, :dim] = P[start:stop]
+            rows[:m, dim] = 1
+            np.matmul(rows[:m], augmented, out=scores[:m])
+            labels[start:stop] = scores[:m].argmax(axis=1)
+
+    run_workers(work, blocks, threads)
     return labels
 
 
@@ -172,12 +186,13 @@ def kmeans(P, centroids, iterations):
     """
     centroids = np.array(centroids, dtype=np.float32)
     k = len(centroids)
+    P64 = P.astype(np.float64) if iterations else P  # once: the per-cluster sums are float64
     for _ in range(iterations):
         labels = nearest_centroid(P, centroids)
         counts = np.bincount(labels, minlength=k)
         filled = counts > 0
         # Rows sorted by cluster, summed per cluster in float64 (one reduceat, not a loop).
-        grouped = P[np.argsort(labels, kind="stable")].astype(np.float64)
+        grouped = P64[np.argsort(labels, kind="stable")]
         starts = (np.cumsum(counts) - counts)[filled]
         sums = np.add.reduceat(grouped, starts, axis=0)
         centroids[filled] = (sums / counts[filled, None]).astype(np.float32)
@@ -253,19 +268,7 @@ class Encoder:
         n = len(images)
         out = np.empty((n, len(self.region_size), self.words), dtype=np.float32)
         tiles = [(start, min(start + self.batch, n)) for start in range(0, n, self.batch)]
-        workers = min(self.threads, len(tiles))
-        if workers <= 1:
-            self._encode_tiles(images, tiles, out)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            from threadpoolctl import threadpool_limits
-
-            # One BLAS thread per worker: the workers themselves fill the cores.
-            with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-                jobs = [pool.submit(self._encode_tiles, images, tiles[w::workers], out) for w in range(workers)]
-                for job in jobs:
-                    job.result()
+        run_workers(lambda mine: self._encode_tiles(images, mine, out), tiles, self.threads)
         return out.reshape(n, -1)
 
     def _encode_tiles(self, images, tiles, out):
@@ -342,6 +345,29 @@ def _normalize_columns(xt):
     np.divide(1, variance, out=variance)
     xt *= variance
     return xt
+
+
+def run_workers(work, items, threads=None):
+    """``work(items[w::workers])`` for each of min(threads, len(items)) workers, side by side.
+
+    With more than one worker, BLAS runs one thread per worker meanwhile: the
+    workers themselves fill the cores, with the products and the elementwise passes
+    (NumPy releases the GIL in both), and a one-thread product does not stall when
+    another process holds a core, as a product split over all cores does.
+    threads: None = as many as NumPy's BLAS uses. An exception of a worker is raised here.
+    """
+    workers = min(threads or blas_threads(), len(items))
+    if workers <= 1:
+        work(items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        jobs = [pool.submit(work, items[w::workers]) for w in range(workers)]
+        for job in jobs:
+            job.result()
 
 
 def blas_threads():
