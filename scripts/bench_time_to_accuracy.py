@@ -69,8 +69,9 @@ def timed(command, log_path) -> tuple[float, float | None, int]:
     Every line of its output goes to log_path."""
     start = time.perf_counter()
     seconds, accuracy = float("nan"), None
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each line as printed, not when a pipe's buffer fills
     with open(log_path, "w") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                      text=True, bufsize=1) as proc:
+                                                      text=True, bufsize=1, env=env) as proc:
         for line in proc.stdout:
             log.write(line)
             if line.startswith(PREFIX) and accuracy is None:
