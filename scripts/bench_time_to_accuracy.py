@@ -74,6 +74,7 @@ def timed(command, log_path) -> tuple[float, float | None, int]:
                                                       text=True, bufsize=1, env=env) as proc:
         for line in proc.stdout:
             log.write(line)
+            log.flush()
             if line.startswith(PREFIX) and accuracy is None:
                 seconds = time.perf_counter() - start
                 accuracy = float(line[len(PREFIX):])
