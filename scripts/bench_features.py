@@ -5,7 +5,11 @@
     python scripts/bench_features.py --data-dir D --transforms bow --set words=1600 --set stride=2
 
 For ``bow`` the codebook is first learned from the training images (timed on its
-own), then every repeat encodes all the images from scratch (no feature cache).
+own), then every repeat encodes all the images from scratch (no feature cache), and
+right after it times the encoder's distance products alone: the same (tile rows,
+3p² + 2) x (3p² + 2, words) float32 products, tile for tile, with the same workers
+and BLAS threads (cs_nets.features.bow.run_workers), on random numbers. Their
+median is the floor the encoder is measured against ("encoder / products").
 The peak RSS of the process is printed at the end.
 
 Loads the python-layout batches from <data-dir>/cifar-10-batches-py (through
@@ -26,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from cs_nets.config import yaml_load
-from cs_nets.features import extract_features, feature_dim, fit_codebook, normalize_transforms
+from cs_nets.features import Encoder, extract_features, feature_dim, fit_codebook, normalize_transforms
+from cs_nets.features.bow import run_workers
 
 
 def load_pixels(data_dir):
@@ -55,6 +60,24 @@ def fit_codebooks(transforms, X_train):
     return codebooks, time.perf_counter() - start
 
 
+def products_alone(encoders, n):
+    """Seconds of the distance products of `encoders` for n images, tiled and threaded as the encoder does."""
+    start = time.perf_counter()
+    for enc in encoders:
+        rows = enc.batch * enc.positions ** 2
+        z = np.random.default_rng(0).standard_normal((rows, enc.dim + 2), dtype=np.float32)
+        tiles = [(s, min(s + enc.batch, n)) for s in range(0, n, enc.batch)]
+
+        def work(mine, enc=enc, z=z, rows=rows):
+            d = np.empty((rows, enc.words), dtype=np.float32)
+            for a, b in mine:
+                m = (b - a) * enc.positions ** 2
+                np.matmul(z[:m], enc.centroid_matrix, out=d[:m])
+
+        run_workers(work, tiles, enc.threads)
+    return time.perf_counter() - start
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True, help="folder holding cifar-10-batches-py/")
@@ -81,15 +104,29 @@ def main(argv=None):
     if any(c is not None for c in codebooks):
         print(f"codebook(s) learned from the {num_train} training images in {fit_seconds:.1f} s")
     print(f"cpus: {os.cpu_count()}, load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    times = []
+    encoders = [Encoder(c, t["stride"], t["encoding"], t["pooling"]) for c, t in zip(codebooks, transforms)
+                if c is not None]
+    if encoders:
+        print("encoder: " + ", ".join(f"{e.words} words, {e.positions ** 2} patches/image, {e.batch} images/tile, "
+                                      f"{e.threads} workers" for e in encoders))
+    times, floors = [], []
     for i in range(args.repeats):
         start = time.perf_counter()
         features = extract_features(X, transforms, chunk=args.chunk, progress=False, codebooks=codebooks)
         times.append(time.perf_counter() - start)
-        print(f"  run {i + 1}: {times[-1]:.2f} s")
+        line = f"  run {i + 1}: {times[-1]:.2f} s"
+        if encoders:
+            floors.append(products_alone(encoders, len(X)))
+            line += f"; distance products alone {floors[-1]:.2f} s"
+        print(line + f" (load {os.getloadavg()[0]:.2f})", flush=True)
     median = statistics.median(times)
     print(f"median: {median:.2f} s for {len(X)} images ({len(X) / median:,.0f} images/s), "
           f"output {features.shape} {features.dtype}")
+    if floors:
+        floor = statistics.median(floors)
+        flops = sum(2 * len(X) * e.positions ** 2 * (e.dim + 2) * e.words for e in encoders)
+        print(f"distance products alone: median {floor:.2f} s ({flops / floor / 1e9:.0f} GFLOP/s); "
+              f"encoder / products {median / floor:.2f}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0

@@ -15,7 +15,9 @@ from cs_nets.features import (
     Codebook,
     Encoder,
     cache_path,
+    cached_codebook,
     cached_features,
+    codebook_path,
     encode_images,
     extract_features,
     feature_dim,
@@ -25,6 +27,10 @@ from cs_nets.features import (
 from cs_nets.features import cache as cache_module
 from cs_nets.features.bow import (
     CONTRAST_EPS,
+    TILE_ELEMENTS,
+    _normalize_columns,
+    _windows,
+    _windows_t,
     fit_whitening,
     kmeans,
     kmeans_init,
@@ -115,11 +121,12 @@ def test_kmeans_init_picks_distinct_rows_reproducibly():
         kmeans_init(P, 121, np.random.default_rng(0))
 
 
-def test_nearest_centroid_matches_brute_force_across_blocks(monkeypatch):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_nearest_centroid_matches_brute_force_across_blocks(monkeypatch, threads):
     monkeypatch.setattr("cs_nets.features.bow.BLOCK_ELEMENTS", 8)  # several row blocks
     P, C = blobs(4, n=50), blobs(5, n=6)
     expected = np.argmin(((P[:, None, :].astype(np.float64) - C[None]) ** 2).sum(-1), axis=1)
-    np.testing.assert_array_equal(nearest_centroid(P, C), expected)
+    np.testing.assert_array_equal(nearest_centroid(P, C, threads=threads), expected)
 
 
 # ------------------------------------------------------------------ patches and whitening
@@ -166,16 +173,52 @@ def small_codebook(patch, words, whiten, seed=0):
 @pytest.mark.parametrize("encoding", ["triangle", "hard"])
 @pytest.mark.parametrize("pooling", ["quadrants", "image"])
 @pytest.mark.parametrize("whiten, stride, side", [(True, 1, 12), (False, 3, 14), (True, 2, 9)])
-def test_encoder_equals_the_per_patch_loop(encoding, pooling, whiten, stride, side):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_encoder_equals_the_per_patch_loop(encoding, pooling, whiten, stride, side, threads):
     codebook = small_codebook(patch=4, words=7, whiten=whiten)
     images = np.random.default_rng(3).integers(0, 256, size=(5, 3, side, side), dtype=np.uint8)
     images[1] = 128  # a flat image: every patch normalizes to zero
-    # batch=2: the images are encoded in several blocks
-    got = Encoder(codebook, stride, encoding, pooling, batch=2, side=side)(images)
+    # batch=2: the images are encoded in several tiles, by one worker or by several at once
+    got = Encoder(codebook, stride, encoding, pooling, batch=2, side=side, threads=threads)(images)
     expected = np.stack([loop_encode(im, codebook, stride, encoding, pooling) for im in images])
     assert got.shape == expected.shape == (5, 7 * (4 if pooling == "quadrants" else 1))
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_default_tiles_and_workers_give_the_same_codes():
+    codebook = small_codebook(patch=6, words=9, whiten=True)
+    images = np.random.default_rng(6).integers(0, 256, size=(7, 3, 32, 32), dtype=np.uint8)
+    encoder = Encoder(codebook)
+    assert encoder.batch == max(1, TILE_ELEMENTS // (27 * 27 * 9)) and encoder.threads >= 1
+    expected = np.stack([loop_encode(im, codebook, 1, "triangle", "quadrants") for im in images])
+    np.testing.assert_allclose(encoder(images), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_triangle_pooling_treats_negative_squared_distances_as_zero():
+    # Rounding can make ||z - c||² come out just below 0; the code must be that of a distance 0.
+    codebook = small_codebook(patch=4, words=5, whiten=False)
+    encoder = Encoder(codebook, stride=1, side=5)  # 2 x 2 positions: one patch per quadrant
+    d2 = np.random.default_rng(7).uniform(0, 50, size=(2 * 4, 5)).astype(np.float32)
+    d2[1, 3] = -1e-6
+    d2[6, 0] = -3e-7
+    d2[6, 4] = 0.0
+    dist = np.sqrt(np.maximum(d2.astype(np.float64), 0))
+    expected = np.maximum(0, dist.mean(axis=1, keepdims=True) - dist).reshape(2, 4, 5)
+    out = np.empty((2, 4, 5), dtype=np.float32)
+    encoder._pool_triangle(d2.copy(), out)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_transposed_windows_and_column_normalization_match_the_row_versions():
+    images = np.random.default_rng(8).integers(0, 256, size=(3, 3, 11, 11), dtype=np.uint8)
+    images[2] = 9
+    for stride in (1, 2, 3):
+        rows = np.ascontiguousarray(_windows(images, 4, stride)).reshape(-1, 48).astype(np.float32)
+        cols = np.ascontiguousarray(_windows_t(images, 4, stride)).reshape(48, -1).astype(np.float32)
+        np.testing.assert_array_equal(cols.T, rows)
+        np.testing.assert_allclose(_normalize_columns(cols).T, normalize_patches(rows), rtol=1e-5, atol=1e-6)
 
 
 def test_hard_codes_are_fractions_of_patches_and_sum_to_one_per_region():
@@ -297,3 +340,72 @@ def test_cache_is_keyed_by_the_codebook_and_every_parameter(tmp_path, monkeypatc
     # A hit reads the file instead of encoding again.
     monkeypatch.setattr(cache_module, "extract_features", lambda *a, **k: pytest.fail("recomputed on a hit"))
     np.testing.assert_array_equal(cached_features(X, spec, tmp_path, "fp", codebooks=[codebook]), first)
+
+
+def test_codebook_is_cached_by_training_images_and_kmeans_parameters(tmp_path, monkeypatch):
+    calls = []
+    real_fit = cache_module_fit_codebook()
+
+    def counting_fit(*args, **kwargs):
+        calls.append(kwargs)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr("cs_nets.features.bow.fit_codebook", counting_fit)
+    config = bow_config()
+    first = build_dataset(config, make_synthetic(200, 50, seed=1), tmp_path, progress=False)
+    assert len(calls) == 1
+    (path,) = (tmp_path / "features").glob("codebook-*.npz")
+    # A second run reads the codebook (and so finds the same feature cache): k-means does not run again.
+    again = build_dataset(config, make_synthetic(200, 50, seed=1), tmp_path, progress=False)
+    assert len(calls) == 1
+    assert again.inputs.codebooks[0].digest() == first.inputs.codebooks[0].digest()
+    np.testing.assert_array_equal(again.X_train, first.X_train)
+    # Other training images, or another k-means parameter: another key, learned again.
+    t = normalize_transforms(config.features)[0]
+    assert codebook_path(tmp_path, "fp", t) != codebook_path(tmp_path, "other", t)
+    for key, value in [("words", 9), ("patch", 5), ("whiten", False), ("samples", 3001), ("iterations", 4),
+                       ("seed", 1)]:
+        assert codebook_path(tmp_path, "fp", {**t, key: value}) != codebook_path(tmp_path, "fp", t)
+    # ... but not the encoder's own parameters, which k-means never sees.
+    for key, value in [("stride", 2), ("encoding", "hard"), ("pooling", "image")]:
+        assert codebook_path(tmp_path, "fp", {**t, key: value}) == codebook_path(tmp_path, "fp", t)
+    changed = make_synthetic(200, 50, seed=1)
+    changed.X_train[:10] = make_synthetic(200, 50, seed=2).X_train[:10]
+    build_dataset(config, changed, tmp_path, progress=False)
+    assert len(calls) == 2
+    assert path.is_file()
+
+
+@pytest.mark.parametrize("damage", ["nan", "shape", "garbage"])
+def test_damaged_codebook_cache_is_reported_in_one_line_and_learned_again(tmp_path, monkeypatch, damage):
+    X = np.random.default_rng(9).integers(0, 256, size=(30, 3072), dtype=np.uint8)
+    (t,) = normalize_transforms([{"type": "bow", "words": 5, "patch": 4, "samples": 1000, "iterations": 2}])
+    good = cached_codebook(X, t, tmp_path, "fp")
+    path = codebook_path(tmp_path, "fp", t)
+    state = {k: v.copy() for k, v in good.state().items()}
+    if damage == "nan":
+        state["centroids"][2, 3] = np.nan
+        np.savez(path, **state)
+    elif damage == "shape":
+        state["centroids"] = state["centroids"][:4]
+        np.savez(path, **state)
+    else:
+        path.write_bytes(b"not an npz file")
+    calls, messages = [], []
+    real_fit = cache_module_fit_codebook()
+    monkeypatch.setattr("cs_nets.features.bow.fit_codebook", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    rebuilt = cached_codebook(X, t, tmp_path, "fp", log=messages.append)
+    assert calls == [1]
+    assert len(messages) == 1 and "\n" not in messages[0]
+    assert messages[0].startswith(f"codebook cache {path} is unusable (")
+    assert rebuilt.digest() == good.digest() and np.all(np.isfinite(rebuilt.centroids))
+    # The file was replaced by a good one: the next call reads it.
+    assert cached_codebook(X, t, tmp_path, "fp", log=messages.append).digest() == good.digest()
+    assert calls == [1] and len(messages) == 1
+
+
+def cache_module_fit_codebook():
+    """The real fit_codebook, captured before a test replaces it."""
+    from cs_nets.features import bow
+
+    return bow.__dict__["fit_codebook"]

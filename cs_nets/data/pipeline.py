@@ -110,17 +110,26 @@ class InputPipeline:
         mode = "mean_std" if config.features else config.data.normalize
         return cls(config.features, Normalizer(mode, dtype=config.data.dtype))
 
-    def fit_features(self, X_train: np.ndarray, log=None) -> InputPipeline:
-        """Learn the codebook of every ``bow`` transform from X_train: (N, 3072) uint8, the training split only."""
-        from cs_nets.features import fit_codebook
+    def fit_features(self, X_train: np.ndarray, log=None, cache_dir: Path | None = None) -> InputPipeline:
+        """Learn the codebook of every ``bow`` transform from X_train: (N, 3072) uint8, the training split only.
 
+        cache_dir: the data folder; the codebook is then cached in <cache_dir>/features,
+        keyed by every byte of X_train and the transform's k-means parameters.
+        """
+        from cs_nets.features import cached_codebook, fit_codebook
+
+        fingerprint = None
         for i, t in enumerate(self.features):
             if t["type"] == "bow":
                 if log:
                     log(f"bow: learning {t['words']} words from {t['samples']} patches of "
-                        f"{len(X_train)} training images")
+                        f"{len(X_train)} training images (or reading them from the cache)")
                 params = {k: t[k] for k in ("words", "patch", "whiten", "samples", "iterations", "seed")}
-                self.codebooks[i] = fit_codebook(X_train, **params)
+                if cache_dir is None:
+                    self.codebooks[i] = fit_codebook(X_train, **params)
+                    continue
+                fingerprint = fingerprint or content_hash(X_train)
+                self.codebooks[i] = cached_codebook(X_train, t, Path(cache_dir) / "features", fingerprint, log)
         return self
 
     def extract(self, X: np.ndarray, data_dir: Path | None, progress=True, log=None) -> np.ndarray:
@@ -232,7 +241,7 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
         # a small split of a large set: copies, so the rest of the set can be freed
         split.X_train, split.X_val = split.X_train.copy(), split.X_val.copy()
     del raw  # the split holds what is needed; let the full raw arrays go as soon as possible
-    inputs = InputPipeline.for_config(config).fit_features(split.X_train, log)
+    inputs = InputPipeline.for_config(config).fit_features(split.X_train, log, cache_dir=folder)
     inputs.data_fingerprint = fingerprint  # saved in the checkpoint: evaluate and resume check data against it
     X_train = inputs.extract(split.X_train, folder, progress, log)
     inputs.fit(X_train)

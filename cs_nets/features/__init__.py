@@ -11,11 +11,11 @@ Outputs are raw (not standardized): the training pipeline standardizes them.
   bow.py      fit_codebook (training split only), Encoder: bag of visual words
   polar.py    polar_features: (x, y) -> (r, θ) for 2-D points
   extract.py  extract_features: (N, 3072) uint8 -> (N, F) float32, chunked
-  cache.py    cached_features: the same, stored as .npy in a cache folder
+  cache.py    cached_features: the same, stored as .npy in a cache folder; cached_codebook: bow codebooks
 """
 
 from cs_nets.features.bow import Codebook, Encoder, encode_images, fit_codebook
-from cs_nets.features.cache import cache_path, cached_features
+from cs_nets.features.cache import cache_path, cached_codebook, cached_features, codebook_path
 from cs_nets.features.color import color_histogram
 from cs_nets.features.extract import extract_features
 from cs_nets.features.hog import hog_features
@@ -27,7 +27,9 @@ __all__ = [
     "Codebook",
     "Encoder",
     "cache_path",
+    "cached_codebook",
     "cached_features",
+    "codebook_path",
     "color_histogram",
     "encode_images",
     "extract_features",

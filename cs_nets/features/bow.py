@@ -46,6 +46,8 @@ ENCODINGS = ("triangle", "hard")
 POOLINGS = ("quadrants", "image")
 # Rows of the (patches, words) score block of k-means: about 16 MB of float32.
 BLOCK_ELEMENTS = 1 << 22
+# Distances per encoder tile: about 4 MB of float32, so the passes between the products hit cache.
+TILE_ELEMENTS = 1 << 20
 
 
 @dataclass
@@ -129,8 +131,8 @@ def normalize_patches(P):
 def fit_whitening(P):
     """ZCA of normalized patches P: (M, D) float32 -> (mean (D,), W (D, D)) float32, z = (x - mean) W."""
     mean = P.mean(axis=0, dtype=np.float64)
-    centered = P - mean.astype(np.float32)
-    cov = (centered.T.astype(np.float64) @ centered) / len(P)
+    centered = (P - mean.astype(np.float32)).astype(np.float64)
+    cov = (centered.T @ centered) / len(P)  # one float64 BLAS product (mixed dtypes would skip BLAS)
     s, V = np.linalg.eigh(cov)
     W = (V * (1.0 / np.sqrt(np.maximum(s, 0.0) + WHITEN_EPS))) @ V.T
     return mean.astype(np.float32), W.astype(np.float32)
@@ -139,19 +141,33 @@ def fit_whitening(P):
 # ----------------------------------------------------------------------------- k-means
 
 
-def nearest_centroid(P, centroids):
+def nearest_centroid(P, centroids, threads=None):
     """Index of the nearest centroid of each row: (M,) int64. P: (M, D), centroids: (K, D).
 
-    argmin ||x - c||² = argmax (x·c - ||c||²/2): ||x||² is the same for every c.
-    Works in blocks of rows so the (rows, K) scores stay small.
+    argmin ||x - c||² = argmax (x·c - ||c||²/2): ||x||² is the same for every c, and
+    [x, 1] @ [cᵀ; -||c||²/2] gives the scores of a block of rows in one product.
+    Works in blocks of rows so the (rows, K) scores stay small; ``threads`` workers
+    (None: as many as NumPy's BLAS uses) take blocks in turn (see ``run_workers``).
     """
-    half_norms = 0.5 * np.einsum("ij,ij->i", centroids, centroids)
+    k, dim = centroids.shape
+    augmented = np.empty((dim + 1, k), dtype=np.float32)
+    augmented[:dim] = centroids.T
+    augmented[dim] = -0.5 * np.einsum("ij,ij->i", centroids, centroids)
     labels = np.empty(len(P), dtype=np.int64)
-    step = max(1, BLOCK_ELEMENTS // max(1, len(centroids)))
-    for start in range(0, len(P), step):
-        scores = P[start:start + step] @ centroids.T
-        scores -= half_norms
-        labels[start:start + step] = scores.argmax(axis=1)
+    step = max(1, BLOCK_ELEMENTS // max(1, k))
+    blocks = [(start, min(start + step, len(P))) for start in range(0, len(P), step)]
+
+    def work(mine):
+        rows = np.empty((step, dim + 1), dtype=np.float32)
+        scores = np.empty((step, k), dtype=np.float32)
+        for start, stop in mine:
+            m = stop - start
+            rows[:m, :dim] = P[start:stop]
+            rows[:m, dim] = 1
+            np.matmul(rows[:m], augmented, out=scores[:m])
+            labels[start:stop] = scores[:m].argmax(axis=1)
+
+    run_workers(work, blocks, threads)
     return labels
 
 
@@ -170,12 +186,13 @@ def kmeans(P, centroids, iterations):
     """
     centroids = np.array(centroids, dtype=np.float32)
     k = len(centroids)
+    P64 = P.astype(np.float64) if iterations else P  # once: the per-cluster sums are float64
     for _ in range(iterations):
         labels = nearest_centroid(P, centroids)
         counts = np.bincount(labels, minlength=k)
         filled = counts > 0
         # Rows sorted by cluster, summed per cluster in float64 (one reduceat, not a loop).
-        grouped = P[np.argsort(labels, kind="stable")].astype(np.float64)
+        grouped = P64[np.argsort(labels, kind="stable")]
         starts = (np.cumsum(counts) - counts)[filled]
         sums = np.add.reduceat(grouped, starts, axis=0)
         centroids[filled] = (sums / counts[filled, None]).astype(np.float32)
@@ -200,30 +217,43 @@ def fit_codebook(X, words=256, patch=6, whiten=True, samples=100_000, iterations
 class Encoder:
     """Encodes images against one codebook: ``Encoder(codebook, ...)(images) -> (n, R * K) float32``.
 
-    The distances come from one matrix product per batch of images, with whitening
+    The distances come from one matrix product per tile of images, with whitening
     folded into the centroids and both squared norms into extra columns:
         z = x W - m W,  ||z - c||² = ||xW||² - 2 xW·c' + ||c'||²  with c' = c + m W,
     so  [xW, 1, ||xW||²] @ [-2 c'ᵀ; ||c'||²; 1]  is the whole (patches, K) block of
-    squared distances. What is left runs in place on a block that stays in cache.
-    batch: images per block (16 -> 11,664 patches of 6x6 at stride 1, about 20 MB).
+    squared distances. Pooling is a product too: (R, P²) rows of 1 / region size
+    times each image's (P², K) codes. What is left between the products (square
+    root, row mean, one minimum) runs in place on a tile small enough to stay in
+    cache (``TILE_ELEMENTS``), and ``threads`` workers encode tiles side by side
+    (NumPy and BLAS release the GIL), each with a one-thread BLAS, so every core
+    runs the products and the elementwise passes alike.
+    Patches are kept transposed, (3p², patches): copying the windows out of the
+    images then moves rows of P pixels at a time instead of p.
+    batch: images per tile (None: about TILE_ELEMENTS distances);
+    threads: workers (None: as many as NumPy's BLAS uses).
     """
 
-    def __init__(self, codebook, stride=1, encoding="triangle", pooling="quadrants", batch=16, side=32):
+    def __init__(self, codebook, stride=1, encoding="triangle", pooling="quadrants", batch=None, side=32,
+                 threads=None):
         if encoding not in ENCODINGS or pooling not in POOLINGS:
             raise ArgumentError(f"encoding/pooling: got {encoding!r}/{pooling!r}, "
                                 f"expected one of {ENCODINGS} / {POOLINGS}")
         self.codebook, self.stride, self.encoding, self.pooling = codebook, stride, encoding, pooling
-        self.batch, self.side = batch, side
+        self.side = side
         self.positions = positions(codebook.patch, stride, side)
         C = codebook.centroids.astype(np.float64)
         if codebook.whiten_matrix is not None:
             C = C + codebook.whiten_mean.astype(np.float64) @ codebook.whiten_matrix
         k, dim = C.shape
         self.words, self.dim = k, dim
+        self.batch = batch or max(1, TILE_ELEMENTS // (self.positions ** 2 * k))
+        self.threads = threads or blas_threads()
         self.centroid_matrix = np.empty((dim + 2, k), dtype=np.float32)
         self.centroid_matrix[:dim] = -2 * C.T
         self.centroid_matrix[dim] = np.einsum("ij,ij->i", C, C)
         self.centroid_matrix[dim + 1] = 1
+        self.whiten_t = None if codebook.whiten_matrix is None else np.ascontiguousarray(codebook.whiten_matrix.T)
+        self.row_mean = np.full(k, 1 / k, dtype=np.float32)
         self.region, self.region_size = regions(self.positions, pooling)
         # Pooling as a product: (R, P²) rows of 1/region size, times (P², K) codes per image.
         self.pool_matrix = np.zeros((len(self.region_size), self.positions ** 2), dtype=np.float32)
@@ -235,44 +265,56 @@ class Encoder:
 
     def __call__(self, images):
         """images: (n, 3, side, side) uint8 -> (n, R * K) float32."""
-        n, k, dim, p = len(images), self.words, self.dim, self.codebook.patch
-        per_image = self.positions ** 2
-        rows = min(n, self.batch) * per_image
-        whiten = self.codebook.whiten_matrix is not None
-        # z: [xW, 1, ||xW||²] per patch; without whitening the patches are written into it directly.
-        z_buf = np.empty((rows, dim + 2), dtype=np.float32)
-        x_buf = np.empty((rows, dim), dtype=np.float32) if whiten else None
-        d_buf = np.empty((rows, k), dtype=np.float32)
-        out = np.empty((n, len(self.region_size), k), dtype=np.float32)
-        for start in range(0, n, self.batch):
-            chunk = images[start:start + self.batch]
-            m = len(chunk) * per_image
-            z = z_buf[:m]
-            x = x_buf[:m] if whiten else z[:, :dim]
-            x.reshape(len(chunk), self.positions, self.positions, 3, p, p)[...] = _windows(chunk, p, self.stride)
-            normalize_patches(x)
-            if whiten:
-                np.matmul(x, self.codebook.whiten_matrix, out=z[:, :dim])
-            z[:, dim] = 1
-            z[:, dim + 1] = np.einsum("ij,ij->i", z[:, :dim], z[:, :dim])
-            d = d_buf[:m]
-            np.matmul(z, self.centroid_matrix, out=d)  # squared distances (patches, K)
-            if self.encoding == "hard":
-                self._pool_hard(d.argmin(axis=1), out[start:start + len(chunk)])
-            else:
-                self._pool_triangle(d, out[start:start + len(chunk)])
+        n = len(images)
+        out = np.empty((n, len(self.region_size), self.words), dtype=np.float32)
+        tiles = [(start, min(start + self.batch, n)) for start in range(0, n, self.batch)]
+        run_workers(lambda mine: self._encode_tiles(images, mine, out), tiles, self.threads)
         return out.reshape(n, -1)
+
+    def _encode_tiles(self, images, tiles, out):
+        """Encode images[start:stop] into out[start:stop] for each (start, stop) of `tiles`; own buffers."""
+        k, dim, p, side = self.words, self.dim, self.codebook.patch, self.positions
+        per_image = side * side
+        rows = max(stop - start for start, stop in tiles) * per_image
+        # zT: [xW, 1, ||xW||²] transposed, (dim + 2, patches); without whitening x is written into it.
+        z_buf = np.empty((dim + 2, rows), dtype=np.float32)
+        x_buf = np.empty((dim, rows), dtype=np.float32) if self.whiten_t is not None else None
+        d_buf = np.empty((rows, k), dtype=np.float32)
+        for start, stop in tiles:
+            chunk, m = images[start:stop], (stop - start) * per_image
+            zt = z_buf[:, :m]
+            xt = zt[:dim] if x_buf is None else x_buf[:, :m]
+            xt.reshape(3, p, p, len(chunk), side, side)[...] = _windows_t(chunk, p, self.stride)
+            _normalize_columns(xt)
+            if x_buf is not None:
+                np.matmul(self.whiten_t, xt, out=zt[:dim])
+            zt[dim] = 1
+            np.einsum("ij,ij->j", zt[:dim], zt[:dim], out=zt[dim + 1])
+            d = d_buf[:m]
+            np.matmul(zt.T, self.centroid_matrix, out=d)  # squared distances (patches, K)
+            if self.encoding == "hard":
+                self._pool_hard(d.argmin(axis=1), out[start:stop])
+            else:
+                self._pool_triangle(d, out[start:stop])
 
     def _pool_triangle(self, d, out):
         """out (n, R, K) <- region means of max(0, mean_j(d_j) - d_k), d: (n P², K) squared distances."""
-        np.maximum(d, 0, out=d)  # rounding can dip just below 0
-        np.sqrt(d, out=d)
-        mu = d @ np.full(self.words, 1 / self.words, dtype=np.float32)  # row means, as one BLAS pass
+        # Rounding can dip a squared distance just below 0: its root is NaN, found in the
+        # row's mean (one BLAS pass that is needed anyway) and set to 0 = sqrt(max(0, d²)),
+        # so no separate clipping pass over the whole block.
+        with np.errstate(invalid="ignore"):
+            np.sqrt(d, out=d)
+        mu = d @ self.row_mean  # row means, as one BLAS pass
+        bad = np.flatnonzero(np.isnan(mu))
+        if len(bad):
+            fixed = np.nan_to_num(d[bad], nan=0.0)
+            d[bad] = fixed
+            mu[bad] = fixed @ self.row_mean
         # max(0, mu - d) = mu - min(d, mu): the pooled mu is added back after pooling.
         np.minimum(d, mu[:, None], out=d)
         n = len(out)
         np.matmul(self.pool_matrix, d.reshape(n, -1, self.words), out=out)
-        np.subtract((self.pool_matrix @ mu.reshape(n, -1, 1)), out, out=out)
+        np.subtract(self.pool_matrix @ mu.reshape(n, -1, 1), out, out=out)
 
     def _pool_hard(self, nearest, out):
         """out (n, R, K) <- fraction of each region's patches whose nearest word is k."""
@@ -287,6 +329,53 @@ def _windows(images, patch, stride):
     """(n, P, P, 3, p, p) view of the patches of `images` (n, 3, H, W), no copy."""
     windows = np.lib.stride_tricks.sliding_window_view(images, (patch, patch), axis=(2, 3))
     return windows[:, :, ::stride, ::stride].transpose(0, 2, 3, 1, 4, 5)
+
+
+def _windows_t(images, patch, stride):
+    """(3, p, p, n, P, P) view of the patches of `images` (n, 3, H, W), no copy: ``_windows`` transposed."""
+    return _windows(images, patch, stride).transpose(3, 4, 5, 0, 1, 2)
+
+
+def _normalize_columns(xt):
+    """``normalize_patches`` of xt.T in place: xt (D, M) float32 holds one patch per column."""
+    xt -= xt.mean(axis=0)
+    variance = np.einsum("ij,ij->j", xt, xt) / np.float32(len(xt))
+    variance += np.float32(CONTRAST_EPS)
+    np.sqrt(variance, out=variance)
+    np.divide(1, variance, out=variance)
+    xt *= variance
+    return xt
+
+
+def run_workers(work, items, threads=None):
+    """``work(items[w::workers])`` for each of min(threads, len(items)) workers, side by side.
+
+    With more than one worker, BLAS runs one thread per worker meanwhile: the
+    workers themselves fill the cores, with the products and the elementwise passes
+    (NumPy releases the GIL in both), and a one-thread product does not stall when
+    another process holds a core, as a product split over all cores does.
+    threads: None = as many as NumPy's BLAS uses. An exception of a worker is raised here.
+    """
+    workers = min(threads or blas_threads(), len(items))
+    if workers <= 1:
+        work(items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        jobs = [pool.submit(work, items[w::workers]) for w in range(workers)]
+        for job in jobs:
+            job.result()
+
+
+def blas_threads():
+    """Threads of the BLAS NumPy uses (threadpoolctl), at least 1: how many tiles an Encoder runs at once."""
+    from threadpoolctl import threadpool_info
+
+    counts = [info.get("num_threads") or 1 for info in threadpool_info() if info.get("user_api") == "blas"]
+    return max(1, max(counts, default=1))
 
 
 def regions(side, pooling):

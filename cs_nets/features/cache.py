@@ -117,3 +117,51 @@ def _warn(log, message):
         warnings.warn(message, RuntimeWarning, stacklevel=3)
     else:
         log(message)
+
+
+# ----------------------------------------------------------------------------- codebooks
+# The learned codebook of a ``bow`` transform is cached too: the feature cache is keyed
+# by its digest, so without this every run would spend k-means' seconds just to find
+# that key. Keyed by what determines it: the training images and the parameters of
+# fit_codebook (not stride, encoding or pooling, which only the encoder uses).
+
+CODEBOOK_VERSION = 1  # bump when fit_codebook's result changes for the same inputs
+CODEBOOK_PARAMS = ("words", "patch", "whiten", "samples", "iterations", "seed")
+
+
+def codebook_path(cache_dir, fingerprint, transform):
+    """``<cache_dir>/codebook-<key[:24]>.npz`` for a normalized ``bow`` transform and a training-set fingerprint."""
+    payload = {"version": CODEBOOK_VERSION, "fingerprint": fingerprint,
+               "bow": {k: transform[k] for k in CODEBOOK_PARAMS}}
+    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return Path(cache_dir) / f"codebook-{key[:24]}.npz"
+
+
+def cached_codebook(X_train, transform, cache_dir, fingerprint, log=None):
+    """``fit_codebook(X_train, ...)`` with the transform's parameters, read from or written to a cache file.
+
+    X_train: (N, 3072) uint8, the training split; fingerprint: non-empty string naming
+    exactly those rows (e.g. their content hash). A file that cannot be read, or holds
+    misshapen or non-finite arrays, is reported in one line through `log` and the
+    codebook is learned again (and the file replaced); a failed write is reported too.
+    """
+    from cs_nets.errors import ArgumentError
+    from cs_nets.features.bow import Codebook, fit_codebook
+
+    if not isinstance(fingerprint, str) or not fingerprint:
+        raise ValueError(f"fingerprint: got {fingerprint!r}, expected a non-empty string")
+    params = {k: transform[k] for k in CODEBOOK_PARAMS}
+    path = codebook_path(cache_dir, fingerprint, transform)
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                return Codebook.from_state(dict(arrays), params["patch"], params["words"], params["whiten"])
+        except (OSError, ValueError, EOFError, ArgumentError) as err:
+            _warn(log, f"codebook cache {path} is unusable ({err}); learning the codebook again")
+    codebook = fit_codebook(X_train, **params)
+    try:
+        with atomic_open(path, "wb") as f:
+            np.savez(f, **codebook.state())
+    except OSError as err:
+        _warn(log, f"could not write codebook cache {path}: {err}")
+    return codebook
