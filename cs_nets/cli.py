@@ -523,6 +523,10 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
         require_matplotlib()  # fail before the sweep, not after
     out = Path(out) if out else default_sweep_dir(spec)
     log = _logger(quiet)
+    if backend == "ray" and address:
+        from cs_nets.sweep.tune import probe_ray
+
+        probe_ray(address, connect_timeout)  # one line within the timeout, before anything is written
     lock = lock_sweep_dir(out)
     try:
         at_once = spec.options.max_concurrent or (1 if backend == "local" else "as many as the CPUs allow")
