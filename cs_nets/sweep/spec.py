@@ -441,6 +441,9 @@ def trial_config(spec: SweepSpec, params: dict, name: str = "trial") -> Config:
 def _check_scheduler(spec: SweepSpec, trials: list[Trial]) -> None:
     if spec.scheduler.type != "asha":
         return
+    if spec.options.task != "train":
+        raise ConfigError(f"{spec.where(('scheduler', 'type'))}: scheduler asha stops trainings after an epoch; "
+                          f"a {spec.options.task} trial has no epochs: use type: none")
     longest = max(t.config.train.num_epochs for t in trials)
     if spec.scheduler.grace_period >= longest:
         where = spec.where(("scheduler", "grace_period"))
