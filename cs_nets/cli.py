@@ -504,7 +504,10 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
     if resume and not out:
         raise click.UsageError("--resume needs --out DIR, the sweep to continue")
     if address and backend == "local":
-        raise click.UsageError("--address is a Ray cluster: it needs --backend ray (or auto)")
+        if ctx.get_parameter_source("address") == click.core.ParameterSource.ENVIRONMENT:
+            address = None  # $RAY_ADDRESS is for the Ray backend
+        else:
+            raise click.UsageError("--address is a Ray cluster: it needs --backend ray (or auto)")
     if backend == "auto":
         backend = (recorded_backend(out) if resume and out else None) or ("ray" if address else None) \
             or ("ray" if _ray_installed() else "local")

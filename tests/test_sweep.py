@@ -351,3 +351,17 @@ def test_spec_trials_are_the_same_on_both_backends(tmp_path):
     record = json.loads((tmp_path / "out" / "sweep.json").read_text())
     assert record["backend"] == "local" and [t["params"] for t in record["trials"]] == [t.params for t in trials]
     assert f"train it: csnets train --config {tmp_path / 'out' / 'best.yaml'}" in result.output
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "scripts").glob("sweep_*.sh")), ids=lambda p: p.name)
+def test_each_example_grid_becomes_a_valid_local_sweep(script, tmp_path):
+    # CSNETS=echo: the wrapper prints the csnets command it would exec; its trials must all validate.
+    proc = subprocess.run(["bash", str(script), "--out", "x"], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, CSNETS="echo"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    words = shlex.split(proc.stdout)
+    assert words[:3] == ["sweep", "--config", words[2]] and words[3:5] == ["--backend", "local"]
+    grids = [words[i + 1] for i, w in enumerate(words) if w == "--grid"]
+    command = words[words.index("--command") + 1] if "--command" in words else "train"
+    trials = expand_trials(grid_spec(words[2], grids, task=command.replace("-", "_")))
+    assert len(trials) == np.prod([len(g.split("=", 1)[1].split(",")) for g in grids]) >= 4

@@ -111,7 +111,8 @@ def _run_all(spec: SweepSpec, todo: list[Trial], out: Path, jobs: int, data_dir,
             trial = queue.pop(0)
             job = {"sweep_dir": str(out), "name": trial.name, "command": trial_command(spec, trial, data_dir),
                    "overrides": trial.overrides, "data_dir": str(data_dir) if data_dir else None,
-                   "config_name": trial.config.name, "threads": spec.options.cpus_per_trial}
+                   "config_name": trial.config.name, "threads": spec.options.cpus_per_trial,
+                   "task": spec.options.task}
             logs[trial.name] = out / LOGS_DIR / f"{trial.name}.log"
             with open(logs[trial.name], "ab") as log_file:
                 stop.procs[trial.name] = subprocess.Popen(

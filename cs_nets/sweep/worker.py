@@ -60,9 +60,9 @@ def _run_trial(job: dict) -> int:
     trial = next((t for t in record["trials"] if isinstance(t, dict) and t.get("name") == job["name"]), None)
     if trial is None:
         raise ConfigError(f"{sweep_dir}/sweep.json has no trial {job['name']}")
-    task = record["sweep"].get("task", "train")
+    task = job.get("task", "train")
     path = sweep_dir / job["name"]
-    extra = {"trial": job["name"], "backend": "local", "blas_threads": job.get("threads")}
+    extra = {"trial": job["name"], "backend": "local", "blas_threads": _blas_threads(job.get("threads"))}
     summary = read_summary_if_any(path)
     if summary.get("status") in ENDED_STATUSES and (path / "model.npz").is_file():
         result_status = summary["status"]  # finished before: nothing to do
@@ -78,6 +78,17 @@ def _run_trial(job: dict) -> int:
         raise KeyboardInterrupt
     print(f"{job['name']}: {result_status}", file=sys.stderr)
     return 0 if result_status in ("completed", "early_stopped", "stopped") else EXIT_DIVERGED
+
+
+def _blas_threads(requested):
+    """The BLAS threads NumPy uses here (the driver set them through OMP/OPENBLAS_NUM_THREADS)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # an optional package: report what was asked for
+        return requested
+    import numpy  # noqa: F401 - loads the BLAS library threadpoolctl looks at
+
+    return max((lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"), default=requested)
 
 
 def _die_with_parent() -> None:
