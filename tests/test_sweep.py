@@ -320,7 +320,7 @@ def test_sigterm_stops_the_sweep_and_resume_finishes_it_bit_for_bit(tmp_path):
 @pytest.mark.slow
 def test_a_killed_trial_is_one_line_and_its_summary_table_and_exit_status_agree(tmp_path):
     out = tmp_path / "sweep"
-    proc = start(out, "train.num_epochs=400,2", jobs=2)
+    proc = start(out, "train.num_epochs=200,2", jobs=2)
     running = wait_for_epochs(out / "trial-000", 2, proc)
     os.kill(running["pid"], signal.SIGKILL)  # e.g. the out-of-memory killer
     stdout, stderr = proc.communicate(timeout=120)
@@ -334,7 +334,7 @@ def test_a_killed_trial_is_one_line_and_its_summary_table_and_exit_status_agree(
     assert found["trial-001"]["status"] == "completed"
     assert {row[0]: row[1] for row in table(stdout)} == {"trial-000": "failed", "trial-001": "completed"}
     # --resume runs it again, from its last saved epoch
-    result = cli("sweep", "--config", SMOKE, "--grid", "train.num_epochs=400,2", "--out", out, "--resume")
+    result = cli("sweep", "--config", SMOKE, "--grid", "train.num_epochs=200,2", "--out", out, "--resume")
     assert result.exit_code == 0, result.output
     assert summaries(out)["trial-000"]["status"] == "completed"
 
@@ -365,3 +365,26 @@ def test_each_example_grid_becomes_a_valid_local_sweep(script, tmp_path):
     command = words[words.index("--command") + 1] if "--command" in words else "train"
     trials = expand_trials(grid_spec(words[2], grids, task=command.replace("-", "_")))
     assert len(trials) == np.prod([len(g.split("=", 1)[1].split(",")) for g in grids]) >= 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the trials follow their driver through prctl")
+def test_a_killed_driver_takes_its_trials_with_it_and_they_are_saved(tmp_path):
+    out = tmp_path / "sweep"
+    proc = start(out, "train.num_epochs=200")
+    running = wait_for_epochs(out / "trial-000", 2, proc)
+    proc.kill()  # SIGKILL: the driver has no say
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(running["pid"], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the trial outlived its sweep")
+    summary = summaries(out)["trial-000"]
+    assert summary["status"] == "interrupted" and 2 <= summary["epochs"] < 200
+    assert (out / "trial-000" / "state.npz").is_file()
+    assert (out / "logs" / "trial-000.log").read_text().splitlines()[-1] == "stopped by SIGTERM"
