@@ -4,9 +4,12 @@
     result = run_sweep(spec, trials, "sweeps/tl", address="HEAD:6379")        # on a Ray cluster
     result = run_sweep(spec, trials, "sweeps/tl", resume=True)                # after a killed sweep
 
-The sweep folder DIR holds sweep.json (the spec and the trials), one run directory
-per trial (DIR/trial-NNN, written by cs_nets.sweep.trial), best.yaml at the end, and
-Ray Tune's own files in DIR/.ray (what ``resume`` restores from).
+The sweep folder DIR (cs_nets.sweep.folder; the caller locks it) holds sweep.json
+(the spec and the trials), one run directory per trial (DIR/trial-NNN, written by
+cs_nets.sweep.trial), best.yaml at the end, Ray Tune's own files in DIR/.ray (what
+``resume`` restores from) and Ray's own messages in DIR/ray.log (unless ``debug``).
+An ``address`` is probed first (``probe_ray``): Ray's own connect waits minutes
+for an address where nothing, or something else, answers.
 
 Each distinct dataset is prepared once here and put in Ray's object store; the
 trials read it from there (cs_nets.sweep.data). The trials are given to Tune as
