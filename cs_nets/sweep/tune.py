@@ -450,4 +450,4 @@ def _error_line(error: BaseException) -> str:
     """The trial's own exception in one line (Ray wraps it with the remote traceback)."""
     cause = getattr(error, "cause", None) or error
     lines = [line for line in str(cause).strip().splitlines() if line.strip()]
-    return f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:300]
+    return " ".join(f"{type(cause).__name__}: {lines[-1] if lines else ''}".split())[:300]
