@@ -462,7 +462,7 @@ def plot(run_dir, out_dir):
               help="with --config: what each trial runs (default: train)")
 @click.option("--out", help="sweep folder (default: sweeps/<spec>-<time>); one run directory per trial")
 @click.option("--resume", is_flag=True, help="continue the sweep in --out; finished trials are not run again")
-@click.option("--backend", type=click.Choice(["auto", "local", "ray"]), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(registry.SWEEP_BACKENDS), default="auto", show_default=True,
               help="local: trials as processes on this machine; ray: Ray Tune (ASHA, clusters); "
                    "auto: the sweep's own on --resume, else ray if installed")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="trials at once (default: the spec's max_concurrent, "
@@ -493,8 +493,8 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
       csnets sweep configs/sweeps/two_layer.yaml --out sweeps/tl --resume
       csnets sweep --config configs/smoke.yaml --grid optim.learning_rate=1e-3,3e-3 --backend local -j 2
     """
-    from cs_nets.sweep import default_sweep_dir, expand_trials, grid_spec, load_spec, require_ray
-    from cs_nets.sweep.folder import lock_sweep_dir, recorded_backend
+    from cs_nets.sweep import choose_backend, default_sweep_dir, expand_trials, grid_spec, load_spec
+    from cs_nets.sweep.folder import lock_sweep_dir
     from cs_nets.sweep.results import best_command
 
     if bool(spec_path) == bool(config_path):
@@ -508,11 +508,7 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
             address = None  # $RAY_ADDRESS is for the Ray backend
         else:
             raise click.UsageError("--address is a Ray cluster: it needs --backend ray (or auto)")
-    if backend == "auto":
-        backend = (recorded_backend(out) if resume and out else None) or ("ray" if address else None) \
-            or ("ray" if _ray_installed() else "local")
-    if backend == "ray":
-        require_ray()
+    backend = choose_backend(backend, resume=resume, out=out, address=address)
     if config_path:
         spec = grid_spec(config_path, list(grids), list(overrides), task=(command or "train").replace("-", "_"))
     else:
@@ -567,13 +563,3 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
         sys.exit(128 + result.signal if result.signal else 130)
     if result.failed:
         raise CsNetsError(f"{len(result.failed)} of {len(result.outcomes)} trials failed")
-
-
-def _ray_installed() -> bool:
-    from cs_nets.sweep import require_ray
-
-    try:
-        require_ray()
-    except CsNetsError:
-        return False
-    return True

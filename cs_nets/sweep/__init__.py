@@ -20,7 +20,8 @@ from pathlib import Path
 from cs_nets.errors import CsNetsError
 from cs_nets.sweep.spec import SweepSpec, Trial, expand_trials, grid_spec, load_spec
 
-__all__ = ["SweepSpec", "Trial", "default_sweep_dir", "expand_trials", "grid_spec", "load_spec", "require_ray"]
+__all__ = ["SweepSpec", "Trial", "choose_backend", "default_sweep_dir", "expand_trials", "grid_spec", "load_spec",
+           "require_ray"]
 
 
 def require_ray():
@@ -37,3 +38,21 @@ def require_ray():
 def default_sweep_dir(spec: SweepSpec) -> Path:
     """sweeps/<spec name>-<timestamp>."""
     return Path("sweeps") / f"{spec.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def choose_backend(backend: str, *, resume: bool = False, out=None, address: str | None = None) -> str:
+    """'local' or 'ray' for ``--backend`` (auto: the sweep's own on resume, ray with an address or when
+    Ray is installed, else local); a one-line CsNetsError if ray is asked for and not installed."""
+    from cs_nets.sweep.folder import recorded_backend
+
+    if backend == "auto":
+        backend = (recorded_backend(Path(out)) if resume and out else None) or ("ray" if address else None)
+    if backend == "auto" or backend is None:
+        try:
+            require_ray()
+            backend = "ray"
+        except CsNetsError:
+            backend = "local"
+    elif backend == "ray":
+        require_ray()
+    return backend
