@@ -404,7 +404,8 @@ def summarize(sweep_dir, csv_path, plot):
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
     best = next((row for row in rows if row["status"] in FINISHED and row["val_accuracy"] is not None), None)
     if best is not None:
-        click.echo(f"best: {best['run']} (val accuracy {best['val_accuracy']:.4f}): {rerun_command(best['command'])}")
+        again = rerun_command(best["command"])
+        click.echo(f"best: {best['run']} (val accuracy {best['val_accuracy']:.4f})" + (f": {again}" if again else ""))
     if csv_path:
         import csv
 

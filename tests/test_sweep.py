@@ -388,3 +388,18 @@ def test_a_killed_driver_takes_its_trials_with_it_and_they_are_saved(tmp_path):
     assert summary["status"] == "interrupted" and 2 <= summary["epochs"] < 200
     assert (out / "trial-000" / "state.npz").is_file()
     assert (out / "logs" / "trial-000.log").read_text().splitlines()[-1] == "stopped by SIGTERM"
+
+
+@pytest.mark.parametrize("recorded, shown", [
+    ("csnets train --config c.yaml --set model.reg=0 --out sweeps/grid/run-006 --quiet",
+     "csnets train --config c.yaml --set model.reg=0 --quiet"),
+    ("csnets train --config c.yaml --out=runs/a --overwrite", "csnets train --config c.yaml"),
+    ("csnets train --resume runs/a", ""),  # no config left: the table shows no command
+    ("csnets train --set model.reg=1", ""),
+    ("csnets train --config 'my dir/c.yaml'", "csnets train --config 'my dir/c.yaml'"),
+    ("csnets train --config 'unclosed", ""),  # a hand-edited summary: nothing to paste, rather than a wrong command
+])
+def test_summarize_shows_a_command_that_never_writes_into_the_run(recorded, shown):
+    from cs_nets.runs.reader import rerun_command
+
+    assert rerun_command(recorded) == shown

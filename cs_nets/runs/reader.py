@@ -123,7 +123,8 @@ def pid_alive(pid, host) -> bool | None:
 
 def rerun_command(command: str) -> str:
     """A run's recorded command without the options that name its run directory (--out, --resume,
-    --overwrite), so that it can be pasted to train the same config again; '' if it cannot be parsed."""
+    --overwrite), so that it can be pasted to train the same config again; '' if it cannot be parsed or
+    names no --config."""
     try:
         words = shlex.split(command)
     except ValueError:
@@ -137,6 +138,8 @@ def rerun_command(command: str) -> str:
             skip = True
         elif not word.startswith(tuple(f"{o}=" for o in RUN_DIR_OPTIONS)) and word not in RUN_DIR_FLAGS:
             kept.append(word)
+    if not any(word == "--config" or word.startswith("--config=") for word in kept):
+        return ""  # e.g. `csnets train --resume DIR`: no config left to train again
     return shlex.join(kept)
 
 
