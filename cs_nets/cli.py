@@ -529,8 +529,6 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
         probe_ray(address, connect_timeout)  # one line within the timeout, before anything is written
     lock = lock_sweep_dir(out)
     try:
-        at_once = spec.options.max_concurrent or (1 if backend == "local" else "as many as the CPUs allow")
-        log(f"sweep: {len(trials)} trials of {spec.base_path.name} into {out} ({backend} backend, {at_once} at a time)")
         if backend == "local":
             from cs_nets.sweep.local import run_local_sweep
 

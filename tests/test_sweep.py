@@ -403,3 +403,15 @@ def test_summarize_shows_a_command_that_never_writes_into_the_run(recorded, show
     from cs_nets.runs.reader import rerun_command
 
     assert rerun_command(recorded) == shown
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"trials": 3}', "[" * 100_000])
+def test_a_damaged_sweep_record_is_one_line_on_resume(tmp_path, text):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.json").write_text(text)
+    result = cli("sweep", "--config", SMOKE, "--grid", "model.reg=0", "--backend", "local", "--out", out, "--resume")
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: {out / 'sweep.json'}") and len(line) < 400
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]

@@ -46,6 +46,7 @@ def run_local_sweep(spec: SweepSpec, trials: list[Trial], out, *, jobs: int = 1,
     out = Path(out).absolute()
     started = time.perf_counter()
     check_sweep_dir(spec, trials, out, resume, "local")
+    log(f"sweep: {len(trials)} trials of {spec.base_path.name} into {out} (local backend, {jobs} at a time)")
     if spec.scheduler.type == "asha":
         log("notice: scheduler asha needs the Ray backend; the local backend runs every trial to its end")
     (out / LOGS_DIR).mkdir(parents=True, exist_ok=True)

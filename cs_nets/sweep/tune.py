@@ -88,6 +88,8 @@ def run_sweep(spec: SweepSpec, trials: list[Trial], out, *, address: str | None 
     _check_ray_state(out, resume)
     if address:
         probe_ray(address, connect_timeout)  # before the sweep folder is made
+    at_once = spec.options.max_concurrent or "as many as the CPUs allow"
+    log(f"sweep: {len(trials)} trials of {spec.base_path.name} into {out} (ray backend, {at_once} at a time)")
     out.mkdir(parents=True, exist_ok=True)
     with ray_output_to(None if debug else out / RAY_LOG):
         return _run(spec, trials, out, address, resume, data_dir, progress, log, connect_timeout, started)
