@@ -271,6 +271,7 @@ def node_ids():
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # the cluster takes ~10 s to start
 def test_the_test_cluster_listens_on_the_loopback_only(cluster):
     import ray
 
@@ -446,7 +447,8 @@ parameters:
 
 
 @pytest.mark.ray
-def test_a_new_sweep_refuses_a_folder_that_holds_one(cluster, tmp_path):
+def test_a_new_sweep_refuses_a_folder_that_holds_one(tmp_path):
+    pytest.importorskip("ray")  # checked before Ray is even started
     spec_path = write_spec(tmp_path, "parameters:\n  model.reg: [0]\n")
     out = tmp_path / "out"
     (out / ".ray").mkdir(parents=True)
