@@ -483,8 +483,9 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
 
     Every trial is a `csnets train` run into DIR/trial-NNN. The trials come from a
     SPEC (grids and random draws) or from --config CONFIG --grid KEY=V1,V2 ...
-    Backends: local (processes, -j at a time, no Ray needed) and ray (Ray Tune;
-    ASHA stops trials that fall behind; --address runs on a cluster). At the end:
+    Backends: local (processes, -j at a time, no Ray needed; scheduler: asha is
+    synchronous successive halving) and ray (Ray Tune; ASHA stops trials that fall
+    behind; --address runs on a cluster). At the end:
     the table of `csnets summarize DIR`, DIR/best.yaml and the command that trains
     it. Exit 1 if a trial failed; Ctrl-C stops the sweep and --resume continues it.
 

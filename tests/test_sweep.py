@@ -217,15 +217,45 @@ def test_too_many_trials_is_one_line_before_expanding(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_asha_on_the_local_backend_is_a_notice_and_every_trial_runs_to_its_end(tmp_path):
+@pytest.mark.slow
+def test_asha_on_the_local_backend_is_synchronous_successive_halving(tmp_path):
+    # rungs at 1 and 3 epochs (grace 1, factor 3) below the 9 epochs; the learning rates 1e-8 and 1e-9 barely
+    # learn: at rung 1 the best 2 of 4 go on, at rung 3 the best 1 of 2.
     spec = tmp_path / "asha.yaml"
-    spec.write_text(f"base: {SMOKE}\nscheduler: {{type: asha, grace_period: 1}}\n"
-                    f"parameters:\n  optim.learning_rate: [1.0e-3, 1.0e-9]\n")
-    result = cli("sweep", spec, "--backend", "local", "--out", tmp_path / "out")
+    spec.write_text(f"base: {SMOKE}\nscheduler: {{type: asha, grace_period: 1, reduction_factor: 3}}\n"
+                    f"parameters:\n  optim.learning_rate: [1.0e-3, 1.0e-8, 3.0e-3, 1.0e-9]\n"
+                    f"  train.num_epochs: [9]\n")
+    out = tmp_path / "out"
+    result = cli("sweep", spec, "--backend", "local", "-j", "2", "--out", out)
     assert result.exit_code == 0, result.output
-    assert "notice: scheduler asha needs the Ray backend; the local backend runs every trial to its end" \
-        in result.output
-    assert [s["epochs"] for s in summaries(tmp_path / "out").values()] == [4, 4]
+    assert ("notice: scheduler asha is Ray's; the local backend halves synchronously instead: every trial runs to "
+            "epoch 1, then 3, and the best 1/3 of those still training go on each time") in result.output
+    found = summaries(out)
+    vals = {name: [json.loads(line)["val_accuracy"] for line in (out / name / "metrics.jsonl").read_text().splitlines()]
+            for name in found}
+    at_1 = sorted(found, key=lambda n: (-vals[n][0], n))
+    assert {n for n in at_1[2:]} == {"trial-001", "trial-003"}  # the tiny learning rates
+    for name in at_1[2:]:
+        assert found[name]["status"] == "stopped" and found[name]["stopped_at_epoch"] == found[name]["epochs"] == 1
+        assert f"{name}: stopped by successive halving after epoch 1 (val {vals[name][0]:.4f})" in result.output
+    at_3 = sorted(at_1[:2], key=lambda n: (-vals[n][2], n))
+    assert found[at_3[1]]["status"] == "stopped" and found[at_3[1]]["epochs"] == 3
+    assert found[at_3[0]]["status"] == "completed" and len(vals[at_3[0]]) == 9
+    # paused twice and continued: the parameters of a run never paused (one BLAS thread, as the trials)
+    from threadpoolctl import threadpool_limits
+    winner = next(t for t in expand_trials(load_spec(spec)) if t.name == at_3[0])
+    with threadpool_limits(limits=1, user_api="blas"):
+        alone = run(winner.config, tmp_path / "alone")
+    for name, value in params_of(alone.run_dir).items():
+        np.testing.assert_array_equal(params_of(out / at_3[0])[name], value, err_msg=name)
+    assert not any((out / name / "state.npz").exists() for name in found)
+    # every run directory is a finished one: evaluate reads the stopped ones' best parameters
+    evaluated = cli("evaluate", "--checkpoint", out / at_3[1], "--split", "val", "--json")
+    assert json.loads(evaluated.output)["accuracy"] == found[at_3[1]]["val_accuracy"]
+    # --resume takes the same decisions from the recorded metrics: nothing runs again
+    again = cli("sweep", spec, "--out", out, "--resume")
+    assert again.exit_code == 0 and "resume: 4 trials finished before, 0 to run" in again.output
+    assert summaries(out) == found
 
 
 def test_a_resume_needs_the_same_sweep_on_the_same_backend(tmp_path):

@@ -66,7 +66,8 @@ def _opt(default, doc, **rules):
 class SchedulerSpec:
     """How trials are stopped early (``type: none``: never)."""
 
-    type: str = _opt("none", "none: every trial runs to the end; asha: stop trials that fall behind",
+    type: str = _opt("none", "none: every trial runs to the end; asha: stop trials that fall behind (Ray: ASHA; "
+                             "local: synchronous successive halving)",
                      choices=registry.SWEEP_SCHEDULERS)
     grace_period: int = _opt(1, "asha: epochs before a trial may be stopped", gt=0)
     reduction_factor: int = _opt(4, "asha: 1/reduction_factor of the trials go on at each rung", min=2)

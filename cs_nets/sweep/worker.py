@@ -66,18 +66,45 @@ def _run_trial(job: dict) -> int:
     summary = read_summary_if_any(path)
     if summary.get("status") in ENDED_STATUSES and (path / "model.npz").is_file():
         result_status = summary["status"]  # finished before: nothing to do
-    elif task == "train" and (path / STATE_FILE).is_file():
-        result_status = resume(path, data_dir=job.get("data_dir"), extra_summary=extra).status
     else:
         config = config_from_dict(trial["config"], name=job.get("config_name") or "run")
-        # A run that failed before its first saved epoch starts again in its own folder.
-        result = run(config, path, task=task, data_dir=job.get("data_dir"), overwrite=holds_run(path),
-                     command=job["command"], overrides=job["overrides"], extra_summary=extra)
-        result_status = result.status
+        pause = _Pause(path, job.get("stop_after"), config.train) if task == "train" else None
+        if task == "train" and (path / STATE_FILE).is_file():
+            result_status = resume(path, data_dir=job.get("data_dir"), extra_summary=extra, on_epoch=pause).status
+        else:
+            # A run that failed before its first saved epoch starts again in its own folder.
+            result_status = run(config, path, task=task, data_dir=job.get("data_dir"), overwrite=holds_run(path),
+                                command=job["command"], overrides=job["overrides"], extra_summary=extra,
+                                on_epoch=pause).status
+        if result_status == "interrupted" and pause is not None and pause.paused:
+            print(f"{job['name']}: paused after epoch {pause.paused} (successive halving)", file=sys.stderr)
+            return 0
     if result_status == "interrupted":
         raise KeyboardInterrupt
     print(f"{job['name']}: {result_status}", file=sys.stderr)
     return 0 if result_status in ("completed", "early_stopped", "stopped") else EXIT_DIVERGED
+
+
+class _Pause:
+    """on_epoch for successive halving: stop the training after epoch `stop_after` (saved as interrupted),
+    unless the run would end there anyway (its last epoch, or its patience used up)."""
+
+    def __init__(self, path: Path, stop_after: int | None, train):
+        self.path, self.stop_after, self.train = path, stop_after, train
+        self.paused = None
+
+    def __call__(self, metrics: dict) -> None:
+        from cs_nets.runs.writer import read_summary_if_any
+
+        epoch = metrics["epoch"]
+        if self.stop_after is None or epoch < self.stop_after or epoch >= self.train.num_epochs:
+            return
+        if self.train.patience is not None:  # the summary of this epoch is written before on_epoch
+            best = read_summary_if_any(self.path).get("best_epoch") or 0
+            if epoch - best >= self.train.patience:
+                return
+        self.paused = epoch
+        raise KeyboardInterrupt  # the trainer saves the run as interrupted
 
 
 def _blas_threads(requested):
