@@ -256,6 +256,9 @@ def test_asha_on_the_local_backend_is_synchronous_successive_halving(tmp_path):
     again = cli("sweep", spec, "--out", out, "--resume")
     assert again.exit_code == 0 and "resume: 4 trials finished before, 0 to run" in again.output
     assert summaries(out) == found
+    spec.write_text(spec.read_text().replace("reduction_factor: 3", "reduction_factor: 2"))
+    again = cli("sweep", spec, "--out", out, "--resume")
+    assert again.exit_code == 2 and "does not give the trials (or scheduler) of the sweep" in again.output
 
 
 def test_a_resume_needs_the_same_sweep_on_the_same_backend(tmp_path):
@@ -265,7 +268,7 @@ def test_a_resume_needs_the_same_sweep_on_the_same_backend(tmp_path):
     result = cli(*grid)
     assert result.exit_code == 2 and "already holds a sweep: continue it with --resume" in result.output
     result = cli("sweep", "--config", SMOKE, "--grid", "train.num_epochs=1,3", "--out", out, "--resume")
-    assert result.exit_code == 2 and "does not give the trials of the sweep" in result.output
+    assert result.exit_code == 2 and "does not give the trials (or scheduler) of the sweep" in result.output
     result = cli("sweep", "--config", SMOKE, "--grid", "train.num_epochs=1,2", "--out", out, "--resume",
                  "--backend", "ray")
     assert result.exit_code in (1, 2)  # 1 without Ray installed: it says how to install it

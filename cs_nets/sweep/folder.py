@@ -87,9 +87,12 @@ def check_sweep_dir(spec: SweepSpec, trials: list[Trial], out: Path, resume: boo
         if saved.get("backend", "ray") != backend:
             raise ConfigError(f"--resume: the sweep in {out} ran on the {saved.get('backend', 'ray')} backend; "
                               f"continue it with --backend {saved.get('backend', 'ray')}")
-        if saved["trials"] != record(spec, trials, backend)["trials"]:
+        now = record(spec, trials, backend)
+        scheduler = saved.get("sweep", {}).get("scheduler") if isinstance(saved.get("sweep"), dict) else None
+        if saved["trials"] != now["trials"] or scheduler not in (None, now["sweep"]["scheduler"]):
             raise ConfigError(f"--resume: {spec.path} (with these --set values and its base config) does not give "
-                              f"the trials of the sweep in {out} any more; resume with what it was started with")
+                              f"the trials (or scheduler) of the sweep in {out} any more; resume with what it was "
+                              f"started with")
         return
     if path.exists() or (out / RAY_DIR).exists():
         raise ConfigError(f"--out {out} already holds a sweep: continue it with --resume, or choose another --out")
