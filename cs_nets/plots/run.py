@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ def plot_run(run_dir, out_dir=None, log=None) -> list[Path]:
     names = _class_names(summary, checkpoint)
     written = []
     if metrics:
-        written.append(plot_curves(metrics, losses, out_dir / "curves.png", title=f"{run_dir.name}: training"))
+        written.append(plot_curves(metrics, losses, out_dir / "curves.png", title=f"{run_dir.name}: training",
+                                   chance_loss=_chance_loss(checkpoint)))
     confusion = _confusion(summary, names)
     if confusion is not None:
         written.append(plot_confusion(confusion, names, out_dir / "confusion.png", title=f"{run_dir.name}: test split"))
@@ -68,6 +70,13 @@ def plot_run(run_dir, out_dir=None, log=None) -> list[Path]:
         if log is not None:
             log(note)
     return written
+
+
+def _chance_loss(checkpoint) -> float | None:
+    """ln C, the Softmax data loss of uniform scores, for a Softmax model's curves; None otherwise."""
+    if checkpoint is None or getattr(checkpoint[0], "loss_name", None) != "softmax":
+        return None
+    return math.log(checkpoint[0].num_classes)
 
 
 def _try(read, run_dir, notes):
@@ -95,3 +104,12 @@ def _confusion(summary, names) -> np.ndarray | None:
             isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 2**53 for c in r) for r in rows):
         return None
     return np.array(rows, dtype=np.int64)
+
+
+def run_pictures(wanted: bool):
+    """plot_run if pictures are wanted (checking first that matplotlib is there), else None:
+    what ``cs_nets.runs.task.run(..., pictures=)`` takes for ``--plot`` or ``output.plot``."""
+    if not wanted:
+        return None
+    require_matplotlib()  # fail before training, not after
+    return plot_run

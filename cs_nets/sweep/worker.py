@@ -49,6 +49,7 @@ def main(argv: list[str]) -> int:
 
 def _run_trial(job: dict) -> int:
     from cs_nets.config import config_from_dict
+    from cs_nets.plots import run_pictures
     from cs_nets.registry import ENDED_STATUSES
     from cs_nets.runs.layout import STATE_FILE
     from cs_nets.runs.task import resume, run
@@ -69,13 +70,15 @@ def _run_trial(job: dict) -> int:
     else:
         config = config_from_dict(trial["config"], name=job.get("config_name") or "run")
         pause = _Pause(path, job.get("stop_after"), config.train) if task == "train" else None
+        pictures = run_pictures(config.output.plot)  # output.plot: the PNGs of each trial, as csnets train does
         if task == "train" and (path / STATE_FILE).is_file():
-            result_status = resume(path, data_dir=job.get("data_dir"), extra_summary=extra, on_epoch=pause).status
+            result_status = resume(path, data_dir=job.get("data_dir"), extra_summary=extra, on_epoch=pause,
+                                   pictures=pictures).status
         else:
             # A run that failed before its first saved epoch starts again in its own folder.
             result_status = run(config, path, task=task, data_dir=job.get("data_dir"), overwrite=holds_run(path),
                                 command=job["command"], overrides=job["overrides"], extra_summary=extra,
-                                on_epoch=pause).status
+                                on_epoch=pause, pictures=pictures).status
         if result_status == "interrupted" and pause is not None and pause.paused:
             print(f"{job['name']}: paused after epoch {pause.paused} (successive halving)", file=sys.stderr)
             return 0
