@@ -448,7 +448,7 @@ def summarize(sweep_dir, csv_path, plot):
     Example:
       csnets summarize sweeps/two_layer-20260101-120000 --csv results.csv
     """
-    from cs_nets.runs.reader import FINISHED, collect_runs
+    from cs_nets.runs.reader import FINISHED, collect_runs, rerun_command
 
     rows = collect_runs(sweep_dir)
     keys = sorted({k for row in rows for k in row["params"]})
@@ -460,7 +460,8 @@ def summarize(sweep_dir, csv_path, plot):
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
     best = next((row for row in rows if row["status"] in FINISHED and row["val_accuracy"] is not None), None)
     if best is not None:
-        click.echo(f"best: {best['run']} (val accuracy {best['val_accuracy']:.4f}): {best['command']}")
+        again = rerun_command(best["command"])
+        click.echo(f"best: {best['run']} (val accuracy {best['val_accuracy']:.4f})" + (f": {again}" if again else ""))
     if csv_path:
         import csv
 
@@ -509,53 +510,100 @@ def plot(run_dir, out_dir):
 
 
 @main.command()
-@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="instead of a SPEC: sweep this config over the --grid values")
+@click.option("--grid", "grids", multiple=True, metavar="SECTION.KEY=V1,V2",
+              help="with --config: values to try (split on commas outside brackets, read as YAML; repeatable)")
+@click.option("--command", "command", type=click.Choice(["train", "random-search"]), default=None,
+              help="with --config: what each trial runs (default: train)")
 @click.option("--out", help="sweep folder (default: sweeps/<spec>-<time>); one run directory per trial")
+@click.option("--resume", is_flag=True, help="continue the sweep in --out; finished trials are not run again")
+@click.option("--backend", type=click.Choice(registry.SWEEP_BACKENDS), default="auto", show_default=True,
+              help="local: trials as processes on this machine; ray: Ray Tune (ASHA, clusters); "
+                   "auto: the sweep's own on --resume, else ray if installed")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="trials at once (default: the spec's max_concurrent, "
+                                                               "else 1 locally and as many as the CPUs allow on Ray)")
 @click.option("--address", envvar="RAY_ADDRESS",
               help="Ray cluster HEAD:PORT to run on (default: $RAY_ADDRESS, else start Ray on this machine)")
-@click.option("--resume", is_flag=True, help="continue the sweep in --out; finished trials are not run again")
+@click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
+              help="seconds --address gets to answer")
 @_set_option
 @_data_dir_option
 @click.option("--plot", is_flag=True, help="also write DIR/sweep_parameters.png (needs cs_nets[plot])")
 @_quiet_option
 @click.pass_context
-def sweep(ctx, spec_path, out, address, resume, overrides, data_dir, plot, quiet):
-    """Hyperparameter search on Ray Tune: trials in parallel, on this machine or a cluster.
+def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, jobs, address, connect_timeout,
+          overrides, data_dir, plot, quiet):
+    """Hyperparameter search: trials in parallel, on this machine or a Ray cluster.
 
-    Every trial is a `csnets train` run into DIR/trial-NNN; ASHA (scheduler: asha)
-    stops trials that fall behind. At the end: the table of `csnets summarize DIR`,
-    DIR/best.yaml and the command that trains it. Exit 1 if a trial failed; Ctrl-C
-    stops the sweep and --resume continues it. Needs cs_nets[sweep] (Ray Tune).
+    Every trial is a `csnets train` run into DIR/trial-NNN. The trials come from a
+    SPEC (grids and random draws) or from --config CONFIG --grid KEY=V1,V2 ...
+    Backends: local (processes, -j at a time, no Ray needed; scheduler: asha is
+    synchronous successive halving) and ray (Ray Tune; ASHA stops trials that fall
+    behind; --address runs on a cluster). At the end:
+    the table of `csnets summarize DIR`, DIR/best.yaml and the command that trains
+    it. Exit 1 if a trial failed; Ctrl-C stops the sweep and --resume continues it.
 
     \b
     Example:
       csnets sweep configs/sweeps/two_layer.yaml --out sweeps/tl --data-dir ~/data/cifar10
       csnets sweep configs/sweeps/two_layer.yaml --out sweeps/tl --resume
+      csnets sweep --config configs/smoke.yaml --grid optim.learning_rate=1e-3,3e-3 --backend local -j 2
     """
-    from cs_nets.sweep import default_sweep_dir, expand_trials, load_spec, require_ray
+    from cs_nets.sweep import choose_backend, default_sweep_dir, expand_trials, grid_spec, load_spec
+    from cs_nets.sweep.folder import lock_sweep_dir
+    from cs_nets.sweep.results import best_command
 
-    require_ray()
+    if bool(spec_path) == bool(config_path):
+        raise click.UsageError("give a sweep SPEC, or --config CONFIG with --grid KEY=V1,V2 (not both)")
+    if spec_path and (grids or command):
+        raise click.UsageError("--grid and --command go with --config; a SPEC has its own parameters and task")
     if resume and not out:
         raise click.UsageError("--resume needs --out DIR, the sweep to continue")
-    spec = load_spec(spec_path, list(overrides))
+    if address and backend == "local":
+        if ctx.get_parameter_source("address") == click.core.ParameterSource.ENVIRONMENT:
+            address = None  # $RAY_ADDRESS is for the Ray backend
+        else:
+            raise click.UsageError("--address is a Ray cluster: it needs --backend ray (or auto)")
+    backend = choose_backend(backend, resume=resume, out=out, address=address)
+    if config_path:
+        spec = grid_spec(config_path, list(grids), list(overrides), task=(command or "train").replace("-", "_"))
+    else:
+        spec = load_spec(spec_path, list(overrides))
+    if jobs:
+        spec.options.max_concurrent = jobs
     trials = expand_trials(spec)
     if plot:
         from cs_nets.plots import require_matplotlib
 
         require_matplotlib()  # fail before the sweep, not after
-    from cs_nets.sweep.tune import run_sweep
-
     out = Path(out) if out else default_sweep_dir(spec)
     log = _logger(quiet)
-    log(f"sweep: {len(trials)} trials of {spec.base_path.name} into {out}")
-    result = run_sweep(spec, trials, out, address=address, resume=resume, data_dir=data_dir,
-                       progress=_progress(quiet), log=log)
+    if backend == "ray" and address:
+        from cs_nets.sweep.tune import probe_ray
+
+        probe_ray(address, connect_timeout)  # one line within the timeout, before anything is written
+    lock = lock_sweep_dir(out)
+    try:
+        if backend == "local":
+            from cs_nets.sweep.local import run_local_sweep
+
+            result = run_local_sweep(spec, trials, out, jobs=spec.options.max_concurrent or 1, resume=resume,
+                                     data_dir=data_dir, log=log)
+        else:
+            from cs_nets.sweep.tune import run_sweep
+
+            result = run_sweep(spec, trials, out, address=address, resume=resume, data_dir=data_dir,
+                               progress=_progress(quiet), log=log, connect_timeout=connect_timeout,
+                               debug=ctx.find_root().params.get("debug", False))
+    finally:
+        lock.release()
     if any(o.status not in ("failed", "not_started") for o in result.outcomes):
         ctx.invoke(summarize, sweep_dir=str(out))
     if result.best_config is not None:
-        data = ["--data-dir", data_dir] if data_dir else []
         _echo(f"best config: {out / result.best_config.name}")
-        _echo(f"train it: {shlex.join(['csnets', 'train', '--config', str(out / result.best_config.name), *data])}")
+        _echo(f"train it: {best_command(out / result.best_config.name, spec.options.task, data_dir)}")
     if plot:
         from cs_nets.plots.sweep_panels import plot_sweep_parameters
 
@@ -563,7 +611,9 @@ def sweep(ctx, spec_path, out, address, resume, overrides, data_dir, plot, quiet
     for outcome in result.failed:
         _echo(f"{outcome.name} failed: {outcome.error}", err=True)
     if result.interrupted:
-        again = ["csnets", "sweep", spec_path, "--out", str(out), "--resume"]
+        source = [spec_path] if spec_path else ["--config", config_path, *(w for g in grids for w in ("--grid", g)),
+                                                 *(["--command", command] if command else [])]
+        again = ["csnets", "sweep", *source, "--out", str(out), "--resume"]
         again += [word for o in overrides for word in ("--set", o)] + (["--data-dir", data_dir] if data_dir else [])
         _echo(f"interrupted; continue with: {shlex.join(again)}", err=True)
         sys.exit(128 + result.signal if result.signal else 130)

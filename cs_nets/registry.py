@@ -29,4 +29,5 @@ RESULT_STATUSES = ("completed", "early_stopped", "stopped")
 ENDED_STATUSES = (*RESULT_STATUSES, "diverged")
 SWEEP_DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")  # csnets sweep: cs_nets.sweep.spec
 SWEEP_SCHEDULERS = ("none", "asha")  # none: every trial runs to the end
+SWEEP_BACKENDS = ("auto", "local", "ray")  # csnets sweep --backend: auto picks ray if installed, else local
 SWEEP_METRICS = ("val_accuracy",)  # maximized; a run keeps its best epoch by validation accuracy

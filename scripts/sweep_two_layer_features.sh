@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Example sweep for configs/two_layer_features.yaml (the grid around its tuned values). Extra arguments go to sweep.sh.
+# Example sweep for configs/two_layer_features.yaml (the grid around its tuned values). Extra arguments go to sweep.sh (no Ray needed).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 exec "$here/sweep.sh" "$here/../configs/two_layer_features.yaml" \

@@ -125,10 +125,11 @@ def _sweep_folder(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "summary.json").write_text(json.dumps(
             {"val_accuracy": val, "test_accuracy": val - 0.01, "overrides": [f"optim.learning_rate={lr}"],
-             "command": f"csnets train --set optim.learning_rate={lr}", "status": "completed"}))
+             "command": f"csnets train --config c.yaml --set optim.learning_rate={lr} --out runs/{name}",
+             "status": "completed"}))
     (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "sweep_args").write_text("optim.learning_rate=1e9\n")
-    (tmp_path / "d" / "exit_status").write_text("1\n")
+    (tmp_path / "d" / "summary.json").write_text(json.dumps(
+        {"status": "failed", "overrides": ["optim.learning_rate=1e9"], "error": "its process was killed"}))
 
 
 def test_summarize_sorts_by_validation_accuracy(tmp_path):
@@ -138,8 +139,8 @@ def test_summarize_sorts_by_validation_accuracy(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert [line.split()[0] for line in lines[1:5]] == ["b", "c", "a", "d"]
-    assert "failed (exit 1)" in lines[4]
-    assert lines[-1] == "best: b (val accuracy 0.7000): csnets train --set optim.learning_rate=1e-2"
+    assert lines[4].split()[:2] == ["d", "failed"]
+    assert lines[-1] == "best: b (val accuracy 0.7000): csnets train --config c.yaml --set optim.learning_rate=1e-2"
     assert csv_path.read_text().splitlines()[1].startswith("b,completed,0.0100,0.7000,-")
 
 

@@ -4,16 +4,21 @@ One Ray cluster of two nodes on this machine (ray.cluster_utils.Cluster, 1 CPU
 each) serves the whole module: the sweeps run in-process through click's runner,
 and the sweep processes that get interrupted or killed connect to the same
 cluster with --address, so no test starts or leaves Ray processes of its own.
-The spec tests need no Ray at all.
+The cluster listens on 127.0.0.1 only: Ray would otherwise bind (and rewrite
+127.0.0.1 to) the machine's first non-loopback address.
+The spec tests need no Ray at all (the tests marked ``ray`` are skipped without it).
 """
 
+import http.server
 import importlib.util
 import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,7 +36,10 @@ from cs_nets.sweep import expand_trials, load_spec
 from cs_nets.sweep.data import data_key
 from cs_nets.sweep.spec import format_value
 
-ray = pytest.importorskip("ray")  # the test extra installs it: CI runs the real engine
+# Ray reads it when imported: get_node_ip_address() is then 127.0.0.1, so the driver and
+# the sweeps started with --address 127.0.0.1:PORT connect over the loopback only.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+LOOPBACK = "127.0.0.1"
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -231,15 +239,6 @@ def test_data_is_shared_exactly_when_it_is_the_same(small_cifar_archives, tmp_pa
     assert synthetic[0] != synthetic[1]  # synthetic images are drawn from the seed
 
 
-def test_without_ray_one_line_says_how_to_install_it(tmp_path):
-    spec = write_spec(tmp_path, "parameters:\n  model.reg: [0]\n")
-    code = ("import sys; sys.modules['ray'] = None; from cs_nets.cli import main; "
-            f"main(['sweep', {str(spec)!r}])")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1
-    assert proc.stderr.strip() == "error: csnets sweep needs Ray Tune: pip install 'cs_nets[sweep]'"
-
-
 def test_the_cli_module_imports_neither_numpy_nor_ray():
     code = "import sys, cs_nets.cli; print(sorted({'numpy', 'ray'} & set(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -251,22 +250,37 @@ def test_the_cli_module_imports_neither_numpy_nor_ray():
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Two Ray nodes with 1 CPU each on this machine; this process is the driver."""
+    """Two Ray nodes with 1 CPU each on this machine, on 127.0.0.1 only; this process is the driver."""
+    ray = pytest.importorskip("ray")  # the test extra installs it: CI runs the real engine
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                            "node_ip_address": LOOPBACK})
+    cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)
     cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
+    ray.init(address=cluster.address, log_to_driver=False, _node_ip_address=LOOPBACK)
     yield cluster
     ray.shutdown()
     cluster.shutdown()
 
 
 def node_ids():
+    import ray
+
     return {n["NodeID"] for n in ray.nodes() if n["Alive"]}
 
 
+@pytest.mark.ray
+@pytest.mark.slow  # the cluster takes ~10 s to start
+def test_the_test_cluster_listens_on_the_loopback_only(cluster):
+    import ray
+
+    assert cluster.address.startswith(f"{LOOPBACK}:")
+    assert {n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]} == {LOOPBACK}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
 def test_a_sweep_end_to_end_on_two_nodes(cluster, tmp_path):
     spec_path = write_spec(tmp_path, """num_samples: 2
 max_concurrent: 2
@@ -318,6 +332,8 @@ parameters:
     assert json.loads(evaluated.output)["accuracy"] == found[best.name]["val_accuracy"]
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_asha_stops_the_trials_that_fall_behind(cluster, tmp_path):
     # One trial at a time, in order: the good learning rate reaches each rung first; the
     # others barely learn and fall below the rung's cutoff. trial-003's folder is taken
@@ -382,6 +398,8 @@ def wait_gone(pid, timeout=60):
     raise AssertionError(f"process {pid} still runs")
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_ctrl_c_then_a_killed_sweep_then_resume(cluster, tmp_path):
     spec_path = write_spec(tmp_path, """max_concurrent: 1
 scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
@@ -428,7 +446,9 @@ parameters:
         assert_same_params(params_of(out / t.name), train_alone(t.config.to_dict(), tmp_path / f"alone-{t.name}"))
 
 
-def test_a_new_sweep_refuses_a_folder_that_holds_one(cluster, tmp_path):
+@pytest.mark.ray
+def test_a_new_sweep_refuses_a_folder_that_holds_one(tmp_path):
+    pytest.importorskip("ray")  # checked before Ray is even started
     spec_path = write_spec(tmp_path, "parameters:\n  model.reg: [0]\n")
     out = tmp_path / "out"
     (out / ".ray").mkdir(parents=True)
@@ -445,3 +465,97 @@ def test_shipped_specs_expand_and_say_how_to_run_them(path):
     trials = expand_trials(load_spec(path))
     assert len(trials) >= 4 and len({json.dumps(t.params) for t in trials}) == len(trials)
     assert path.read_text().startswith("#") and f"csnets sweep configs/sweeps/{path.name}" in path.read_text()
+
+
+# --------------------------------------------------------------------------- reaching Ray, losing a node
+
+
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):  # the server's own lines would mix with the command's output
+        pass
+
+
+@pytest.fixture
+def web_server():
+    """A plain HTTP server on 127.0.0.1: something listens there, but it is not Ray."""
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), _QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"{LOOPBACK}:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def silent_server():
+    """A port on 127.0.0.1 that accepts connections (the kernel's backlog) and never says a word."""
+    sock = socket.socket()
+    sock.bind((LOOPBACK, 0))
+    sock.listen(8)
+    yield f"{LOOPBACK}:{sock.getsockname()[1]}"
+    sock.close()
+
+
+@pytest.mark.ray
+def test_an_address_where_no_ray_answers_is_one_line(tmp_path, web_server, silent_server):
+    pytest.importorskip("ray")
+    spec = write_spec(tmp_path, "parameters:\n  model.reg: [0]\n")
+    cases = {
+        f"{LOOPBACK}:1": f"error: cannot connect to Ray at {LOOPBACK}:1: Connection refused",
+        web_server: f"error: cannot connect to Ray at {web_server}: something listens there but it is not Ray "
+                    f"(no gRPC answer); give the head node's GCS address, e.g. HEAD:6379",
+        silent_server: f"error: cannot connect to Ray at {silent_server}: nothing answered within 1 s "
+                       f"(--connect-timeout)",
+        "nonsense": "error: --address nonsense: expected HOST:PORT of a Ray head node (e.g. 10.0.0.5:6379)",
+    }
+    for address, message in cases.items():
+        out = tmp_path / f"out-{address.replace(':', '-')}"
+        result = sweep(spec, "--address", address, "--connect-timeout", "1", "--out", out)
+        assert result.exit_code in (1, 2), result.output
+        assert result.output.strip().splitlines() == [message]
+        assert not out.exists()  # refused before the sweep folder is made
+    result = sweep(spec, "--address", f"{LOOPBACK}:1", "--backend", "local")
+    assert result.exit_code == 2 and "--address is a Ray cluster: it needs --backend ray" in result.output
+
+
+OUR_LINES = ("sweep: ", "ray: ", "data: ", "trial-", "run ", "best", "train it: ", "error: ", "interrupted")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_lost_node_is_one_line_per_trial_and_summaries_table_and_exit_agree(cluster, tmp_path):
+    """A node that dies under its trial: Tune reports the trial's error; the run directory says failed."""
+    doomed = cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK, resources={"doomed": 1})
+    cluster.wait_for_nodes()
+    doomed_id = next(n["NodeID"] for n in __import__("ray").nodes() if n["Alive"] and "doomed" in n["Resources"])
+    spec_path = write_spec(tmp_path, "max_concurrent: 3\nparameters:\n  train.num_epochs: [400, 400, 400]\n")
+    out = tmp_path / "out"
+    proc = start_sweep(spec_path, out, cluster.address)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            found = summaries(out)
+            if len(found) == 3 and all(s["status"] == "running" and s.get("epochs", 0) >= 1 for s in found.values()):
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        lost = sorted(name for name, s in summaries(out).items() if s["node"] == doomed_id)
+        assert len(lost) == 1  # three trials, three nodes of one CPU: one trial on each
+        cluster.remove_node(doomed)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr
+    errors = stderr.strip().splitlines()
+    assert errors[-1] == "error: 1 of 3 trials failed"
+    failed_lines = [line for line in errors if line.startswith(f"{lost[0]} ") and "fail" in line]
+    assert len(failed_lines) == 1 and failed_lines[0].startswith(f"{lost[0]} failed: ")
+    final = summaries(out)
+    assert final[lost[0]]["status"] == "failed" and final[lost[0]]["error"] in failed_lines[0]
+    assert {name: s["status"] for name, s in final.items() if name != lost[0]} == dict.fromkeys(
+        set(final) - {lost[0]}, "completed")
+    rows = {line.split()[0]: line.split()[1] for line in stdout.splitlines() if line.startswith("trial-")}
+    assert rows == {name: s["status"] for name, s in final.items()}
+    # Ray's own messages went to DIR/ray.log, not to the terminal
+    assert all(line.startswith(OUR_LINES) for line in errors), errors
+    assert "Traceback" in (out / "ray.log").read_text()  # Tune's report of the lost trial

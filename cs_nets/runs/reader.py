@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import socket
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from cs_nets.registry import RESULT_STATUSES
 from cs_nets.runs.layout import (
     MAX_BATCH_LOSSES_BYTES,
     MAX_METRICS_BYTES,
-    MAX_SMALL_FILE_BYTES,
     MAX_SUMMARY_BYTES,
     METRIC_KEYS,
     RUN_FILES,
@@ -25,8 +25,10 @@ from cs_nets.runs.layout import (
 
 FINISHED = RESULT_STATUSES  # ranked by validation accuracy, first
 
-
-SWEEP_FILES = ("sweep_args",)  # scripts/sweep.sh writes it before the run starts
+# Options of a recorded command that name its own run directory: dropped from the command
+# printed as the way to run it again (pasted, it must not write into the finished run).
+RUN_DIR_OPTIONS = ("--out", "--resume")
+RUN_DIR_FLAGS = ("--overwrite",)
 
 
 def read_metrics(run_dir: Path, problems: list | None = None) -> list[dict]:
@@ -119,29 +121,48 @@ def pid_alive(pid, host) -> bool | None:
     return True
 
 
+def rerun_command(command: str) -> str:
+    """A run's recorded command without the options that name its run directory (--out, --resume,
+    --overwrite), so that it can be pasted to train the same config again; '' if it cannot be parsed or
+    names no --config."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return ""
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word in RUN_DIR_OPTIONS:
+            skip = True
+        elif not word.startswith(tuple(f"{o}=" for o in RUN_DIR_OPTIONS)) and word not in RUN_DIR_FLAGS:
+            kept.append(word)
+    if not any(word == "--config" or word.startswith("--config=") for word in kept):
+        return ""  # e.g. `csnets train --resume DIR`: no config left to train again
+    return shlex.join(kept)
+
+
 def collect_runs(sweep_dir: str | Path) -> list[dict]:
     """One row per run below `sweep_dir`, best validation accuracy first; unfinished and failed runs last.
 
-    A run is a folder with a summary.json, a `sweep_args` file (scripts/sweep.sh writes it
-    before starting the run), a config.yaml or a metrics.jsonl, so a run that died early
-    still shows. One bad run never fails the table: its row says what is wrong. Statuses:
-    those of summary.json (completed, early_stopped, diverged, interrupted, failed, ...);
-    ``running``, or ``killed`` when summary.json says running but its process is gone
-    from this machine (or the sweep recorded its exit); ``corrupt`` for a summary.json
-    that cannot be read; ``failed (exit N)`` for a sweep run that left no summary;
-    ``incomplete`` for a run that left neither a summary nor an exit status.
+    A run is a folder with a summary.json, a config.yaml or a metrics.jsonl, so a run
+    that died early still shows. One bad run never fails the table: its row says what
+    is wrong. Statuses: those of summary.json (completed, early_stopped, diverged,
+    interrupted, failed, ...); ``running``, or ``killed`` when summary.json says running
+    but its process is gone from this machine; ``corrupt`` for a summary.json that
+    cannot be read; ``incomplete`` for a run that left no summary.
     Rows: run, status, params, val_accuracy, test_accuracy, train_accuracy, epochs,
     train_seconds, command.
     """
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise DataError(f"{sweep_dir} is not a directory")
-    sweep_alive = _sweep_alive(sweep_dir)
     rows = []
     for run in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
         try:
-            if any((run / name).exists() for name in (*RUN_FILES, *SWEEP_FILES)):
-                rows.append(_run_row(run, sweep_alive))
+            if any((run / name).exists() for name in RUN_FILES):
+                rows.append(_run_row(run))
         except (OSError, CsNetsError) as err:  # e.g. a folder we may not read: one row, not a failed table
             rows.append({"run": run.name, "status": "unreadable", "params": {}, "val_accuracy": None,
                          "test_accuracy": None, "train_accuracy": None, "epochs": None, "train_seconds": None,
@@ -157,13 +178,9 @@ def collect_runs(sweep_dir: str | Path) -> list[dict]:
     return sorted(rows, key=rank)
 
 
-def _run_row(run: Path, sweep_alive: bool | None) -> dict:
+def _run_row(run: Path) -> dict:
     row = {"run": run.name, "status": "incomplete", "params": {}, "val_accuracy": None, "test_accuracy": None,
            "train_accuracy": None, "epochs": None, "train_seconds": None, "command": ""}
-    args = _small_file(run / "sweep_args")
-    exit_status = _small_file(run / "exit_status")
-    if args is not None:
-        row["params"] = parse_overrides([line for line in args.splitlines() if line.strip()])
     summary = None
     if (run / "summary.json").exists():
         try:
@@ -173,10 +190,9 @@ def _run_row(run: Path, sweep_alive: bool | None) -> dict:
     if summary is not None:
         status = summary.get("status", "completed")
         row["status"] = clip_text(status, 40) if isinstance(status, str) and status else "unknown"
-        if args is None:
-            overrides = summary.get("overrides")
-            if isinstance(overrides, list):
-                row["params"] = parse_overrides([o for o in overrides[:100] if isinstance(o, str)])
+        overrides = summary.get("overrides")
+        if isinstance(overrides, list):
+            row["params"] = parse_overrides([o for o in overrides[:100] if isinstance(o, str)])
         for key in ("val_accuracy", "test_accuracy", "train_accuracy", "train_seconds"):
             row[key] = _number(summary.get(key))
         epochs = summary.get("epochs")
@@ -184,14 +200,8 @@ def _run_row(run: Path, sweep_alive: bool | None) -> dict:
         command = summary.get("command")
         row["command"] = clip_text(command, 2000) if isinstance(command, str) else ""
         if row["status"] == RUNNING:
-            alive = False if exit_status is not None else pid_alive(summary.get("pid"), summary.get("host"))
+            alive = pid_alive(summary.get("pid"), summary.get("host"))
             row["status"] = "killed" if alive is False else RUNNING
-    elif row["status"] != "corrupt":
-        if exit_status is not None:
-            code = exit_status.strip()
-            row["status"] = f"failed (exit {code if code.isdigit() and len(code) < 4 else '?'})"
-        elif args is not None:
-            row["status"] = "killed" if sweep_alive is False else RUNNING
     if row["status"] not in FINISHED and row["val_accuracy"] is None:
         # No final scores: show how far the run got, from its per-epoch metrics.
         metrics = read_metrics(run)
@@ -205,22 +215,3 @@ def _number(value) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
-
-
-def _small_file(path: Path) -> str | None:
-    """The text of a small bookkeeping file, or None if it is missing or unreadable."""
-    if not path.exists():
-        return None
-    try:
-        return read_text(path, "file", MAX_SMALL_FILE_BYTES)
-    except DataError:
-        return None
-
-
-def _sweep_alive(sweep_dir: Path) -> bool | None:
-    """Whether the scripts/sweep.sh process that fills ``sweep_dir`` still runs (None: unknown)."""
-    text = _small_file(sweep_dir / "sweep.pid")
-    if text is None:
-        return None
-    pid, _, host = text.strip().partition(" ")
-    return pid_alive(int(pid), host.strip()) if pid.isdigit() and len(pid) < 10 else None

@@ -1,12 +1,14 @@
-"""``csnets sweep``: hyperparameter search on Ray Tune, from one laptop to a cluster.
+"""``csnets sweep``: hyperparameter search, as local processes or on Ray Tune, from one laptop to a cluster.
 
-    spec.py      the sweep YAML: validated like a config; its trials drawn and validated
+    spec.py      the sweep YAML (or a config and --grid options): validated like a config; its trials
+    folder.py    the sweep folder: its lock, what it may hold, sweep.json
+    local.py     the local backend: each trial a process (worker.py), N at a time        [no Ray]
+    worker.py    one trial of the local backend: cs_nets.runs.task.run / resume
     data.py      each distinct dataset prepared once, shared through Ray's object store
     tune.py      the driver on Ray Tune (scheduling, ASHA, restore)        [imports Ray]
     trial.py     one trial in a Ray worker: cs_nets.runs.task.run / resume, reporting each epoch
     finalize.py  run directories of trials Tune stopped, finished from their saved state
     results.py   outcomes, the best trial, DIR/best.yaml
-    plot.py      validation accuracy over each swept parameter
 
 Importing this package does not import Ray (an optional extra, cs_nets[sweep]):
 call ``require_ray()`` first, then use cs_nets.sweep.tune.
@@ -16,9 +18,10 @@ import time
 from pathlib import Path
 
 from cs_nets.errors import CsNetsError
-from cs_nets.sweep.spec import SweepSpec, Trial, expand_trials, load_spec
+from cs_nets.sweep.spec import SweepSpec, Trial, expand_trials, grid_spec, load_spec
 
-__all__ = ["SweepSpec", "Trial", "default_sweep_dir", "expand_trials", "load_spec", "require_ray"]
+__all__ = ["SweepSpec", "Trial", "choose_backend", "default_sweep_dir", "expand_trials", "grid_spec", "load_spec",
+           "require_ray"]
 
 
 def require_ray():
@@ -35,3 +38,21 @@ def require_ray():
 def default_sweep_dir(spec: SweepSpec) -> Path:
     """sweeps/<spec name>-<timestamp>."""
     return Path("sweeps") / f"{spec.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def choose_backend(backend: str, *, resume: bool = False, out=None, address: str | None = None) -> str:
+    """'local' or 'ray' for ``--backend`` (auto: the sweep's own on resume, ray with an address or when
+    Ray is installed, else local); a one-line CsNetsError if ray is asked for and not installed."""
+    from cs_nets.sweep.folder import recorded_backend
+
+    if backend == "auto":
+        backend = (recorded_backend(Path(out)) if resume and out else None) or ("ray" if address else None)
+    if backend == "auto" or backend is None:
+        try:
+            require_ray()
+            backend = "ray"
+        except CsNetsError:
+            backend = "local"
+    elif backend == "ray":
+        require_ray()
+    return backend

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,12 +76,41 @@ def best_outcome(outcomes: list[TrialOutcome]) -> TrialOutcome | None:
     return max(ranked, key=lambda o: (o.val_accuracy, -o.trial.index), default=None)
 
 
-def write_best_config(out: Path, best: TrialOutcome, spec_path) -> Path:
+def command_name(task: str) -> str:
+    """The csnets command of a task: train, random-search."""
+    return task.replace("_", "-")
+
+
+def base_command(spec, data_dir=None) -> list[str]:
+    """csnets train --config BASE [--set k=v of the command line] [--data-dir D]: each trial's command
+    starts so and its swept values follow (what summary.json records: paste it to run the trial alone)."""
+    base = spec.base_path
+    with contextlib.suppress(ValueError):
+        base = base.resolve().relative_to(Path.cwd().resolve())
+    data = ["--data-dir", str(data_dir)] if data_dir else []
+    return ["csnets", command_name(spec.options.task), "--config", str(base), *sets(spec.overrides), *data]
+
+
+def trial_command(spec, trial: Trial, data_dir=None) -> str:
+    return shlex.join([*base_command(spec, data_dir), *sets(trial.overrides)])
+
+
+def sets(overrides) -> list[str]:
+    return [word for o in overrides for word in ("--set", o)]
+
+
+def best_command(best_config: Path, task: str = "train", data_dir=None) -> str:
+    """The command that trains the best config again into a new run directory (no --out: pasted, it runs)."""
+    data = ["--data-dir", str(data_dir)] if data_dir else []
+    return shlex.join(["csnets", command_name(task), "--config", str(best_config), *data])
+
+
+def write_best_config(out: Path, best: TrialOutcome, spec_path, task: str = "train") -> Path:
     """DIR/best.yaml: the best trial's resolved config, ready for ``csnets train --config``."""
     config = best.trial.config
     swept = ", ".join(best.trial.overrides)
     text = (f"# Best trial of the sweep {spec_path}: {best.name}, validation accuracy {best.val_accuracy:.4f} "
-            f"({best.status}).\n# Swept values: {swept}\n# Train it: csnets train --config {out.name}/{BEST_FILE}\n"
+            f"({best.status}).\n# Swept values: {swept}\n# Train it: {best_command(Path(out) / BEST_FILE, task)}\n"
             + dump_config(config))
     path = Path(out) / BEST_FILE
     write_text(path, text)

@@ -6,6 +6,7 @@
     max_concurrent: 2                # trials at once (default: as many as the CPUs allow)
     cpus_per_trial: 1                # also each trial's BLAS thread count
     seed: 0                          # the search's own seed
+    task: train                      # or random_search (the lecture's strategy #1)
     scheduler: {type: asha, grace_period: 2, reduction_factor: 3}
     parameters:                      # any config key, dotted
       optim.learning_rate: {loguniform: [1.0e-3, 1.0e-2]}
@@ -54,6 +55,7 @@ from cs_nets.config import (
 from cs_nets.errors import ConfigError
 
 SIGNIFICANT_DIGITS = 4  # drawn floats are rounded, so that tables and --set commands stay readable
+MAX_TRIALS = 10_000  # a sweep of more trials is a typo (num_samples: 1e9), refused before anything is expanded
 
 
 def _opt(default, doc, **rules):
@@ -64,7 +66,8 @@ def _opt(default, doc, **rules):
 class SchedulerSpec:
     """How trials are stopped early (``type: none``: never)."""
 
-    type: str = _opt("none", "none: every trial runs to the end; asha: stop trials that fall behind",
+    type: str = _opt("none", "none: every trial runs to the end; asha: stop trials that fall behind (Ray: ASHA; "
+                             "local: synchronous successive halving)",
                      choices=registry.SWEEP_SCHEDULERS)
     grace_period: int = _opt(1, "asha: epochs before a trial may be stopped", gt=0)
     reduction_factor: int = _opt(4, "asha: 1/reduction_factor of the trials go on at each rung", min=2)
@@ -80,6 +83,8 @@ class SweepOptions:
     max_concurrent: int | None = _opt(None, "trials at once (default: as many as the CPUs allow)", gt=0)
     cpus_per_trial: int = _opt(1, "CPUs Ray reserves for a trial; also its BLAS thread count", gt=0)
     seed: int = _opt(0, "the search's own seed (draws of the random parameters)", min=0)
+    task: str = _opt("train", "what each trial runs: train (csnets train) or random_search (csnets random-search)",
+                     choices=registry.TASKS)
 
 
 SPEC_KEYS = tuple(f.name for f in dataclasses.fields(SweepOptions)) + ("scheduler", "parameters")
@@ -183,22 +188,77 @@ def load_spec(path, overrides=()) -> SweepSpec:
         if key not in SPEC_KEYS:
             raise ConfigError(f"{where((str(key),))}: unknown key '{key}'{suggest(str(key), SPEC_KEYS)}")
     options = _options(raw, where, path)
-    scheduler = build_section(SchedulerSpec, raw.get("scheduler"), "scheduler", where)
-    if scheduler.type == "none":
-        for key in ("grace_period", "reduction_factor"):
-            if key in (raw.get("scheduler") or {}):
-                raise ConfigError(f"{where(('scheduler', key))}: scheduler.{key} is for type: asha, "
-                                  f"not type: none")
     params = raw.get("parameters")
     if not isinstance(params, dict) or not params:
         raise ConfigError(f"{where(('parameters',))}: 'parameters' must map config keys to values to try, "
                           f"e.g. optim.learning_rate: {{loguniform: [1.0e-4, 1.0e-2]}}")
     parameters = [_parameter(str(key), value, where(("parameters", str(key)))) for key, value in params.items()]
-    _check_unique(parameters)
-
     base_path = path.parent / Path(options.base).expanduser()
     if not base_path.is_file():
         raise ConfigError(f"{where(('base',))}: base: no config file {base_path}")
+    return _build(path, options, raw.get("scheduler"), parameters, base_path, overrides, where)
+
+
+def grid_spec(config_path, grids, overrides=(), *, jobs: int | None = None, task: str = "train") -> SweepSpec:
+    """A spec without a file: the config `config_path` swept over ``--grid key=v1,v2`` options.
+
+    grids: ['optim.learning_rate=1e-3,3e-3', 'model.hidden_dims=[16,8],[32]']; values are
+        split on commas outside brackets and read as YAML, so a list is one value.
+    The spec's path is the config's (the sweep folder is named after it).
+    """
+    config_path = Path(config_path)
+    if not config_path.is_file():
+        raise ConfigError(f"--config: no config file {config_path}")
+    if not grids:
+        raise ConfigError("--config needs at least one --grid section.key=v1,v2 (or give a sweep SPEC instead)")
+    if task not in registry.TASKS:
+        raise ConfigError(f"task: expected one of {', '.join(registry.TASKS)}, got {task!r}")
+    parameters = []
+    for text in grids:
+        key, sep, values = str(text).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--grid {text}: expected section.key=v1,v2,...")
+        words = split_values(values, f"--grid {text}")
+        parsed = [yaml_load(word, f"--grid {text}") for word in words]
+        parameters.append(_parameter(key, parsed, f"--grid {key}"))
+    options = SweepOptions(base=str(config_path), max_concurrent=jobs, task=task)
+    return _build(config_path, options, None, parameters, config_path, overrides, Where(f"--grid of {config_path}"))
+
+
+def split_values(text: str, what: str) -> list[str]:
+    """'1e-3,[16,8],{a: 1}' -> ['1e-3', '[16,8]', '{a: 1}']: commas inside brackets belong to the value."""
+    values, current, depth = [], "", 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth < 0:
+                break
+        elif ch == "," and depth == 0:
+            values.append(current)
+            current = ""
+            continue
+        current += ch
+    if depth != 0:
+        raise ConfigError(f"{what}: unbalanced brackets")
+    values.append(current)
+    if any(not v.strip() for v in values):
+        raise ConfigError(f"{what}: an empty value")
+    return values
+
+
+def _build(path: Path, options: SweepOptions, scheduler_raw, parameters: list[Parameter], base_path: Path,
+           overrides, where: Where) -> SweepSpec:
+    """The parts every spec shares: scheduler, unique keys, the base config with ``--set``, the trial bound."""
+    scheduler = build_section(SchedulerSpec, scheduler_raw, "scheduler", where)
+    if scheduler.type == "none":
+        for key in ("grace_period", "reduction_factor"):
+            if key in (scheduler_raw or {}):
+                raise ConfigError(f"{where(('scheduler', key))}: scheduler.{key} is for type: asha, "
+                                  f"not type: none")
+    _check_unique(parameters)
     overrides = list(overrides)
     base_config = load_config(base_path, overrides)
     for text_ in overrides:
@@ -208,14 +268,31 @@ def load_spec(path, overrides=()) -> SweepSpec:
                 raise ConfigError(f"--set {text_}: {p.key} is swept by {p.where}; remove it from one of them")
     _, base_lines = read_config_file(base_path)
     overridden = {parse_override(o)[0] for o in overrides}
-    return SweepSpec(path, options, scheduler, parameters, base_path, base_config, overrides,
+    spec = SweepSpec(path, options, scheduler, parameters, base_path, base_config, overrides,
                      OverrideAwareWhere(str(base_path), base_lines, overridden), where)
+    check_trial_count(spec)
+    return spec
+
+
+def trial_count(spec: SweepSpec) -> int:
+    """num_samples x the size of the grid: how many trials ``expand_trials`` makes (computed, not expanded)."""
+    return spec.options.num_samples * math.prod(len(p.args) for p in spec.parameters if p.distribution == "grid")
+
+
+def check_trial_count(spec: SweepSpec) -> None:
+    """ConfigError (exit 2) for a sweep of more than MAX_TRIALS trials, before any is expanded."""
+    count = trial_count(spec)
+    if count > MAX_TRIALS:
+        sizes = " x ".join(str(len(p.args)) for p in spec.parameters if p.distribution == "grid")
+        shape = f"num_samples {spec.options.num_samples}" + (f" x grid {sizes}" if sizes else "")
+        raise ConfigError(f"{spec.where(('num_samples',))}: {shape} is {count:,} trials, more than a sweep may "
+                          f"have ({MAX_TRIALS:,}); sweep fewer values")
 
 
 def _options(raw: dict, where: Where, path: Path) -> SweepOptions:
     fields = {f.name: f for f in dataclasses.fields(SweepOptions)}
     hints = {"base": str, "metric": str, "num_samples": int, "max_concurrent": int | None,
-             "cpus_per_trial": int, "seed": int}
+             "cpus_per_trial": int, "seed": int, "task": str}
     values = {}
     for key, f in fields.items():
         if key not in raw:
@@ -329,6 +406,7 @@ def expand_trials(spec: SweepSpec) -> list[Trial]:
     (the first grid parameter varies slowest); random parameters are drawn, in the
     spec's order, from one default_rng(seed), so the same spec gives the same trials.
     """
+    check_trial_count(spec)
     rng = np.random.default_rng(spec.options.seed)
     grid = [p for p in spec.parameters if p.distribution == "grid"]
     combos = list(itertools.product(*(p.args for p in grid)))
@@ -364,6 +442,9 @@ def trial_config(spec: SweepSpec, params: dict, name: str = "trial") -> Config:
 def _check_scheduler(spec: SweepSpec, trials: list[Trial]) -> None:
     if spec.scheduler.type != "asha":
         return
+    if spec.options.task != "train":
+        raise ConfigError(f"{spec.where(('scheduler', 'type'))}: scheduler asha stops trainings after an epoch; "
+                          f"a {spec.options.task} trial has no epochs: use type: none")
     longest = max(t.config.train.num_epochs for t in trials)
     if spec.scheduler.grace_period >= longest:
         where = spec.where(("scheduler", "grace_period"))

@@ -26,9 +26,9 @@ from cs_nets.runs.layout import STATE_FILE
 from cs_nets.runs.task import resume, run
 from cs_nets.runs.writer import read_summary_if_any
 from cs_nets.sweep.finalize import wait_for_exit
+from cs_nets.sweep.folder import SWEEP_FILE
 from cs_nets.training.state import TrainState
 
-SWEEP_FILE = "sweep.json"  # written by the driver into the sweep folder before any trial starts
 DONE = ENDED_STATUSES  # a run with nothing left to do
 REPORTED = ("epoch", "val_accuracy", "train_accuracy", "train_loss")  # what Tune sees of each epoch
 
@@ -76,9 +76,9 @@ def train_trial(config: dict, datasets: dict, sweep_dir: str) -> None:
             summary = resume(run_path, dataset=dataset, on_epoch=on_epoch, extra_summary=extra).summary
         else:
             config = config_from_dict(trial["config"], name=trial["config_name"])
-            summary = run(config, run_path, dataset=dataset, on_epoch=on_epoch, command=trial["command"],
-                          overrides=trial["overrides"], pictures=run_pictures(config.output.plot),
-                          extra_summary=extra).summary
+            summary = run(config, run_path, dataset=dataset, task=trial.get("task", "train"), on_epoch=on_epoch,
+                          command=trial["command"], overrides=trial["overrides"],
+                          pictures=run_pictures(config.output.plot), extra_summary=extra).summary
     if not reported:  # Tune wants the metric at least once (e.g. a run that diverged in its first epoch)
         val = summary.get("val_accuracy")
         on_epoch({"epoch": summary.get("epochs", 0), "val_accuracy": float("nan") if val is None else val,

@@ -4,9 +4,12 @@
     result = run_sweep(spec, trials, "sweeps/tl", address="HEAD:6379")        # on a Ray cluster
     result = run_sweep(spec, trials, "sweeps/tl", resume=True)                # after a killed sweep
 
-The sweep folder DIR holds sweep.json (the spec and the trials), one run directory
-per trial (DIR/trial-NNN, written by cs_nets.sweep.trial), best.yaml at the end, and
-Ray Tune's own files in DIR/.ray (what ``resume`` restores from).
+The sweep folder DIR (cs_nets.sweep.folder; the caller locks it) holds sweep.json
+(the spec and the trials), one run directory per trial (DIR/trial-NNN, written by
+cs_nets.sweep.trial), best.yaml at the end, Ray Tune's own files in DIR/.ray (what
+``resume`` restores from) and Ray's own messages in DIR/ray.log (unless ``debug``).
+An ``address`` is probed first (``probe_ray``): Ray's own connect waits minutes
+for an address where nothing, or something else, answers.
 
 Each distinct dataset is prepared once here and put in Ray's object store; the
 trials read it from there (cs_nets.sweep.data). The trials are given to Tune as
@@ -19,9 +22,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shlex
 import signal
+import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -33,12 +39,13 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
 from cs_nets.errors import ConfigError, CsNetsError, DataError
 from cs_nets.files.atomic import write_json
-from cs_nets.runs.writer import holds_run, read_summary_if_any
+from cs_nets.runs.writer import read_summary_if_any
 from cs_nets.sweep.data import data_key, dataset_bytes, load_datasets
 from cs_nets.sweep.finalize import finish_stopped_run, mark_failed, wait_for_exit
-from cs_nets.sweep.results import SweepResult, best_outcome, outcome_of, write_best_config
+from cs_nets.sweep.folder import RAY_DIR, SWEEP_FILE, check_sweep_dir, record
+from cs_nets.sweep.results import SweepResult, base_command, best_outcome, outcome_of, sets, write_best_config
 from cs_nets.sweep.spec import SweepSpec, Trial
-from cs_nets.sweep.trial import DONE, SWEEP_FILE, train_trial
+from cs_nets.sweep.trial import DONE, train_trial
 
 
 class _WithoutRestoreHint(logging.Filter):
@@ -51,20 +58,25 @@ class _WithoutRestoreHint(logging.Filter):
 
 logging.getLogger("ray.tune.tune").addFilter(_WithoutRestoreHint())
 
-RAY_DIR = ".ray"  # Ray Tune's files inside the sweep folder
 EXPERIMENT = "tune"  # Tune's experiment name: DIR/.ray/tune
 STOPS_FILE = "stops.json"  # DIR/.ray/stops.json: trials the scheduler stopped, with the epoch
+CONNECT_TIMEOUT = 15.0  # seconds --address gets to answer
+RAY_LOG = "ray.log"  # DIR/ray.log: Ray's own messages, unless --debug
 STOPPED_TRIAL_WAIT = 30.0  # seconds to wait for Tune to end a stopped trial's process (it holds the run's lock)
 
 
 def run_sweep(spec: SweepSpec, trials: list[Trial], out, *, address: str | None = None, resume: bool = False,
-              data_dir=None, progress: bool = False, log=None) -> SweepResult:
+              data_dir=None, progress: bool = False, log=None, connect_timeout: float = CONNECT_TIMEOUT,
+              debug: bool = False) -> SweepResult:
     """Run every trial on Ray Tune into the sweep folder `out`; return their outcomes and the best.
 
     address: a Ray cluster (HEAD:PORT); None starts Ray on this machine (or uses the Ray
         this process is already connected to).
     resume: continue the sweep in `out` (Ray Tune's restore): finished trials are not run
         again, an interrupted trial continues from its last saved epoch.
+    connect_timeout: seconds the address gets to answer.
+    debug: Ray's own messages on the terminal; else in DIR/ray.log.
+    The caller holds the sweep folder's lock (cs_nets.sweep.folder.lock_sweep_dir).
     A failed trial does not stop the others. Ctrl-C (or SIGTERM/SIGHUP) stops the sweep:
     Tune stops the trials and saves its state, the run directories are finished as
     ``interrupted`` and ``resume`` continues them.
@@ -72,8 +84,19 @@ def run_sweep(spec: SweepSpec, trials: list[Trial], out, *, address: str | None 
     log = log or (lambda message: None)
     out = Path(out).absolute()
     started = time.perf_counter()
-    _check_sweep_dir(spec, trials, out, resume)
-    we_started, ray_seconds = _connect(address, log)
+    check_sweep_dir(spec, trials, out, resume, "ray")
+    _check_ray_state(out, resume)
+    if address:
+        probe_ray(address, connect_timeout)  # before the sweep folder is made
+    at_once = spec.options.max_concurrent or "as many as the CPUs allow"
+    log(f"sweep: {len(trials)} trials of {spec.base_path.name} into {out} (ray backend, {at_once} at a time)")
+    out.mkdir(parents=True, exist_ok=True)
+    with ray_output_to(None if debug else out / RAY_LOG):
+        return _run(spec, trials, out, address, resume, data_dir, progress, log, connect_timeout, started)
+
+
+def _run(spec, trials, out, address, resume, data_dir, progress, log, connect_timeout, started) -> SweepResult:
+    we_started, ray_seconds = _connect(address, log, connect_timeout)
     try:
         _check_resources(spec)
         datasets = load_datasets([t.config for t in trials], data_dir, progress=progress, log=log)
@@ -86,7 +109,7 @@ def run_sweep(spec: SweepSpec, trials: list[Trial], out, *, address: str | None 
         del datasets
         tuner = _tuner(spec, trials, out, refs, keys, resume, data_dir)
         if not resume:
-            write_json(out / SWEEP_FILE, _record(spec, trials))
+            write_json(out / SWEEP_FILE, record(spec, trials, "ray"))
         _DRIVER.start(log, out, lambda name: ray.get(refs[keys[name]]))
         with _stop_signals_as_interrupt() as received:
             try:
@@ -102,7 +125,7 @@ def run_sweep(spec: SweepSpec, trials: list[Trial], out, *, address: str | None 
         if we_started:
             ray.shutdown()
     best = best_outcome(outcomes)
-    best_config = write_best_config(out, best, spec.path) if best else None
+    best_config = write_best_config(out, best, spec.path, spec.options.task) if best else None
     return SweepResult(out, outcomes, best, best_config, time.perf_counter() - started, ray_seconds,
                        received[0] if received else None, shared)
 
@@ -110,55 +133,96 @@ def run_sweep(spec: SweepSpec, trials: list[Trial], out, *, address: str | None 
 # --------------------------------------------------------------------------- set-up
 
 
-def _check_sweep_dir(spec: SweepSpec, trials: list[Trial], out: Path, resume: bool) -> None:
-    record = out / SWEEP_FILE
-    if resume:
-        if not record.is_file():
-            raise ConfigError(f"--resume: {out} holds no sweep (no {SWEEP_FILE})")
-        try:
-            saved = json.loads(record.read_text())["trials"]
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise DataError(f"{record} is not a sweep record: {err}") from None
-        if saved != _record(spec, trials)["trials"]:
-            raise ConfigError(f"--resume: {spec.path} (with these --set values and its base config) does not give "
-                              f"the trials of the sweep in {out} any more; resume with what it was started with")
-        if not (out / RAY_DIR / EXPERIMENT).is_dir():
-            raise ConfigError(f"--resume: {out} has no Ray Tune state (it stopped before Tune started); "
-                              f"start it again with another --out")
-        return
-    if record.exists() or (out / RAY_DIR).exists():
-        raise ConfigError(f"--out {out} already holds a sweep: continue it with --resume, or choose another --out")
-    taken = [t.name for t in trials if holds_run(out / t.name)]
-    if taken:
-        raise ConfigError(f"--out {out} already holds runs named like this sweep's trials ({taken[0]}, ...); "
-                          f"choose another --out")
+def _check_ray_state(out: Path, resume: bool) -> None:
+    if resume and not (out / RAY_DIR / EXPERIMENT).is_dir():
+        raise ConfigError(f"--resume: {out} has no Ray Tune state (it stopped before Tune started); "
+                          f"start it again with another --out")
 
 
-def _record(spec: SweepSpec, trials: list[Trial]) -> dict:
-    """What sweep.json holds: the spec as read and every trial's swept values (plain JSON)."""
-    record = {"spec": str(spec.path), "base": str(spec.base_path), "overrides": list(spec.overrides),
-              "sweep": spec.to_dict(),
-              "trials": [{"name": t.name, "params": t.params, "config": t.config.to_dict()} for t in trials]}
-    return json.loads(json.dumps(record))  # as it reads back from the file
+def _connect(address: str | None, log, timeout: float = CONNECT_TIMEOUT) -> tuple[bool, float]:
+    """Connect to Ray (start it here without an address); (whether we started it, seconds taken).
 
-
-def _connect(address: str | None, log) -> tuple[bool, float]:
-    """Connect to Ray (start it here without an address); (whether we started it, seconds taken)."""
+    With an address, first check within `timeout` seconds that something there speaks
+    HTTP/2 (Ray's GCS is a gRPC server): Ray's own connect waits minutes for nothing.
+    """
     if ray.is_initialized():
         return False, 0.0
     start = time.perf_counter()
     options = dict(log_to_driver=False, logging_level=logging.WARNING)
-    if not address:
+    if address:  # run_sweep checked it answers
+        os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(max(1, math.ceil(timeout))))
+    else:
         options["include_dashboard"] = False
     try:
         ray.init(address=address or "local", **options)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise CsNetsError(f"cannot connect to Ray at {address or 'this machine'}: {str(err).splitlines()[0]}") from None
+        raise CsNetsError(f"cannot connect to Ray at {address or 'this machine'}: {_first_line(err)}") from None
     seconds = time.perf_counter() - start
     cpus = int(ray.cluster_resources().get("CPU", 0))
     where = f"the cluster at {address}" if address else "this machine"
     log(f"ray: {len(ray.nodes())} node(s), {cpus} CPUs, on {where} (connected in {seconds:.1f} s)")
     return True, seconds
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(3) + b"\x04" + bytes(5)  # + an empty SETTINGS frame
+HTTP2_SETTINGS = 0x04
+
+
+def probe_ray(address: str, timeout: float) -> None:
+    """CsNetsError (one line naming the address) unless a gRPC server answers at HOST:PORT within `timeout` s.
+
+    A gRPC server answers the HTTP/2 preface with a SETTINGS frame; a closed port
+    refuses, a web server answers something else, a dead host says nothing.
+    """
+    text = address.split("://", 1)[-1]
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address}: expected HOST:PORT of a Ray head node (e.g. 10.0.0.5:6379)")
+    what = f"cannot connect to Ray at {address}"
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            sock.sendall(HTTP2_PREFACE)
+            reply = sock.recv(9)
+    except TimeoutError:
+        raise CsNetsError(f"{what}: nothing answered within {timeout:g} s (--connect-timeout)") from None
+    except OSError as err:
+        raise CsNetsError(f"{what}: {err.strerror or err}") from None
+    if len(reply) < 4 or reply[3] != HTTP2_SETTINGS:
+        raise CsNetsError(f"{what}: something listens there but it is not Ray (no gRPC answer); "
+                          f"give the head node's GCS address, e.g. HEAD:6379")
+
+
+@contextlib.contextmanager
+def ray_output_to(path: Path | None):
+    """Ray's own output goes to `path` (its C++ core writes to file descriptor 2, its loggers to stderr);
+    the sweep's lines still reach the terminal. None: leave it all on the terminal (--debug)."""
+    if path is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(saved, "w", buffering=1, encoding="utf-8", errors="replace")
+    previous = sys.stderr
+    try:
+        real = previous.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a captured stderr (tests): it stays as it is
+        real = False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as log_file:
+        os.dup2(log_file.fileno(), 2)
+    if real:
+        sys.stderr = terminal
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        sys.stderr = previous
+        terminal.close()
 
 
 def _check_resources(spec: SweepSpec) -> None:
@@ -175,10 +239,11 @@ def _tuner(spec: SweepSpec, trials: list[Trial], out: Path, refs: dict, keys: di
     if resume:
         return tune.Tuner.restore(str(out / RAY_DIR / EXPERIMENT), trainable=trainable, resume_unfinished=True,
                                   resume_errored=True)
-    command = _command(spec, data_dir)
+    command = base_command(spec, data_dir)
     space = [{"name": t.name, "config": t.config.to_dict(), "config_name": t.config.name,
-              "overrides": t.overrides, "command": shlex.join([*command, *_sets(t.overrides)]),
-              "data_key": keys[t.name], "cpus": spec.options.cpus_per_trial} for t in trials]
+              "overrides": t.overrides, "command": shlex.join([*command, *sets(t.overrides)]),
+              "data_key": keys[t.name], "cpus": spec.options.cpus_per_trial, "task": spec.options.task}
+             for t in trials]
     tune_config = tune.TuneConfig(metric=spec.options.metric, mode="max", scheduler=_scheduler(spec, trials),
                                   num_samples=1, max_concurrent_trials=spec.options.max_concurrent,
                                   trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
@@ -187,20 +252,6 @@ def _tuner(spec: SweepSpec, trials: list[Trial], out: Path, refs: dict, keys: di
                                      callbacks=[_Progress()])
     return tune.Tuner(trainable, param_space={"trial": tune.grid_search(space)}, tune_config=tune_config,
                       run_config=run_config)
-
-
-def _command(spec: SweepSpec, data_dir=None) -> list[str]:
-    """csnets train --config BASE [--set k=v of the command line] [--data-dir D]: each trial's command
-    starts so, and its swept values follow."""
-    base = spec.base_path
-    with contextlib.suppress(ValueError):
-        base = base.resolve().relative_to(Path.cwd().resolve())
-    data = ["--data-dir", str(data_dir)] if data_dir else []
-    return ["csnets", "train", "--config", str(base), *_sets(spec.overrides), *data]
-
-
-def _sets(overrides) -> list[str]:
-    return [word for o in overrides for word in ("--set", o)]
 
 
 def _trial_name(trial) -> str:
@@ -321,8 +372,7 @@ class _Progress(Callback):
             _DRIVER.log(f"{name}: {summary['status']} after {summary.get('epochs')} epochs "
                         f"(val {summary.get('val_accuracy') or float('nan'):.4f}) on {summary.get('node_ip')}")
 
-    def on_trial_error(self, iteration, trials, trial, **info):
-        _DRIVER.log(f"{_trial_name(trial)}: failed (the error follows at the end)")
+    # A trial that fails (its own error, or its node lost) is one line at the end, with the error.
 
 
 def _summary_of(name: str) -> dict:
@@ -402,4 +452,4 @@ def _error_line(error: BaseException) -> str:
     """The trial's own exception in one line (Ray wraps it with the remote traceback)."""
     cause = getattr(error, "cause", None) or error
     lines = [line for line in str(cause).strip().splitlines() if line.strip()]
-    return f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:300]
+    return " ".join(f"{type(cause).__name__}: {lines[-1] if lines else ''}".split())[:300]
