@@ -291,3 +291,56 @@ def test_one_process_writes_a_run_at_a_time(tmp_path):
         proc.communicate(timeout=60)
     assert proc.returncode == 143
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+
+
+# ---------------------------------------------------------------- every shipped kind of pipeline, end to end
+
+SHIPPED = sorted(p for p in (ROOT / "configs").glob("*.yaml"))
+
+
+def small_copy(config_path: Path, folder: Path) -> Path:
+    """The shipped config on small synthetic data, its pipeline kept (same transforms, smaller bow codebooks)."""
+    import yaml
+
+    raw = yaml.safe_load(config_path.read_text())
+    data = raw.setdefault("data", {})
+    if data.get("source", "cifar10") == "cifar10":
+        data.update(source="synthetic", synthetic_train=400, synthetic_test=100, num_val=50)
+    else:
+        data.update(points_per_class=60, num_val=30)
+    data.pop("num_train", None)
+    for t in raw.get("features") or []:
+        if t["type"] == "bow":
+            t.update(words=16, samples=2000, iterations=2)
+    raw.setdefault("train", {})["num_epochs"] = 2
+    if "search" in raw:
+        raw["search"]["attempts"] = 5
+    path = folder / config_path.name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("config_path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_pipeline_trains_evaluates_and_plots(config_path, tmp_path):
+    """raw pixels, hog + color, bag of words, polar, 2-D points: the run's model.npz is read back by
+    evaluate (same test accuracy) and by plot (no warning)."""
+    pytest.importorskip("matplotlib")
+    from click.testing import CliRunner
+
+    from cs_nets.cli import main
+
+    config = small_copy(config_path, tmp_path)
+    out = tmp_path / "run"
+    command = "random-search" if "search" in config.read_text() else "train"
+    runner = CliRunner()
+    trained = runner.invoke(main, [command, "--config", str(config), "--out", str(out), "--quiet"])
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads((out / "summary.json").read_text())
+    evaluated = runner.invoke(main, ["evaluate", "--checkpoint", str(out), "--json", "--quiet"])
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(evaluated.stdout)
+    assert result["accuracy"] == summary["test_accuracy"] and result["same_data"] is True
+    plotted = runner.invoke(main, ["plot", str(out), "--out", str(tmp_path / "pictures")])
+    assert plotted.exit_code == 0, plotted.output
+    assert "warning" not in plotted.output and "confusion" in plotted.output
+    assert any(p.suffix == ".png" for p in (tmp_path / "pictures").iterdir())

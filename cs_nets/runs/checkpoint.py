@@ -46,7 +46,9 @@ MAX_LAYERS = 16
 MAX_CLASSES = 1000
 MAX_NAME_CHARS = 200
 
-_MEMBER = re.compile(r"(meta|params/[A-Za-z0-9_]{1,32}|inputs/[A-Za-z0-9_]{1,32})\.npy")
+_MEMBER = re.compile(r"(meta|params/[A-Za-z0-9_]{1,32}|inputs/[A-Za-z0-9_]{1,32}"
+                     r"|inputs/features/(?:0|[1-9][0-9]?)/(?:centroids|whiten_mean|whiten_matrix))\.npy")
+_CODEBOOK_MEMBER = re.compile(r"features/(0|[1-9][0-9]?)/(centroids|whiten_mean|whiten_matrix)")
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 _FLOATS = [np.dtype("<f4"), np.dtype("<f8")]
 
@@ -295,9 +297,13 @@ def _read_inputs(zf, members, meta, input_dim, path):
     arrays = {}
     for name in (n for n in members if n.startswith("inputs/")):
         key, what = name[len("inputs/"):], f"{path}: {name}"
-        if key not in ("mean", "std"):
+        if key in ("mean", "std"):
+            expected = (input_dim,)
+        elif _CODEBOOK_MEMBER.fullmatch(key):
+            expected = _codebook_shape(key, meta["inputs"]["features"], path)
+        else:
             raise DataError(f"{path}: unexpected member {name}")
-        f, shape, dtype = _open_array(zf, members[name], what, _FLOATS, input_dim * 8, shape=(input_dim,))
+        f, shape, dtype = _open_array(zf, members[name], what, _FLOATS, math.prod(expected) * 8, shape=expected)
         with f:
             arrays[key] = read_into(f, np.empty(shape, dtype), what)
     try:
@@ -306,3 +312,16 @@ def _read_inputs(zf, members, meta, input_dim, path):
         raise DataError(f"{path}: its input statistics are not valid ({clip_text(err, 200)})") from None
     inputs.data_fingerprint = meta.get("data_fingerprint")
     return inputs
+
+
+def _codebook_shape(key: str, features: list[dict], path) -> tuple[int, ...]:
+    """The shape of ``features/<i>/<array>`` that transform i (a ``bow``, checked in the meta) implies."""
+    index, array = _CODEBOOK_MEMBER.fullmatch(key).groups()
+    index = int(index)
+    if index >= len(features) or features[index]["type"] != "bow":
+        raise DataError(f"{path}: member inputs/{key} belongs to no bow transform of its meta")
+    t = features[index]
+    dim = 3 * t["patch"] * t["patch"]  # patch and words are bounded by normalize_transforms
+    if array != "centroids" and not t["whiten"]:
+        raise DataError(f"{path}: member inputs/{key}, but transform {index} does not whiten")
+    return {"centroids": (t["words"], dim), "whiten_mean": (dim,), "whiten_matrix": (dim, dim)}[array]
