@@ -117,10 +117,13 @@ def test_overwrite_replaces_the_whole_run_and_never_deletes_the_input_config(tmp
     assert (out / "my.yaml").read_text() == SMOKE.read_text()
 
 
-def test_other_files_beside_no_run_are_left_alone(tmp_path):
+def test_a_folder_of_the_users_files_is_never_taken(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    run(smoke("train.num_epochs=1"), tmp_path)
-    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "model.npz").exists()
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match=r"holds files that are not a run \(notes.txt\); a run is written "
+                                              r"only into a new or empty folder"):
+            run(smoke("train.num_epochs=1"), tmp_path, overwrite=overwrite)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 def test_resume_of_a_finished_run_does_nothing(reference):

@@ -29,6 +29,7 @@ import numpy as np
 from cs_nets.config import Config, config_from_dict, yaml_load
 from cs_nets.data.pipeline import Dataset, prepare_dataset
 from cs_nets.errors import ArgumentError, ConfigError, DataError
+from cs_nets.files.untrusted import clip
 from cs_nets.memory import check_fits
 from cs_nets.nn.models import build_model
 from cs_nets.nn.random_search import random_search
@@ -36,7 +37,7 @@ from cs_nets.registry import ENDED_STATUSES, TASKS
 from cs_nets.runs.checkpoint import save_checkpoint
 from cs_nets.runs.layout import STATE_FILE
 from cs_nets.runs.signals import finishing
-from cs_nets.runs.writer import RunDir, check_new_run_dir, default_run_dir
+from cs_nets.runs.writer import RunDir, check_new_run_dir, default_run_dir, refuse_special_folder
 from cs_nets.training.metrics import accuracy_of, confusion_matrix
 from cs_nets.training.state import TrainState
 from cs_nets.training.trainer import accuracy, fit, train_eval_rows
@@ -92,7 +93,11 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
         raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
     log = log or _silent
     path = Path(out) if out else default_run_dir(config)
-    check_new_run_dir(path, overwrite, config_path)
+    unique = not out and not config.output.dir  # a default name: RunDir.new picks a free one
+    if unique:
+        refuse_special_folder(path)
+    else:
+        check_new_run_dir(path, overwrite, config_path)
     if dataset is None:
         check_fits(config)  # a run that cannot fit in memory is refused before any download
     plot = plot or config.output.plot
@@ -102,14 +107,16 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
         require_matplotlib()  # fail before training, not after
     data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
     model = build_model_for(config, data) if task == "train" else None
-    run_dir = RunDir.new(path, overwrite, config_path)
+    run_dir = RunDir.new(path, overwrite, config_path, unique=unique)
     log(f"data: {len(data.y_train)} train, {len(data.y_val)} val, {len(data.y_test)} test, "
-        f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {path}")
+        f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {run_dir.path}")
     header = {"task": task, "model": config.model.type if task == "train" else "random_search",
               "overrides": list(overrides), "command": command or "", "data_fingerprint": data.inputs.data_fingerprint,
               "class_names": list(data.class_names), **(extra_summary or {})}
 
     def work():
+        # summary.json first: from now on the folder says which task wrote it, even if killed at once
+        run_dir.write_summary({**_running(header), "epochs": 0})
         run_dir.write_config(config)
         if task == "random_search":
             return _search(config, data, run_dir, header, progress, log)
@@ -137,7 +144,8 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
             run_dir.close()
             return RunResult(run_dir.path, summary["status"], "", summary)
         if summary.get("task", "train") != "train":
-            raise ConfigError(f"--resume {run_dir.path}: a {summary['task']} run cannot be resumed; start it again")
+            raise ConfigError(f"--resume {run_dir.path}: a {clip(summary['task'], 40)} run cannot be resumed; "
+                              f"start it again")
         data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
         expected = summary.get("data_fingerprint")
         if expected and expected != data.inputs.data_fingerprint:
@@ -176,6 +184,8 @@ def _carry_out(run_dir: RunDir, header: dict, work, plot: bool, log) -> RunResul
 def read_run_config(run_path) -> Config:
     """The resolved config a run directory was started with (its config.yaml)."""
     path = Path(run_path) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"--resume {run_path}: not a run directory (no config.yaml)")
     try:
         raw = yaml_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
