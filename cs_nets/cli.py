@@ -252,10 +252,12 @@ def _report(result, signals) -> None:
 @_overwrite_option
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="continue this run directory from its last saved epoch, with its own config")
+@click.option("--allow-changed-config", is_flag=True,
+              help="with --resume: continue even though config.yaml was edited since the run started")
 @_data_dir_option
 @click.option("--plot", is_flag=True, help="write the PNG pictures at the end (needs cs_nets[plot])")
 @_quiet_option
-def train(config_path, overrides, out, overwrite, resume_dir, data_dir, plot, quiet):
+def train(config_path, overrides, out, overwrite, resume_dir, allow_changed_config, data_dir, plot, quiet):
     """Train a model with minibatch SGD; keep the best on validation; test once.
 
     The state is saved after every epoch; Ctrl-C, SIGTERM or SIGHUP stop the run
@@ -278,10 +280,13 @@ def train(config_path, overrides, out, overwrite, resume_dir, data_dir, plot, qu
         num_epochs = read_run_config(resume_dir).train.num_epochs
         with _stoppable() as signals:
             result = resume(resume_dir, data_dir=data_dir, progress=_progress(quiet), log=log,
-                            on_epoch=_epoch_logger(log, num_epochs), plot=plot)
+                            on_epoch=_epoch_logger(log, num_epochs), plot=plot,
+                            allow_changed_config=allow_changed_config)
     else:
         if not config_path:
             raise click.UsageError("Missing option '--config' (or --resume RUN_DIR).")
+        if allow_changed_config:
+            raise click.UsageError("--allow-changed-config goes with --resume RUN_DIR")
         config = load_config(config_path, list(overrides))
         with _stoppable() as signals:
             result = run(config, out, data_dir=data_dir, overwrite=overwrite, config_path=config_path,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,15 @@ from cs_nets.nn.random_search import random_search
 from cs_nets.registry import ENDED_STATUSES, TASKS
 from cs_nets.runs.checkpoint import save_checkpoint
 from cs_nets.runs.layout import STATE_FILE
+from cs_nets.runs.reader import config_changes, describe_changes
 from cs_nets.runs.signals import finishing
-from cs_nets.runs.writer import RunDir, check_new_run_dir, default_run_dir, refuse_special_folder
+from cs_nets.runs.writer import (
+    RunDir,
+    check_new_run_dir,
+    default_run_dir,
+    read_summary_if_any,
+    refuse_special_folder,
+)
 from cs_nets.training.metrics import accuracy_of, confusion_matrix
 from cs_nets.training.state import TrainState
 from cs_nets.training.trainer import accuracy, fit, train_eval_rows
@@ -112,7 +120,7 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
         f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {run_dir.path}")
     header = {"task": task, "model": config.model.type if task == "train" else "random_search",
               "overrides": list(overrides), "command": command or "", "data_fingerprint": data.inputs.data_fingerprint,
-              "class_names": list(data.class_names), **(extra_summary or {})}
+              "class_names": list(data.class_names), "config": config.to_dict(), **(extra_summary or {})}
 
     def work():
         # summary.json first: from now on the folder says which task wrote it, even if killed at once
@@ -126,8 +134,14 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
 
 
 def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress: bool = False, log=None,
-           on_epoch=None, plot: bool = False, extra_summary: dict | None = None) -> RunResult:
+           on_epoch=None, plot: bool = False, extra_summary: dict | None = None,
+           allow_changed_config: bool = False) -> RunResult:
     """Continue the training run in `run_path` from its last saved epoch, with its own config.
+
+    config.yaml must be the config the run started with (summary.json records it): an
+    edited one is refused (ConfigError naming each changed key, old and new value) unless
+    ``allow_changed_config``; the run then goes on with the edited config and summary.json
+    lists the changes in ``config_changes`` (with the epoch they took effect after).
 
     A run that already finished is returned as it is. The data must be the data the
     run started on (its fingerprint is checked; DataError otherwise). The result's
@@ -135,6 +149,9 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
     extra_summary: as for ``run`` (fields of the same name the run recorded are replaced).
     """
     log = log or _silent
+    if (Path(run_path) / "config.yaml").is_file() and (Path(run_path) / "summary.json").is_file():
+        # refused before the folder is even locked; checked again below, once it is
+        _changed_config(Path(run_path), read_run_config(run_path), read_summary_if_any(run_path), allow_changed_config)
     run_dir = RunDir.existing(run_path)
     try:
         config = read_run_config(run_dir.path)
@@ -146,6 +163,7 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
         if summary.get("task", "train") != "train":
             raise ConfigError(f"--resume {run_dir.path}: a {clip(summary['task'], 40)} run cannot be resumed; "
                               f"start it again")
+        changes = _changed_config(run_dir.path, config, summary, allow_changed_config)
         data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
         expected = summary.get("data_fingerprint")
         if expected and expected != data.inputs.data_fingerprint:
@@ -158,11 +176,37 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
         run_dir.close()
         raise
     log(f"resuming {run_dir.path} after epoch {state.epoch if state else 0}")
-    header = {key: summary[key] for key in ("task", "model", "overrides", "command") if key in summary}
+    header = {key: summary[key] for key in ("task", "model", "overrides", "command", "config_changes")
+              if key in summary}
     header.update({"task": "train", "model": config.model.type, "data_fingerprint": data.inputs.data_fingerprint,
-                   "class_names": list(data.class_names), **(extra_summary or {})})
+                   "class_names": list(data.class_names), "config": config.to_dict(), **(extra_summary or {})})
+    if changes:
+        warnings.warn(f"continuing with the edited config.yaml ({describe_changes(changes)})", stacklevel=2)
+        done = state.epoch if state else 0
+        header["config_changes"] = [*(header.get("config_changes") if isinstance(header.get("config_changes"), list)
+                                      else []),
+                                    *({"after_epoch": done, "key": k, "old": old, "new": new}
+                                      for k, old, new in changes)]
     return _carry_out(run_dir, header, lambda: _train(config, data, model, run_dir, state, header, progress,
                                                       log, on_epoch), plot, log)
+
+
+def _changed_config(path: Path, config: Config, summary: dict, allow: bool) -> list:
+    """The keys of config.yaml edited since the run started (its config in summary.json); ConfigError
+    naming them unless ``allow``. A run whose summary records no config (an older cs_nets) is not checked."""
+    recorded = summary.get("config")
+    if not isinstance(recorded, dict):
+        return []
+    try:
+        started = config_from_dict(recorded, name=config.name).to_dict()
+    except ConfigError as err:
+        raise DataError(f"{path}/summary.json: its config is not valid: {err}") from None
+    changes = config_changes(started, config.to_dict())
+    if changes and not allow:
+        raise ConfigError(f"--resume {path}: config.yaml was edited since the run started ("
+                          f"{describe_changes(changes)}): restore it, or continue with the edited config "
+                          f"with --allow-changed-config")
+    return changes
 
 
 def _carry_out(run_dir: RunDir, header: dict, work, plot: bool, log) -> RunResult:
