@@ -20,6 +20,7 @@ from cs_nets.data.download import fetch, file_md5, part_path
 from cs_nets.data.extract import ARCHIVE_ERRORS, check_member, safe_extract
 from cs_nets.data.messages import one_line
 from cs_nets.errors import ConfigError, DataError
+from cs_nets.files.untrusted import check_regular, open_regular
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
@@ -165,6 +166,7 @@ def _fetch_and_extract(spec, data_dir, archive, url, expected, force, progress, 
     if force:
         part_path(archive).unlink(missing_ok=True)  # a forced fetch starts from zero
     if archive.exists() and not force:
+        check_regular(archive, "archive")  # a FIFO here would block the checksum forever
         log(f"using {archive}")
         if expected is not None and (found := file_md5(archive)) != expected:
             raise DataError(f"{archive} has MD5 {found}, expected {expected}: "
@@ -304,10 +306,7 @@ def _read_file(fmt, path):
 
 
 def _open(path):
-    try:
-        return open(path, "rb")
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {one_line(err)}") from None
+    return open_regular(path, "data file")
 
 
 def _load_archive(archive, fmt, train_dtype="uint8"):

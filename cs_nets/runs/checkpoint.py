@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import zipfile
 import zlib
@@ -29,7 +30,15 @@ import numpy as np
 from cs_nets import registry
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.files.atomic import atomic_open
-from cs_nets.files.untrusted import clip, clip_text, format_bytes, loads_json, read_into, read_npy_header
+from cs_nets.files.untrusted import (
+    clip,
+    clip_text,
+    format_bytes,
+    loads_json,
+    open_regular,
+    read_into,
+    read_npy_header,
+)
 from cs_nets.memory import available_memory, param_shapes
 
 FORMAT_VERSION = 1
@@ -91,11 +100,11 @@ def load_checkpoint(path):
     Raises DataError, in one line, for anything that is not a checkpoint this code wrote.
     """
     path = checkpoint_path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"no checkpoint at {path}")
     try:
-        with open(path, "rb") as f:
-            size = path.stat().st_size
+        with open_regular(path, "checkpoint") as f:
+            size = os.fstat(f.fileno()).st_size
             if size > MAX_FILE_BYTES:
                 raise DataError(f"{path} is {format_bytes(size)}; a checkpoint is at most "
                                 f"{format_bytes(MAX_FILE_BYTES)}: refused")

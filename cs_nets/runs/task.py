@@ -30,7 +30,7 @@ import numpy as np
 from cs_nets.config import Config, config_from_dict, yaml_load
 from cs_nets.data.pipeline import Dataset, prepare_dataset
 from cs_nets.errors import ArgumentError, ConfigError, DataError
-from cs_nets.files.untrusted import clip
+from cs_nets.files.untrusted import clip, read_text
 from cs_nets.memory import check_fits
 from cs_nets.nn.models import build_model
 from cs_nets.nn.random_search import random_search
@@ -49,6 +49,8 @@ from cs_nets.runs.writer import (
 from cs_nets.training.metrics import accuracy_of, confusion_matrix
 from cs_nets.training.state import TrainState
 from cs_nets.training.trainer import accuracy, fit, train_eval_rows
+
+MAX_RUN_CONFIG_BYTES = 1 << 20
 
 
 @dataclass
@@ -149,7 +151,7 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
     extra_summary: as for ``run`` (fields of the same name the run recorded are replaced).
     """
     log = log or _silent
-    if (Path(run_path) / "config.yaml").is_file() and (Path(run_path) / "summary.json").is_file():
+    if (Path(run_path) / "config.yaml").exists() and (Path(run_path) / "summary.json").exists():
         # refused before the folder is even locked; checked again below, once it is
         _changed_config(Path(run_path), read_run_config(run_path), read_summary_if_any(run_path), allow_changed_config)
     run_dir = RunDir.existing(run_path)
@@ -228,10 +230,11 @@ def _carry_out(run_dir: RunDir, header: dict, work, plot: bool, log) -> RunResul
 def read_run_config(run_path) -> Config:
     """The resolved config a run directory was started with (its config.yaml)."""
     path = Path(run_path) / "config.yaml"
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise ConfigError(f"--resume {run_path}: not a run directory (no config.yaml)")
+    text = read_text(path, "config", MAX_RUN_CONFIG_BYTES)  # a regular file only, bounded
     try:
-        raw = yaml_load(path.read_text(encoding="utf-8"))
+        raw = yaml_load(text)
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise DataError(f"cannot read {path}: {err}") from None
     except Exception as err:  # yaml.YAMLError and friends: a corrupt file

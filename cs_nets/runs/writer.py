@@ -194,7 +194,7 @@ class RunDir:
         wait: seconds to wait for the process that writes it to end (default: refuse at once).
         """
         path = Path(path)
-        if not (path / "config.yaml").is_file():
+        if not ((path / "config.yaml").exists() or (path / "config.yaml").is_symlink()):
             raise ConfigError(f"--resume {path}: not a run directory (no config.yaml)")
         if not holds_run(path):
             raise ConfigError(f"--resume {path}: not a run directory (a config.yaml but no summary.json: "
@@ -276,4 +276,5 @@ def _remove_stale(path: Path) -> None:
 
 def read_summary_if_any(path) -> dict:
     """summary.json of the run directory `path`, {} when it has none; DataError when it is corrupt."""
-    return read_summary(path) if (Path(path) / "summary.json").is_file() else {}
+    summary = Path(path) / "summary.json"
+    return read_summary(path) if summary.exists() or summary.is_symlink() else {}
