@@ -26,6 +26,10 @@ _DATA_DIR_HELP = "data folder (default: data.dir, else $CS_NETS_DATA, else ~/.ca
 class _Group(click.Group):
     """Turns library errors into one line on stderr and the right exit code."""
 
+    def main(self, *args, **kwargs):
+        _guard_std_streams()
+        return super().main(*args, **kwargs)
+
     def invoke(self, ctx):
         debug = ctx.params.get("debug", False)
         try:
@@ -46,6 +50,30 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             _echo("interrupted", err=True)
             ctx.exit(130)
+
+
+def _guard_std_streams() -> None:
+    """Make a closed stdout or stderr (`csnets ... >&-`, `2>&-`) harmless; messages go to the stream left.
+
+    A closed descriptor 0, 1 or 2 is reopened on /dev/null first: otherwise the next file the
+    run opens would get that number, and anything written to "stderr" (by Python or a C
+    library) would land inside a run's file. Python starts with sys.stdout or sys.stderr None
+    then; each is pointed at the other stream, or at /dev/null when both are closed.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            if devnull != fd:  # lower descriptors are open, so os.open took this one; else move it
+                os.dup2(devnull, fd)
+                os.close(devnull)
+    if sys.stdout is None and sys.stderr is None:
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
+    elif sys.stdout is None:
+        sys.stdout = sys.stderr
+    elif sys.stderr is None:
+        sys.stderr = sys.stdout
 
 
 def _echo(message: str, err: bool = False) -> None:

@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cs_nets.cli import main
@@ -105,3 +106,11 @@ def one_line(outcome: Outcome, code: int, pattern: str) -> str:
 
 def untouched(outcome: Outcome) -> None:
     assert outcome.changed == [], f"changed outside the run's folder: {outcome.changed}"
+
+
+def fast_first(values, ids=None):
+    """pytest.param for each value, the first one fast, the rest marked slow (one case of each kind
+    stays in the quick suite; the whole table runs with the slow tests)."""
+    ids = list(ids) if ids is not None else [None] * len(values)
+    return [pytest.param(*(v if isinstance(v, tuple) else (v,)), id=i, marks=() if n == 0 else pytest.mark.slow)
+            for n, (v, i) in enumerate(zip(values, ids))]
