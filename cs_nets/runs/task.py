@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cs_nets.config import Config, config_from_dict, yaml_load
-from cs_nets.data.pipeline import Dataset, prepare_dataset
+from cs_nets.data.pipeline import PREDICT_ROWS, Dataset, prepare_dataset
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.files.untrusted import clip, read_text
 from cs_nets.memory import check_fits
@@ -38,7 +38,7 @@ from cs_nets.registry import ENDED_STATUSES, TASKS
 from cs_nets.runs.checkpoint import save_checkpoint
 from cs_nets.runs.layout import STATE_FILE
 from cs_nets.runs.reader import config_changes, describe_changes
-from cs_nets.runs.signals import finishing
+from cs_nets.runs.signals import StoppedAgain, finishing
 from cs_nets.runs.writer import (
     RunDir,
     check_new_run_dir,
@@ -48,7 +48,7 @@ from cs_nets.runs.writer import (
 )
 from cs_nets.training.metrics import accuracy_of, confusion_matrix
 from cs_nets.training.state import TrainState
-from cs_nets.training.trainer import accuracy, fit, train_eval_rows
+from cs_nets.training.trainer import fit, train_eval_rows
 
 MAX_RUN_CONFIG_BYTES = 1 << 20
 
@@ -280,14 +280,23 @@ def _train(config, data, model, run_dir: RunDir, state, header, progress, log, o
     if result.status == "interrupted" and run_dir.staging is not None:
         run_dir.discard()  # nothing saved yet: the run that was there stays as it was
         return RunResult(run_dir.path, "interrupted", result.message + f"; {run_dir.path} was left unchanged", {})
-    with finishing():  # training is over: a stop signal now must not cut the saving short
-        run_dir.write_array("batch_losses.npy", result.batch_losses)
-        summary = finish_run(config, data, model, run_dir, {
-            **header, "status": result.status, "epochs": len(result.history), "best_epoch": result.best_epoch,
-            "train_seconds": result.train_seconds})
-        if result.status != "interrupted":
-            run_dir.remove_state()  # finished: nothing left to resume
+    fields = {**header, "epochs": len(result.history), "best_epoch": result.best_epoch,
+              "train_seconds": result.train_seconds}
+    try:
+        with finishing():  # training is over: one stop signal now must not cut the saving short
+            run_dir.write_array("batch_losses.npy", result.batch_losses)
+            summary = finish_run(config, data, model, run_dir, {**fields, "status": result.status})
+            if result.status != "interrupted":
+                run_dir.remove_state()  # finished: nothing left to resume
+            run_dir.promote()
+    except StoppedAgain:
+        # Stopped twice: no scores, but the saved training state stays, so --resume ends the run.
+        summary = {**fields, "status": "interrupted", "epochs": run_dir.saved_epochs(),
+                   "note": "stopped again while scoring and saving: no scores; the training state is kept"}
+        run_dir.write_summary(summary)
         run_dir.promote()
+        return RunResult(run_dir.path, "interrupted", "stopped again while scoring and saving: the test scores "
+                         "were not computed, the training state is kept", summary)
     return RunResult(run_dir.path, result.status, result.message, summary)
 
 
@@ -341,12 +350,25 @@ def finish_run(config, data, model, run_dir: RunDir, fields: dict) -> dict:
     summary = {
         **fields,
         "test_accuracy": accuracy_of(confusion),
-        "val_accuracy": accuracy(model, data.X_val, data.y_val),
-        "train_accuracy": accuracy(model, data.X_train[rows], data.y_train[rows]),
+        "val_accuracy": _accuracy_in_chunks(model, data.X_val, data.y_val),
+        "train_accuracy": _accuracy_in_chunks(model, data.X_train, data.y_train, rows),
         "test_confusion": confusion.tolist(),
     }
     run_dir.write_summary(summary)
     return summary
+
+
+def _accuracy_in_chunks(model, X, y, rows=None, chunk: int = PREDICT_ROWS) -> float:
+    """accuracy(model, X[rows], y[rows]) scored `chunk` rows at a time: no copy of X[rows], and a stop
+    signal is acted on between chunks (a second or so), whatever the split's size."""
+    rows = np.arange(len(y)) if rows is None else rows
+    if len(rows) == 0:
+        return float("nan")
+    right = 0
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        right += int(np.count_nonzero(model.predict(X[part]) == y[part]))
+    return right / len(rows)
 
 
 def _record_failure(run_dir: RunDir, header: dict, err: BaseException) -> None:

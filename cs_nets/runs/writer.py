@@ -34,7 +34,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from cs_nets.config import Config, dump_config
-from cs_nets.errors import ConfigError
+from cs_nets.errors import ConfigError, CsNetsError
 from cs_nets.files.atomic import atomic_open, write_json, write_text
 from cs_nets.runs.layout import RUN_FILES, STATE_FILE
 from cs_nets.runs.reader import read_summary
@@ -247,6 +247,15 @@ class RunDir:
 
     def save_state(self, state) -> None:
         state.save(self.folder / STATE_FILE)
+
+    def saved_epochs(self) -> int | None:
+        """How many epochs the saved training state holds (None: no readable state)."""
+        from cs_nets.training.state import TrainState
+
+        try:
+            return TrainState.load(self.folder / STATE_FILE).epoch
+        except CsNetsError:
+            return None
 
     def remove_state(self) -> None:
         (self.folder / STATE_FILE).unlink(missing_ok=True)
