@@ -28,6 +28,12 @@ class _Group(click.Group):
 
     def main(self, *args, **kwargs):
         _guard_std_streams()
+        try:
+            os.getcwd()
+        except FileNotFoundError:  # every relative path (runs/, --out, --config) would point nowhere
+            _echo("error: the current working directory no longer exists (deleted?): cd to an existing folder",
+                  err=True)
+            sys.exit(2)
         return super().main(*args, **kwargs)
 
     def invoke(self, ctx):

@@ -172,6 +172,7 @@ def test_default_run_names_never_collide(tmp_path, monkeypatch):
             run_dir.close()
 
 
+@pytest.mark.slow
 def test_two_default_runs_started_together_both_finish(tmp_path):
     """Without --out, two processes of one config started at once: two folders, both exit 0."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -189,6 +190,7 @@ def test_the_root_is_refused_by_the_library_too(tmp_path):
         RunDir.new(Path("/"), overwrite=True)
 
 
+@pytest.mark.slow
 def test_a_random_search_stopped_early_is_never_resumed_as_training(tmp_path):
     """kill -9 during a random search: the folder already says random_search; --resume refuses in one line."""
     world = tmp_path

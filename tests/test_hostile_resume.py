@@ -81,6 +81,7 @@ COSMETIC = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit", COSMETIC.values(), ids=COSMETIC.keys())
 def test_an_edit_that_changes_no_value_resumes(tmp_path, interrupted, edit):
     world = world_with_run(tmp_path, interrupted, edit)

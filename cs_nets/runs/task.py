@@ -159,8 +159,12 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
         config = read_run_config(run_dir.path)
         summary = run_dir.read_summary()
         if summary.get("status") in ENDED_STATUSES and (run_dir.path / "model.npz").is_file():
-            log(f"{run_dir.path} has finished already (status {summary['status']}); nothing to resume")
             run_dir.close()
+            if summary["status"] == "diverged":  # its loss became NaN: going on from there cannot help
+                return RunResult(run_dir.path, "diverged", f"{run_dir.path} diverged (see its summary.json); "
+                                 f"resuming cannot help: start it again with other settings, e.g. a smaller "
+                                 f"optim.learning_rate", summary)
+            log(f"{run_dir.path} has finished already (status {summary['status']}); nothing to resume")
             return RunResult(run_dir.path, summary["status"], "", summary)
         if summary.get("task", "train") != "train":
             raise ConfigError(f"--resume {run_dir.path}: a {clip(summary['task'], 40)} run cannot be resumed; "
@@ -173,7 +177,9 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
                             f"{data.inputs.data_fingerprint}): resume with the same data folder and source")
         model = build_model_for(config, data)
         state_path = run_dir.path / STATE_FILE
-        state = TrainState.load(state_path) if state_path.exists() else None
+        state = TrainState.load(state_path) if state_path.exists() or state_path.is_symlink() else None
+        if state is not None:
+            _check_finite_state(state, state_path)
     except BaseException:
         run_dir.close()
         raise
@@ -191,6 +197,19 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
                                       for k, old, new in changes)]
     return _carry_out(run_dir, header, lambda: _train(config, data, model, run_dir, state, header, progress,
                                                       log, on_epoch), plot, log)
+
+
+def _check_finite_state(state: TrainState, path: Path) -> None:
+    """DataError when a saved array holds NaN or infinity: the trainer saves only finite states (a
+    diverging run stops before saving), so such a file was damaged and must not be trained on."""
+    groups = {"params": state.params, "best": state.best_params,
+              **{f"rule/{name}": buffers for name, buffers in state.rule_state.items()}}
+    for group, arrays in groups.items():
+        for name, value in arrays.items():
+            value = np.asarray(value)
+            if value.dtype.kind in "fc" and not np.isfinite(value).all():
+                raise DataError(f"{path} is corrupt: {group}/{name} holds values that are not finite "
+                                f"(NaN or infinity); start the run again")
 
 
 def _changed_config(path: Path, config: Config, summary: dict, allow: bool) -> list:

@@ -166,4 +166,6 @@ class TrainState:
         except FileNotFoundError:
             raise DataError(f"no saved training state at {path}") from None
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+            if "allow_pickle" in str(err):  # NumPy's advice to load pickled data is not for an untrusted file
+                err = ValueError("it holds pickled (object) data, which is never loaded")
             raise DataError(f"{path} is not a cs_nets training state ({type(err).__name__}: {err})") from None
