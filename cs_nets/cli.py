@@ -1,13 +1,15 @@
 """The `csnets` command group. Each command parses options, calls library code, formats the result.
 
-Exit codes: 0 success, 1 runtime failure (data, download, diverged training),
-2 usage or config error, 130 interrupted. A user mistake never shows a
-traceback unless `csnets --debug ...` is given.
+Exit codes: 0 success, 1 runtime failure (data, download, diverged training, a full
+disk), 2 usage or config error, 128 + the signal for a stopped run (130 Ctrl-C,
+143 SIGTERM, 129 SIGHUP). A user mistake never shows a traceback unless
+`csnets --debug ...` is given; an unexpected error (a bug) does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -20,7 +22,13 @@ import click
 from cs_nets import registry
 from cs_nets.errors import CsNetsError
 
+# Failures of the machine rather than of cs_nets or the user's input: the user's to fix
+# (free space, permissions), so one line. Input files are checked where they are read.
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO,
+                            errno.EMFILE, errno.ENFILE})
+
 _DATA_DIR_HELP = "data folder (default: data.dir, else $CS_NETS_DATA, else ~/.cache/cs_nets)"
+_PLAIN_DATA_DIR_HELP = "data folder (default: $CS_NETS_DATA, else ~/.cache/cs_nets)"  # commands without a config
 
 
 class _Group(click.Group):
@@ -48,8 +56,8 @@ class _Group(click.Group):
         except BrokenPipeError:  # the reader of our output went away (`csnets ... | head`): nothing to say
             _echo("", err=False)
             ctx.exit(0)
-        except OSError as err:  # disk full, permission denied, ...: the user's to fix, not a bug
-            if debug:
+        except OSError as err:
+            if debug or err.errno not in MACHINE_ERRNOS:  # e.g. a FileNotFoundError of a bug: show it
                 raise
             _echo(f"error: {err}", err=True)
             ctx.exit(1)
@@ -144,7 +152,7 @@ def main(debug):
 
 
 @main.command()
-@click.option("--data-dir", help=_DATA_DIR_HELP)
+@click.option("--data-dir", help=_PLAIN_DATA_DIR_HELP)
 @click.option("--format", "fmt", type=click.Choice(registry.ARCHIVE_FORMATS), default="python", show_default=True,
               help="archive layout")
 @click.option("--url", help="archive URL of a mirror")
@@ -166,7 +174,7 @@ def download(data_dir, fmt, url, md5, force, quiet):
 
 
 @main.command()
-@click.option("--data-dir", help=_DATA_DIR_HELP)
+@click.option("--data-dir", help=_PLAIN_DATA_DIR_HELP)
 def info(data_dir):
     """Show what is on disk: layouts, split sizes, images per class, checksums.
 
@@ -304,6 +312,7 @@ def train(config_path, overrides, out, overwrite, resume_dir, allow_changed_conf
       csnets train --resume runs/tl
     """
     from cs_nets.config import load_config
+    from cs_nets.plots import run_pictures
     from cs_nets.runs.task import read_run_config, resume, run
 
     log = _logger(quiet)
@@ -311,10 +320,11 @@ def train(config_path, overrides, out, overwrite, resume_dir, allow_changed_conf
         if config_path or overrides or out or overwrite:
             raise click.UsageError("--resume continues a run with its own config and folder: "
                                    "it takes no --config, --set, --out or --overwrite")
-        num_epochs = read_run_config(resume_dir).train.num_epochs
+        run_config = read_run_config(resume_dir)
+        pictures = run_pictures(plot or run_config.output.plot)
         with _stoppable() as signals:
             result = resume(resume_dir, data_dir=data_dir, progress=_progress(quiet), log=log,
-                            on_epoch=_epoch_logger(log, num_epochs), plot=plot,
+                            on_epoch=_epoch_logger(log, run_config.train.num_epochs), pictures=pictures,
                             allow_changed_config=allow_changed_config)
     else:
         if not config_path:
@@ -322,10 +332,11 @@ def train(config_path, overrides, out, overwrite, resume_dir, allow_changed_conf
         if allow_changed_config:
             raise click.UsageError("--allow-changed-config goes with --resume RUN_DIR")
         config = load_config(config_path, list(overrides))
+        pictures = run_pictures(plot or config.output.plot)
         with _stoppable() as signals:
             result = run(config, out, data_dir=data_dir, overwrite=overwrite, config_path=config_path,
                          progress=_progress(quiet), log=log, on_epoch=_epoch_logger(log, config.train.num_epochs),
-                         command=_command_line(), overrides=overrides, plot=plot)
+                         command=_command_line(), overrides=overrides, pictures=pictures)
     _report(result, signals)
 
 
@@ -333,7 +344,7 @@ def train(config_path, overrides, out, overwrite, resume_dir, allow_changed_conf
 @_config_option
 @_set_option
 @_out_option
-@_overwrite_option
+@click.option("--overwrite", is_flag=True, help="replace the run in --out (only once the new search has finished)")
 @_data_dir_option
 @_quiet_option
 def random_search_command(config_path, overrides, out, overwrite, data_dir, quiet):
@@ -540,7 +551,7 @@ def sweep(ctx, spec_path, out, address, resume, overrides, data_dir, plot, quiet
         _echo(f"best config: {out / result.best_config.name}")
         _echo(f"train it: {shlex.join(['csnets', 'train', '--config', str(out / result.best_config.name), *data])}")
     if plot:
-        from cs_nets.plots.sweep_params import plot_sweep_parameters
+        from cs_nets.plots.sweep_panels import plot_sweep_parameters
 
         _echo(f"wrote {plot_sweep_parameters(result.outcomes, out / 'sweep_parameters.png')}")
     for outcome in result.failed:

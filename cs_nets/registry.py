@@ -1,7 +1,7 @@
 """Every named choice of cs_nets, listed once.
 
 Config validation, ``build_model``, the loss and activation tables, ``csnets
-gradcheck``'s options and the README's config reference (``csnets config
+gradcheck``'s options and docs/configs.md's config reference (``csnets config
 --reference``) all read these tuples; ``tests/test_registry.py`` holds each
 implementation table to them. Adding a choice means adding its name here and its
 implementation where the name is looked up. Plain data: importing this module

@@ -14,6 +14,7 @@ import math
 import types
 import typing
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,7 +207,7 @@ def coerce(value, tp, what: str):
     raise ConfigError(f"{what}: expected {type_name(tp)}, got {clip(value)}")
 
 
-def check_range(value, meta: dict, what: str):
+def check_range(value, meta: Mapping, what: str):
     if value is None:
         return
     choices = meta.get("choices")

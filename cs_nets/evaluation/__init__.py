@@ -1,1 +1,1 @@
-"""TODO"""
+"""Scoring saved models: a split of their own data (evaluate.py)."""

@@ -1,0 +1,14 @@
+"""What each data source gives before it is loaded: its number of classes."""
+
+from cs_nets.data.batches import NUM_CLASSES as CIFAR10_CLASSES
+from cs_nets.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
+from cs_nets.data.toy import DEFAULT_CLASSES
+
+
+def num_classes(data) -> int:
+    """Classes of the source a config's data section names (a cs_nets.config.DataConfig)."""
+    if data.source == "cifar10":
+        return CIFAR10_CLASSES
+    if data.source == "synthetic":
+        return SYNTHETIC_CLASSES
+    return data.classes if data.classes is not None else DEFAULT_CLASSES[data.source]
