@@ -174,6 +174,8 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
             raise ConfigError(f"--resume {run_dir.path}: a {clip(summary['task'], 40)} run cannot be resumed; "
                               f"start it again")
         changes = _changed_config(run_dir.path, config, summary, allow_changed_config)
+        if dataset is None:
+            check_fits(config)  # an edited (or crafted) config.yaml may ask for more than there is
         data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
         expected = summary.get("data_fingerprint")
         if expected and expected != data.inputs.data_fingerprint:
