@@ -64,6 +64,7 @@ REFUSED = {
     "a user's config.yaml, --overwrite": ({"c/config.yaml": USER_CONFIG}, ["--out", "c", "--overwrite"], 2,
                                           "not a run"),
     "a user's tmp file not named like a run's": ({"t/.notes.tmp": "x"}, ["--out", "t"], 2, r"\(.notes.tmp\)"),
+    "a log without sweep_args": ({"l/log": "x"}, ["--out", "l"], 2, r"not a run \(log\)"),
     "root": ({}, ["--out", "/"], 2, "the root folder is never a run directory"),
     "root, --overwrite": ({}, ["--out", "/", "--overwrite"], 2, "the root folder is never a run directory"),
     "root spelled //..": ({}, ["--out", "//.."], 2, "the root folder is never a run directory"),
@@ -113,6 +114,7 @@ TAKEN = {
     "an empty folder": ({"e": "DIR"}, "e"),
     "a killed start's temporary files": ({"k/.config.yaml.ab12_x.tmp": "half", "k/.summary.json.zz9.tmp": "{"}, "k"),
     "a killed array write": ({"k/.batch_losses.npy.q1.tmp": "x"}, "k"),
+    "the folder scripts/sweep.sh made": ({"s/sweep_args": "model.reg=1\n", "s/log": ""}, "s"),
 }
 
 
@@ -122,8 +124,13 @@ def test_a_run_takes_a_new_or_empty_folder_and_clears_what_a_killed_run_left(tmp
     outcome = invoke(world, [*TRAIN, "--out", out], own=(out, str(Path(out).parent / f".{Path(out).name}.lock")))
     assert outcome.code == 0 and outcome.out.startswith("test accuracy: "), outcome.out
     untouched(outcome)
-    assert sorted(p.name for p in (world / out).iterdir()) == ["batch_losses.npy", "config.yaml", "metrics.jsonl",
-                                                               "model.npz", "summary.json"]
+    assert sorted(p.name for p in (world / out).iterdir() if p.name not in layout_names(layout, out)) == [
+        "batch_losses.npy", "config.yaml", "metrics.jsonl", "model.npz", "summary.json"]
+
+
+def layout_names(layout, out):
+    """The names the case put in `out` that stay there (scripts/sweep.sh's files)."""
+    return {Path(rel).name for rel in layout if Path(rel).parent == Path(out) and not rel.endswith(".tmp")}
 
 
 @pytest.mark.parametrize("command", ["overwrite", "resume"])

@@ -61,11 +61,19 @@ def holds_run(path: Path) -> bool:
     return Path(path).is_dir() and any((Path(path) / name).exists() for name in RUN_FILES if name != "config.yaml")
 
 
+# scripts/sweep.sh makes each run's folder and writes these before it starts the run in it.
+SWEEP_SCRIPT_FILES = ("sweep_args", "log", "exit_status")
+
+
 def user_files(path: Path) -> list[str]:
-    """Names in the folder `path` that no run wrote (a killed run's temporary files do not count)."""
+    """Names in the folder `path` that no run wrote (a killed run's temporary files do not count, nor the
+    bookkeeping files of scripts/sweep.sh beside its sweep_args)."""
     if not Path(path).is_dir():
         return []
-    return sorted(p.name for p in Path(path).iterdir() if not _STALE_TMP.fullmatch(p.name))
+    names = [p.name for p in Path(path).iterdir() if not _STALE_TMP.fullmatch(p.name)]
+    if "sweep_args" in names:
+        names = [n for n in names if n not in SWEEP_SCRIPT_FILES]
+    return sorted(names)
 
 
 def refuse_special_folder(path: Path, flag: str = "--out") -> None:
