@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from hostile import ROOT, SMOKE, invoke, one_line, snapshot, untouched
+from hostile import ROOT, SMOKE, TINY, invoke, one_line, snapshot, untouched
 
 from cs_nets.errors import ConfigError
 from cs_nets.runs.writer import RunDir
 
-TRAIN = ["train", "--config", SMOKE, "--set", "train.num_epochs=1", "--quiet"]
+TRAIN = ["train", "--config", SMOKE, "--set", "train.num_epochs=1", *TINY, "--quiet"]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from hostile import ROOT, SMOKE, fast_first, snapshot
+from hostile import ROOT, SMOKE, TINY, fast_first, snapshot
 
 CLOSE = {"stdout closed": ">&-", "stderr closed": "2>&-", "both closed": ">&- 2>&-", "both open": ""}
 
@@ -27,7 +27,7 @@ def left(redirect, out, err) -> str:
     return ("" if ">&-" in redirect.replace("2>&-", "") else out) + ("" if "2>&-" in redirect else err)
 
 
-TRAIN = ["train", "--config", SMOKE, "--set", "train.num_epochs=1"]
+TRAIN = ["train", "--config", SMOKE, "--set", "train.num_epochs=1", *TINY]
 
 
 @pytest.mark.parametrize("redirect", fast_first(list(CLOSE.values()), CLOSE.keys()))

@@ -331,7 +331,9 @@ def small_copy(config_path: Path, folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("config_path", SHIPPED, ids=[p.stem for p in SHIPPED])
+@pytest.mark.parametrize("config_path", [
+    pytest.param(p, id=p.stem, marks=() if p.stem in ("linear_bow", "toy_spiral") else pytest.mark.slow)
+    for p in SHIPPED])  # the bag of words (once unreadable) and the 2-D points in the quick suite
 def test_every_shipped_pipeline_trains_evaluates_and_plots(config_path, tmp_path):
     """raw pixels, hog + color, bag of words, polar, 2-D points: the run's model.npz is read back by
     evaluate (same test accuracy) and by plot (no warning)."""
