@@ -73,6 +73,8 @@ REFUSED = {
     "home as ~": ({}, ["--out", "~"], 2, "the home folder is never a run directory"),
     "home spelled home/../home/.": ({}, ["--out", "home/../home/."], 2, "the home folder is never a run directory"),
     "a file": ({"f": "x"}, ["--out", "f"], 2, "exists and is not a directory"),
+    "inside a file": ({"f": "x"}, ["--out", "f/run"], 2, r"--out f/run: f is a file, not a folder"),
+    "deep inside a file": ({"f": "x"}, ["--out", "f/a/b/run"], 2, r"f is a file, not a folder"),
     "a run without --overwrite": ({"r": "RUN"}, ["--out", "r"], 2, r"already holds a run: continue it with "
                                                                    r"`csnets train --resume r`"),
     "a run plus a user's file, --overwrite": ({"r": "RUN", "r/mine.txt": "x"}, ["--out", "r", "--overwrite"], 2,
@@ -218,3 +220,11 @@ def test_a_random_search_stopped_early_is_never_resumed_as_training(tmp_path):
     outcome = invoke(world, ["train", "--resume", "rs", "--quiet"])
     one_line(outcome, 2, r"--resume rs: a 'random_search' run cannot be resumed; start it again")
     assert snapshot(world) == before
+
+
+def test_a_file_named_runs_is_refused_before_any_work(tmp_path):
+    """Without --out, runs/<name>-<time> below a file called runs: one line, exit 2, nothing written."""
+    (tmp_path / "runs").write_text("my notes")
+    outcome = invoke(tmp_path, ["train", "--config", SMOKE, *TINY, "--quiet"])
+    one_line(outcome, 2, r"^error: --out runs/smoke-\d{8}-\d{6}: runs is a file, not a folder$")
+    untouched(outcome)

@@ -77,7 +77,9 @@ def user_files(path: Path) -> list[str]:
 
 
 def refuse_special_folder(path: Path, flag: str = "--out") -> None:
-    """ConfigError for ``/`` and the home folder: never a run directory, whatever the options."""
+    """ConfigError for ``/`` and the home folder (never a run directory, whatever the options), and for a
+    path below a file."""
+    _refuse_file_parents(Path(path))
     resolved = Path(path).expanduser().resolve()
     home = Path.home().resolve()
     if resolved == Path(resolved.anchor) or resolved == home:
@@ -97,6 +99,7 @@ def check_new_run_dir(path: Path, overwrite: bool, config_path: str | Path | Non
     refuse_special_folder(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path}: exists and is not a directory")
+    _refuse_file_parents(path)
     if not holds_run(path):
         others = user_files(path)
         if others:
@@ -115,6 +118,12 @@ def check_new_run_dir(path: Path, overwrite: bool, config_path: str | Path | Non
                           f"choose another --out")
 
 
+def _refuse_file_parents(path: Path) -> None:
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"--out {path}: {blocking} is a file, not a folder")
+
+
 def _names(names: list[str]) -> str:
     return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
 
@@ -126,7 +135,10 @@ def _lock(path: Path, wait: float = 0.0) -> FileLock:
     when its process dies, so a killed run never leaves its folder locked.
     wait: seconds to wait for another process to let go before giving up.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. a file where a parent folder should be
+        raise ConfigError(f"{path}: cannot make the folder {path.parent} ({err.strerror or err})") from None
     lock = FileLock(path.parent / f".{path.name}.lock")
     try:
         lock.acquire(timeout=wait)
@@ -180,6 +192,7 @@ class RunDir:
 
     @classmethod
     def _new_unique(cls, path: Path) -> RunDir:
+        _refuse_file_parents(path)
         for n in range(1, MAX_NAME_TRIES + 1):
             candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
             if candidate.exists():
