@@ -248,6 +248,48 @@ def gradcheck(models, losses, activations):
         raise CsNetsError(f"gradient check failed: worst relative error {worst:.2e} >= 1e-6")
 
 
+@main.command()
+@click.argument("expression", required=False)
+@click.option("--at", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="value of an input: a number or a list, e.g. x=-2 or \"W=[[0.1,0.5],[-0.3,0.8]]\" (repeatable)")
+@click.option("--example", type=click.Choice(registry.BACKPROP_EXAMPLES),
+              help="a circuit of the lecture with its values (--at still overrides them)")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="also draw the circuit as a PNG, values above and gradients below each wire (needs cs_nets[plot])")
+@click.option("--dot", is_flag=True, help="print Graphviz DOT instead of the table")
+def backprop(expression, assignments, example, plot_path, dot):
+    """Run backprop through an expression and show every node's value and gradient.
+
+    Allowed: numbers, input names, + - * / ** @, unary -, and sigmoid exp log tanh relu square sum max.
+    An expression that starts with "-" goes last, after --: csnets backprop --at x=1 -- "-x * 2".
+
+    \b
+    Examples:
+      csnets backprop "(x + y) * z" --at x=-2 --at y=5 --at z=-4
+      csnets backprop "sum((W @ x) ** 2)" --at "W=[[0.1,0.5],[-0.3,0.8]]" --at "x=[0.2,0.4]"
+      csnets backprop --example sigmoid_neuron --plot neuron.png
+    """
+    from cs_nets.circuits import evaluate, format_table, get_example, to_dot
+    from cs_nets.circuits.expr import parse_assignments
+
+    if (expression is None) == (example is None):
+        raise click.UsageError("give an EXPRESSION or --example NAME (one of them)")
+    values = parse_assignments(assignments)
+    if example:
+        chosen = get_example(example)
+        expression, values = chosen.expression, {**chosen.values, **values}
+    if plot_path:
+        from cs_nets.plots import require_matplotlib
+
+        require_matplotlib()  # say what to install before any work
+    circuit = evaluate(expression, values)
+    _echo(to_dot(circuit) if dot else format_table(circuit))
+    if plot_path:
+        from cs_nets.plots.circuit import plot_circuit
+
+        _echo(f"wrote {plot_circuit(circuit, plot_path, title=f'f = {expression}')}", err=dot)
+
+
 # --------------------------------------------------------------------------- training
 
 _config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
@@ -268,7 +310,10 @@ def _command_line() -> str:
 
 def _epoch_logger(log, num_epochs: int):
     def on_epoch(m):
-        log(f"epoch {m['epoch']:>3}/{num_epochs}  loss {m['train_loss']:.4f}  train {m['train_accuracy']:.4f}  "
+        split = ""
+        if m.get("train_data_loss") is not None and m.get("train_reg_loss") is not None:
+            split = f" (data {m['train_data_loss']:.4f} + reg {m['train_reg_loss']:.4f})"
+        log(f"epoch {m['epoch']:>3}/{num_epochs}  loss {m['train_loss']:.4f}{split}  train {m['train_accuracy']:.4f}  "
             f"val {m['val_accuracy']:.4f}  lr {m['lr']:.2e}  {m['seconds']:.1f}s")
     return on_epoch
 

@@ -10,7 +10,8 @@ costs nothing (the CLI reads it to build its options).
 
 MODEL_TYPES = ("linear", "two_layer", "fc_net")
 LOSSES = ("svm", "softmax")
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu")
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu", "maxout")
+BACKPROP_EXAMPLES = ("simple", "sigmoid_neuron", "patterns", "vectorized")  # csnets backprop: cs_nets.circuits
 INIT_SCHEMES = ("he", "xavier")  # besides a plain float std
 SCHEDULES = ("constant", "step", "cosine")
 FEATURE_TYPES = ("raw", "hog", "color_hist", "bow", "polar")

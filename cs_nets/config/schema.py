@@ -63,6 +63,8 @@ class ModelConfig:
     hidden_dims: list[int] = option_list(lambda: [100], "hidden layer sizes (two_layer: exactly one)", gt=0)
     activation: str = option("relu", "hidden activation",
                            choices=registry.ACTIVATIONS)
+    maxout_pieces: int = option(2, "maxout: affine pieces per hidden unit (each layer's W is this many times wider)",
+                                gt=0)
     init: float | str | None = option(None, "weight init: a std, 'he' or 'xavier' (default: the model's own)")
 
     def build_kwargs(self) -> dict:
@@ -72,6 +74,8 @@ class ModelConfig:
             hyper.update(hidden_dim=self.hidden_dims[0], activation=self.activation)
         elif self.type == "fc_net":
             hyper.update(hidden_dims=list(self.hidden_dims), activation=self.activation)
+        if self.type != "linear" and self.activation == "maxout":
+            hyper["maxout_pieces"] = self.maxout_pieces
         if self.init is not None:
             hyper["init"] = self.init
         return hyper
