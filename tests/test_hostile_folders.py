@@ -116,6 +116,7 @@ TAKEN = {
     "an empty folder": ({"e": "DIR"}, "e"),
     "a killed start's temporary files": ({"k/.config.yaml.ab12_x.tmp": "half", "k/.summary.json.zz9.tmp": "{"}, "k"),
     "a killed array write": ({"k/.batch_losses.npy.q1.tmp": "x"}, "k"),
+    "atomic_open's own names": ({"k/.summary.json.4242.0a1b2c3d4e5f.tmp": "{", "k/.config.yaml.77.ff.tmp": ""}, "k"),
     "the folder scripts/sweep.sh made": ({"s/sweep_args": "model.reg=1\n", "s/log": ""}, "s"),
 }
 

@@ -43,7 +43,7 @@ MAX_NAME_TRIES = 1000  # default run names tried before giving up (runs/<config>
 
 # A temporary file cs_nets.files.atomic_open leaves when its process is killed mid-write.
 _RUN_FILE_NAMES = "|".join(re.escape(name) for name in RUN_FILES)
-_STALE_TMP = re.compile(rf"\.(?:{_RUN_FILE_NAMES}|[A-Za-z0-9_]+\.npy)\.[A-Za-z0-9_]+\.tmp")
+_STALE_TMP = re.compile(rf"\.(?:{_RUN_FILE_NAMES}|[A-Za-z0-9_]+\.npy)\.[A-Za-z0-9_.]+\.tmp")  # .NAME.PID.HEX.tmp
 
 
 def default_run_dir(config: Config) -> Path:
