@@ -136,7 +136,7 @@ def _check_central_directory(f, path) -> None:
     record = end_record(f)
     if record is None:
         raise DataError(f"{path} is not a cs_nets checkpoint (not a zip file)")
-    entries, size = record[zipfile._ECD_ENTRIES_TOTAL], record[zipfile._ECD_SIZE]
+    entries, size = record[zipfile._ECD_ENTRIES_TOTAL], record[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
     if entries > MAX_MEMBERS or size > MAX_CENTRAL_DIRECTORY:
         raise DataError(f"{path} lists {entries} members in {format_bytes(size)}; a checkpoint has at most "
                         f"{MAX_MEMBERS}: refused")
@@ -230,9 +230,10 @@ def _check_meta(meta: dict, path) -> None:
     shapes = param_shapes(meta["model_type"], meta["input_dim"], meta["num_classes"], hyper)
     nbytes = sum(math.prod(s) for s in shapes.values()) * np.dtype(meta["dtype"]).itemsize
     free = available_memory()
-    if nbytes > MAX_PARAM_BYTES or (free is not None and 3 * nbytes > free):
+    limit = MAX_PARAM_BYTES if free is None else min(MAX_PARAM_BYTES, free // 3)
+    if nbytes > limit:
         raise DataError(f"{path}: the architecture needs {format_bytes(nbytes)} of parameters, more than "
-                        f"{format_bytes(MAX_PARAM_BYTES if nbytes > MAX_PARAM_BYTES else free // 3)}: refused")
+                        f"{format_bytes(limit)}: refused")
     names = meta.get("class_names")
     if names is not None and not (isinstance(names, list) and len(names) == meta["num_classes"] and all(
             isinstance(n, str) and 0 < len(n) <= MAX_NAME_CHARS for n in names)):
@@ -329,8 +330,10 @@ def _read_inputs(zf, members, meta, input_dim, path):
 
 def _codebook_shape(key: str, features: list[dict], path) -> tuple[int, ...]:
     """The shape of ``features/<i>/<array>`` that transform i (a ``bow``, checked in the meta) implies."""
-    index, array = _CODEBOOK_MEMBER.fullmatch(key).groups()
-    index = int(index)
+    match = _CODEBOOK_MEMBER.fullmatch(key)
+    if match is None:  # pragma: no cover (the caller matched it)
+        raise DataError(f"{path}: unexpected member inputs/{key}")
+    index, array = int(match.group(1)), match.group(2)
     if index >= len(features) or features[index]["type"] != "bow":
         raise DataError(f"{path}: member inputs/{key} belongs to no bow transform of its meta")
     t = features[index]

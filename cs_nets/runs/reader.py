@@ -6,6 +6,7 @@ import math
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -182,8 +183,9 @@ def collect_runs(sweep_dir: str | Path) -> list[dict]:
 
 
 def _run_row(run: Path, sweep_alive: bool | None) -> dict:
-    row = {"run": run.name, "status": "incomplete", "params": {}, "val_accuracy": None, "test_accuracy": None,
-           "train_accuracy": None, "epochs": None, "train_seconds": None, "command": ""}
+    row: dict[str, Any] = {"run": run.name, "status": "incomplete", "params": {}, "val_accuracy": None,
+                           "test_accuracy": None, "train_accuracy": None, "epochs": None, "train_seconds": None,
+                           "command": ""}
     args = _small_file(run / "sweep_args")
     exit_status = _small_file(run / "exit_status")
     if args is not None:

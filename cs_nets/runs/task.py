@@ -197,8 +197,8 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
     if changes:
         warnings.warn(f"continuing with the edited config.yaml ({describe_changes(changes)})", stacklevel=2)
         done = state.epoch if state else 0
-        header["config_changes"] = [*(header.get("config_changes") if isinstance(header.get("config_changes"), list)
-                                      else []),
+        earlier = header.get("config_changes")
+        header["config_changes"] = [*(earlier if isinstance(earlier, list) else []),
                                     *({"after_epoch": done, "key": k, "old": old, "new": new}
                                       for k, old, new in changes)]
     return _carry_out(run_dir, header, lambda: _train(config, data, model, run_dir, state, header, progress,
