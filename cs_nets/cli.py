@@ -34,6 +34,16 @@ _PLAIN_DATA_DIR_HELP = "data folder (default: $CS_NETS_DATA, else ~/.cache/cs_ne
 class _Group(click.Group):
     """Turns library errors into one line on stderr and the right exit code."""
 
+    def main(self, *args, **kwargs):
+        _guard_std_streams()
+        try:
+            os.getcwd()
+        except FileNotFoundError:  # every relative path (runs/, --out, --config) would point nowhere
+            _echo("error: the current working directory no longer exists (deleted?): cd to an existing folder",
+                  err=True)
+            sys.exit(2)
+        return super().main(*args, **kwargs)
+
     def invoke(self, ctx):
         debug = ctx.params.get("debug", False)
         try:
@@ -54,6 +64,30 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             _echo("interrupted", err=True)
             ctx.exit(130)
+
+
+def _guard_std_streams() -> None:
+    """Make a closed stdout or stderr (`csnets ... >&-`, `2>&-`) harmless; messages go to the stream left.
+
+    A closed descriptor 0, 1 or 2 is reopened on /dev/null first: otherwise the next file the
+    run opens would get that number, and anything written to "stderr" (by Python or a C
+    library) would land inside a run's file. Python starts with sys.stdout or sys.stderr None
+    then; each is pointed at the other stream, or at /dev/null when both are closed.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            if devnull != fd:  # lower descriptors are open, so os.open took this one; else move it
+                os.dup2(devnull, fd)
+                os.close(devnull)
+    if sys.stdout is None and sys.stderr is None:
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
+    elif sys.stdout is None:
+        sys.stdout = sys.stderr
+    elif sys.stderr is None:
+        sys.stderr = sys.stdout
 
 
 def _echo(message: str, err: bool = False) -> None:
@@ -305,10 +339,12 @@ def _report(result, signals) -> None:
 @_overwrite_option
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="continue this run directory from its last saved epoch, with its own config")
+@click.option("--allow-changed-config", is_flag=True,
+              help="with --resume: continue even though config.yaml was edited since the run started")
 @_data_dir_option
 @click.option("--plot", is_flag=True, help="write the PNG pictures at the end (needs cs_nets[plot])")
 @_quiet_option
-def train(config_path, overrides, out, overwrite, resume_dir, data_dir, plot, quiet):
+def train(config_path, overrides, out, overwrite, resume_dir, allow_changed_config, data_dir, plot, quiet):
     """Train a model with minibatch SGD; keep the best on validation; test once.
 
     The state is saved after every epoch; Ctrl-C, SIGTERM or SIGHUP stop the run
@@ -333,10 +369,13 @@ def train(config_path, overrides, out, overwrite, resume_dir, data_dir, plot, qu
         pictures = run_pictures(plot or run_config.output.plot)
         with _stoppable() as signals:
             result = resume(resume_dir, data_dir=data_dir, progress=_progress(quiet), log=log,
-                            on_epoch=_epoch_logger(log, run_config.train.num_epochs), pictures=pictures)
+                            on_epoch=_epoch_logger(log, run_config.train.num_epochs), pictures=pictures,
+                            allow_changed_config=allow_changed_config)
     else:
         if not config_path:
             raise click.UsageError("Missing option '--config' (or --resume RUN_DIR).")
+        if allow_changed_config:
+            raise click.UsageError("--allow-changed-config goes with --resume RUN_DIR")
         config = load_config(config_path, list(overrides))
         pictures = run_pictures(plot or config.output.plot)
         with _stoppable() as signals:

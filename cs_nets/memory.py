@@ -21,6 +21,7 @@ from cs_nets.errors import ConfigError
 from cs_nets.files.untrusted import format_bytes
 from cs_nets.nn.models import MODEL_CLASSES
 from cs_nets.nn.models.base import SCORING_ROWS
+from cs_nets.registry import POINT_SOURCES
 
 IMAGE_BYTES = 3072  # one 32x32x3 uint8 image
 # Official CIFAR-10 sizes, used before the data is loaded (a mirror may hold fewer images).
@@ -28,7 +29,9 @@ CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
 
 # What each part of the estimate is and which keys make it big, for the message.
 PARTS = {
-    "images": ("the uint8 images", "data.synthetic_train / data.synthetic_test"),
+    "images": ("the images (or 2-D points) and their labels", "SOURCE_SIZE"),
+    "generation": ("the temporaries of generating the data", "SOURCE_SIZE"),
+    "confusion": ("the test confusion matrix (classes x classes) and its copy in summary.json", "data.classes"),
     "features": ("the feature vectors", "features"),
     "inputs": ("the model inputs of the training and validation splits",
                "data.num_train / data.synthetic_train, data.dtype, features"),
@@ -58,24 +61,41 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
     from cs_nets.features.spec import feature_dim  # the features package is heavier than this module
 
     data, itemsize = config.data, np.dtype(config.data.dtype).itemsize
-    if data.source == "synthetic":
+    classes = num_classes(data)
+    if data.source in POINT_SOURCES:
+        # Two independent draws of points_per_class points per class: (N, 2) float32 each.
+        n_images = n_test = data.points_per_class * classes
+        row_bytes, raw_dim = 2 * 4, 2
+        # One draw at a time: float64 points, their noise and the shuffled copy, the float32
+        # result, the labels, their order and their shuffled copy (cs_nets.data.toy).
+        generation = n_images * (3 * 16 + 8 + 3 * 8)
+    elif data.source == "synthetic":
         n_images, n_test = data.synthetic_train, data.synthetic_test
+        row_bytes, raw_dim = IMAGE_BYTES, IMAGE_BYTES
+        # One draw at a time: float32 pixels and the class signal added to them (cs_nets.data.synthetic).
+        generation = max(n_images, n_test) * IMAGE_BYTES * 2 * 4
     else:
         n_images, n_test = CIFAR_TRAIN, CIFAR_TEST
+        row_bytes, raw_dim, generation = IMAGE_BYTES, IMAGE_BYTES, 0
     if num_train is None:
         num_train = data.num_train or max(n_images - data.num_val, 1)
     if input_dim is None:
-        input_dim = feature_dim(config.features) if config.features else IMAGE_BYTES
+        input_dim = feature_dim(config.features) if config.features else raw_dim
     num_val = data.num_val
     # Raw CIFAR-10 pixels are read straight into the model's dtype and normalized in
     # place (cs_nets.data.pipeline): the training images are then held once, as inputs.
     in_place = data.source == "cifar10" and not config.features
-    parts = {"images": (n_test if in_place else n_images + n_test) * IMAGE_BYTES}
+    parts = {"images": (n_test if in_place else n_images + n_test) * row_bytes + (n_images + n_test) * 8}
+    if generation:
+        parts["generation"] = generation
     if config.features:
         parts["features"] = (n_images + n_test) * feature_dim(config.features) * 4
+    # The test split's (C, C) int64 confusion matrix, its flat bincount, and summary.json's
+    # copy as a list of Python ints (a pointer and an int object each) and as JSON text.
+    parts["confusion"] = classes * classes * (8 + 8 + 36 + 4)
     # The test split is normalized SCORING_ROWS rows at a time (counted in activations).
     parts["inputs"] = (num_train + num_val) * input_dim * itemsize
-    shapes = param_shapes(config.model.type, input_dim, num_classes(data), config.model.build_kwargs())
+    shapes = param_shapes(config.model.type, input_dim, classes, config.model.build_kwargs())
     params = sum(math.prod(s) for s in shapes.values())
     # Training holds the parameters, the best epoch's copy and, with momentum, the
     # velocity; the trainer's fused step writes each gradient straight into its update
@@ -153,6 +173,10 @@ def check_fits(config, num_train: int | None = None, input_dim: int | None = Non
     if total > available:
         name = max(parts, key=lambda part: parts[part])
         what, keys = PARTS[name]
+        if keys == "SOURCE_SIZE":  # the keys that size this source's data
+            keys = ("data.points_per_class, data.classes" if config.data.source in POINT_SOURCES else
+                    "data.synthetic_train / data.synthetic_test" if config.data.source == "synthetic" else
+                    "data.num_train")
         raise ConfigError(
             f"the run needs about {format_bytes(total)} of memory but {format_bytes(available)} is available; "
             f"the largest part is {what}, {format_bytes(parts[name])}: lower {keys}")

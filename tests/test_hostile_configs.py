@@ -137,7 +137,7 @@ def test_long_values_are_clipped_in_messages(tmp_path):
 @pytest.mark.parametrize("override,part", [
     ("model.hidden_dims=[1000000000]", "the parameters with their velocity and best copy"),
     ("train.num_epochs=1000000000000", "the loss of every minibatch"),
-    ("data.synthetic_train=1000000000", "the model inputs of the training and validation splits"),
+    ("data.synthetic_train=1000000000", "the temporaries of generating the data"),  # 2 float32 copies
 ])
 def test_sizes_that_cannot_fit_are_refused_before_allocating(tmp_path, override, part):
     message = assert_one_line(csnets("train", "--config", SMOKE, "--set", override, "--out", tmp_path / "run"))

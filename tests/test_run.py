@@ -118,10 +118,13 @@ def test_overwrite_replaces_the_whole_run_and_never_deletes_the_input_config(tmp
     assert (out / "my.yaml").read_text() == SMOKE.read_text()
 
 
-def test_other_files_beside_no_run_are_left_alone(tmp_path):
+def test_a_folder_of_the_users_files_is_never_taken(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    run(smoke("train.num_epochs=1"), tmp_path)
-    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "model.npz").exists()
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match=r"holds files that are not a run \(notes.txt\); a run is written "
+                                              r"only into a new or empty folder"):
+            run(smoke("train.num_epochs=1"), tmp_path, overwrite=overwrite)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 def test_resume_of_a_finished_run_does_nothing(reference):
@@ -299,3 +302,58 @@ def test_one_process_writes_a_run_at_a_time(tmp_path):
         proc.communicate(timeout=60)
     assert proc.returncode == 143
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+
+
+# ---------------------------------------------------------------- every shipped kind of pipeline, end to end
+
+SHIPPED = sorted(p for p in (ROOT / "configs").glob("*.yaml"))
+
+
+def small_copy(config_path: Path, folder: Path) -> Path:
+    """The shipped config on small synthetic data, its pipeline kept (same transforms, smaller bow codebooks)."""
+    import yaml
+
+    raw = yaml.safe_load(config_path.read_text())
+    data = raw.setdefault("data", {})
+    if data.get("source", "cifar10") == "cifar10":
+        data.update(source="synthetic", synthetic_train=400, synthetic_test=100, num_val=50)
+    else:
+        data.update(points_per_class=60, num_val=30)
+    data.pop("num_train", None)
+    for t in raw.get("features") or []:
+        if t["type"] == "bow":
+            t.update(words=16, samples=2000, iterations=2)
+    raw.setdefault("train", {})["num_epochs"] = 2
+    if "search" in raw:
+        raw["search"]["attempts"] = 5
+    path = folder / config_path.name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("config_path", [
+    pytest.param(p, id=p.stem, marks=() if p.stem in ("linear_bow", "toy_spiral") else pytest.mark.slow)
+    for p in SHIPPED])  # the bag of words (once unreadable) and the 2-D points in the quick suite
+def test_every_shipped_pipeline_trains_evaluates_and_plots(config_path, tmp_path):
+    """raw pixels, hog + color, bag of words, polar, 2-D points: the run's model.npz is read back by
+    evaluate (same test accuracy) and by plot (no warning)."""
+    pytest.importorskip("matplotlib")
+    from click.testing import CliRunner
+
+    from cs_nets.cli import main
+
+    config = small_copy(config_path, tmp_path)
+    out = tmp_path / "run"
+    command = "random-search" if "search" in config.read_text() else "train"
+    runner = CliRunner()
+    trained = runner.invoke(main, [command, "--config", str(config), "--out", str(out), "--quiet"])
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads((out / "summary.json").read_text())
+    evaluated = runner.invoke(main, ["evaluate", "--checkpoint", str(out), "--json", "--quiet"])
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(evaluated.stdout)
+    assert result["accuracy"] == summary["test_accuracy"] and result["same_data"] is True
+    plotted = runner.invoke(main, ["plot", str(out), "--out", str(tmp_path / "pictures")])
+    assert plotted.exit_code == 0, plotted.output
+    assert "warning" not in plotted.output and "confusion" in plotted.output
+    assert any(p.suffix == ".png" for p in (tmp_path / "pictures").iterdir())

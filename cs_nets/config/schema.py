@@ -49,7 +49,8 @@ class DataConfig:
     synthetic_test: int = option(500, "test images of the synthetic source", gt=0)
     points_per_class: int = option(100, "2-D sources: training points per class (the test split is as many more)",
                                  gt=0)
-    noise: float = option(0.1, "2-D sources: std of the Gaussian noise added to each coordinate", min=0.0)
+    noise: float = option(0.1, "2-D sources: std of the Gaussian noise added to each coordinate (the shapes "
+                                "lie within radius 1)", min=0.0, max=1000.0)
     classes: int | None = option(None, "2-D sources: number of classes (default: 2 for circles, 3 otherwise)",
                                min=2)
 

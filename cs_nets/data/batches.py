@@ -51,15 +51,33 @@ def max_rows(fmt, nbytes):
     return nbytes // (IMAGE_BYTES if fmt == "python" else RECORD_BYTES)
 
 
-def read_batch(fmt, file, name):
+_BATCH_LABEL = re.compile(r"training batch ([1-9][0-9]{0,3}) of ([1-9][0-9]{0,3})")
+
+
+def read_batch(fmt, file, name, declared: list | None = None):
     """Read one batch from the binary file object ``file``; ``name`` is used in errors.
 
     Returns X: (N, 3072) uint8 (may be a view of the file's bytes) and y: (N,) int64 in 0..9.
-    Raises DataError for a corrupt, truncated or refused file.
+    declared: a list to which (k, K) is appended when the batch calls itself "training batch
+    k of K" (the python layout's ``batch_label``), so the caller can tell a lost batch file
+    from a mirror with fewer batches. Raises DataError for a corrupt, truncated or refused file.
     """
     if fmt == "python":
-        return _read_python_batch(file, name)
+        return _read_python_batch(file, name, declared)
     return _read_binary_batch(file, name)
+
+
+def check_declared_batches(numbers, declared, where) -> None:
+    """DataError when the python layout's batch labels ("training batch k of K") name training
+    batches that are not among ``numbers`` (the k of the files read), e.g. a deleted data_batch_5."""
+    totals = {total for _, total in declared}
+    if len(totals) != 1:
+        return  # no labels (a mirror's own files) or inconsistent ones: nothing to hold the files against
+    total = totals.pop()
+    lost = [k for k in range(1, total + 1) if k not in set(numbers)]
+    if lost:
+        raise DataError(f"{where} is incomplete: {', '.join(f'data_batch_{k}' for k in lost[:5])} missing "
+                        f"(its training batches say there are {total})")
 
 
 def read_meta(fmt, file, name):
@@ -77,10 +95,16 @@ def read_meta(fmt, file, name):
     return names
 
 
-def _read_python_batch(file, name):
+def _read_python_batch(file, name, declared=None):
     entries = _str_keys(load_untrusted(file, name), name)
     if "data" not in entries or "labels" not in entries:
         raise DataError(f"{name} is not a CIFAR-10 batch: it has no 'data' and 'labels' entries")
+    label = entries.get("batch_label")
+    if declared is not None and isinstance(label, (bytes, str)):
+        text = label.decode("latin1") if isinstance(label, bytes) else label
+        match = _BATCH_LABEL.fullmatch(text.strip())
+        if match:
+            declared.append((int(match.group(1)), int(match.group(2))))
     X = entries["data"]
     if not isinstance(X, np.ndarray) or X.dtype != np.uint8 or X.ndim != 2 or X.shape[1] != IMAGE_BYTES:
         found = f"{X.dtype} {X.shape}" if isinstance(X, np.ndarray) else type(X).__name__
@@ -90,7 +114,9 @@ def _read_python_batch(file, name):
 
 def _read_binary_batch(file, name):
     raw = file.read()
-    if not raw or len(raw) % RECORD_BYTES:
+    if not raw:
+        raise DataError(f"{name} holds no images (0 bytes): a CIFAR-10 batch holds at least one")
+    if len(raw) % RECORD_BYTES:
         raise DataError(
             f"{name} is truncated or corrupt: {len(raw)} bytes is not a whole number "
             f"of {RECORD_BYTES}-byte records"
@@ -100,7 +126,9 @@ def _read_binary_batch(file, name):
 
 
 def _labels(labels, n, name):
-    """Labels as (n,) int64, checked to be n integers in 0..9."""
+    """Labels as (n,) int64, checked to be n integers in 0..9 (n > 0: an empty batch is refused)."""
+    if n == 0:
+        raise DataError(f"{name} holds no images: a CIFAR-10 batch holds at least one")
     try:
         y = np.asarray(labels)
     except (TypeError, ValueError):

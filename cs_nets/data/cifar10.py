@@ -15,11 +15,12 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from cs_nets.data.batches import IMAGE_BYTES, LAYOUTS, max_rows, read_batch, read_meta
+from cs_nets.data.batches import IMAGE_BYTES, LAYOUTS, check_declared_batches, max_rows, read_batch, read_meta
 from cs_nets.data.download import fetch, file_md5, part_path
 from cs_nets.data.extract import ARCHIVE_ERRORS, check_member, safe_extract
 from cs_nets.data.messages import one_line
 from cs_nets.errors import ConfigError, DataError
+from cs_nets.files.untrusted import check_regular, open_regular
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
@@ -117,6 +118,8 @@ def download_cifar10(data_dir, fmt="python", url=None, md5=None, force=False,
     if not force and _complete_files(folder, fmt) is not None:
         log(f"CIFAR-10 is ready in {folder}")
         return folder
+    if not force and (partial := _partial_folder_error(folder, fmt)) is not None:
+        raise partial
     expected = _expected_md5(spec, url, md5, log)
     archive = data_dir / spec.filename
     try:
@@ -165,6 +168,7 @@ def _fetch_and_extract(spec, data_dir, archive, url, expected, force, progress, 
     if force:
         part_path(archive).unlink(missing_ok=True)  # a forced fetch starts from zero
     if archive.exists() and not force:
+        check_regular(archive, "archive")  # a FIFO here would block the checksum forever
         log(f"using {archive}")
         if expected is not None and (found := file_md5(archive)) != expected:
             raise DataError(f"{archive} has MD5 {found}, expected {expected}: "
@@ -233,6 +237,10 @@ def _locate(data_dir, fmt=None):
             if _complete_files(folder, f) is not None:
                 return "folder", f, folder
     for f in fmts:
+        for folder in (data_dir / OFFICIAL[f].folder, data_dir):
+            if (partial := _partial_folder_error(folder, f)) is not None:
+                raise partial
+    for f in fmts:
         archive = data_dir / OFFICIAL[f].filename
         if archive.is_file():
             return "archive", f, archive
@@ -253,9 +261,32 @@ def _layout_files(folder, fmt, name=None):
     missing = [n for n in (layout.test, layout.meta) if n not in names]
     if not train:
         missing.insert(0, "data_batch_<k>")
+    else:  # batches are numbered 1..K: a gap is a lost file, not a smaller mirror
+        have = {k for k, _ in train}
+        suffix = ".bin" if fmt == "binary" else ""
+        missing[:0] = [f"data_batch_{k}{suffix}" for k in range(1, max(have) + 1) if k not in have][:5]
     if missing:
         raise DataError(f"{name or folder} is incomplete: {', '.join(missing)} missing")
     return [folder / n for _, n in train], folder / layout.test, folder / layout.meta
+
+
+def _partial_folder_error(folder, fmt):
+    """A DataError naming what is missing when ``folder`` holds some files of the ``fmt`` layout but not all
+    (a file lost or deleted: downloading would not put it back, and a smaller set must not be used
+    silently); None when the folder is complete or holds none of them."""
+    layout = LAYOUTS[fmt]
+    folder = Path(folder)
+    try:
+        names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+        if not any(n in (layout.test, layout.meta) or layout.batch_number(n) is not None for n in names):
+            return None
+        _layout_files(folder, fmt)
+    except OSError as err:
+        return DataError(f"cannot read the data folder {folder}: {one_line(err)}")
+    except DataError as err:
+        return DataError(f"{err}: put the file back, or run `csnets download --force` (with the same "
+                         f"--data-dir) to download and extract CIFAR-10 again")
+    return None
 
 
 def _complete_files(folder, fmt):
@@ -267,14 +298,16 @@ def _complete_files(folder, fmt):
 
 def _load_folder(folder, fmt, train_dtype="uint8"):
     train, test, meta = _layout_files(folder, fmt)
-    X_train, y_train = _read_batches(fmt, train, train_dtype)
+    declared = []
+    X_train, y_train = _read_batches(fmt, train, train_dtype, declared)
+    check_declared_batches([LAYOUTS[fmt].batch_number(p.name) for p in train], declared, folder)
     X_test, y_test = _read_batches(fmt, [test])
     with _open(meta) as f:
         class_names = read_meta(fmt, f, str(meta))
     return RawCifar(X_train, y_train, X_test, y_test, class_names, fmt, Path(folder))
 
 
-def _read_batches(fmt, paths, dtype="uint8"):
+def _read_batches(fmt, paths, dtype="uint8", declared=None):
     """Concatenate batch files into one preallocated (N, 3072) ``dtype`` and (N,) int64."""
     # File sizes bound the image count (exactly for binary, within ~60 rows per
     # python batch), so the arrays are filled in place instead of concatenated.
@@ -285,10 +318,10 @@ def _read_batches(fmt, paths, dtype="uint8"):
     # One thread reads (and unpickles) the next file while this one copies the last into
     # place: at most two batches (2 x 30 MB) are held at once.
     with ThreadPoolExecutor(1) as reader:
-        pending = reader.submit(_read_file, fmt, paths[0]) if paths else None
+        pending = reader.submit(_read_file, fmt, paths[0], declared) if paths else None
         for i, path in enumerate(paths):
             Xb, yb = pending.result()
-            pending = reader.submit(_read_file, fmt, paths[i + 1]) if i + 1 < len(paths) else None
+            pending = reader.submit(_read_file, fmt, paths[i + 1], declared) if i + 1 < len(paths) else None
             if n + len(Xb) > capacity:  # only a malformed file can claim more images than bytes
                 raise DataError(f"{path} is corrupt: more images than its size allows")
             X[n:n + len(Xb)] = Xb  # casts to dtype (exact: 0..255)
@@ -298,22 +331,19 @@ def _read_batches(fmt, paths, dtype="uint8"):
     return X[:n], y[:n]
 
 
-def _read_file(fmt, path):
+def _read_file(fmt, path, declared=None):
     with _open(path) as f:
-        return read_batch(fmt, f, str(path))
+        return read_batch(fmt, f, str(path), declared)
 
 
 def _open(path):
-    try:
-        return open(path, "rb")
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {one_line(err)}") from None
+    return open_regular(path, "data file")
 
 
 def _load_archive(archive, fmt, train_dtype="uint8"):
     """Read the ``fmt`` layout straight from its .tar.gz, streaming, without extracting."""
     layout = LAYOUTS[fmt]
-    train, test, class_names = {}, None, None
+    train, test, class_names, declared = {}, None, None, []
     try:
         with tarfile.open(archive, "r|*") as tar:  # stream: one pass of decompression
             for member in tar:
@@ -331,7 +361,7 @@ def _load_archive(archive, fmt, train_dtype="uint8"):
                 elif base == layout.test:
                     test = read_batch(fmt, f, where)
                 else:
-                    X, y = read_batch(fmt, f, where)
+                    X, y = read_batch(fmt, f, where, declared)
                     train[k] = (np.ascontiguousarray(X), y)  # binary rows are strided views
     except DataError:
         raise
@@ -341,6 +371,7 @@ def _load_archive(archive, fmt, train_dtype="uint8"):
                                        (layout.meta, class_names)) if not have]
     if missing:
         raise DataError(f"{archive} is incomplete: {', '.join(missing)} missing")
+    check_declared_batches(list(train), declared, archive)
     batches = [train[k] for k in sorted(train)]
     X_train = np.concatenate([b[0] for b in batches], dtype=train_dtype)
     y_train = np.concatenate([b[1] for b in batches])

@@ -21,6 +21,7 @@ from cs_nets.config import Config, config_from_dict, load_config
 from cs_nets.errors import ConfigError, DataError
 from cs_nets.files.untrusted import clip, clip_text
 from cs_nets.runs.checkpoint import checkpoint_path, load_checkpoint
+from cs_nets.runs.reader import config_changes
 
 
 def evaluate_checkpoint(checkpoint, split: str = "test", data_dir=None, url: str | None = None,
@@ -108,21 +109,9 @@ def check_matches_run_config(path: Path, config: Config) -> None:
         run_config = load_config(beside)
     except ConfigError as err:
         raise DataError(f"{beside} beside {path.name} is not a valid config: {clip_text(err, 240)}") from None
-    stored, written = _flatten(config.to_dict()), _flatten(run_config.to_dict())
-    differ = [key for key in sorted(set(stored) | set(written)) if stored.get(key) != written.get(key)]
+    differ = config_changes(config.to_dict(), run_config.to_dict())
     if differ:
-        key = differ[0]
+        key, stored, written = differ[0]
         more = f" (and {len(differ) - 1} more keys)" if len(differ) > 1 else ""
-        raise DataError(f"{path} does not match {beside}: {key} is {clip(stored.get(key))} in the checkpoint but "
-                        f"{clip(written.get(key))} in config.yaml{more}; one of them was replaced")
-
-
-def _flatten(config: dict) -> dict:
-    """{"model": {"reg": 0.1}} -> {"model.reg": 0.1}; lists stay values."""
-    flat = {}
-    for section, values in config.items():
-        if isinstance(values, dict):
-            flat.update({f"{section}.{k}": v for k, v in values.items()})
-        else:
-            flat[section] = values
-    return flat
+        raise DataError(f"{path} does not match {beside}: {key} is {clip(stored)} in the checkpoint but "
+                        f"{clip(written)} in config.yaml{more}; one of them was replaced")

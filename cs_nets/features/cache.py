@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from cs_nets.errors import DataError
 from cs_nets.features.extract import check_pixels, extract_features
 from cs_nets.features.spec import feature_dim, normalize_transforms
 from cs_nets.files.atomic import atomic_open
+from cs_nets.files.untrusted import open_regular
 
 # Part of every key: bump it when a feature definition changes so that stale
 # caches written by older code are never reused.
 FEATURES_VERSION = 1
+FINITE_CHECK_ROWS = 4096  # rows checked at a time: a small temporary, whatever the cache's size
 
 
 def cache_key(fingerprint, transforms, codebooks=None):
@@ -98,11 +101,20 @@ def _lock(path, log):
 
 
 def _load(path, expected_shape):
-    features = np.load(path, allow_pickle=False)
+    """The cached (N, F) float32 array at `path`; ValueError if it has another shape or dtype, or a value
+    that is not finite (a cache file damaged, or written by a bug: it must never be trained on)."""
+    try:
+        with open_regular(path, "feature cache") as f:  # a FIFO or device in its place must not block
+            features = np.load(f, allow_pickle=False)
+    except DataError as err:
+        raise ValueError(str(err)) from None
     if features.shape != expected_shape or features.dtype != np.float32:
         raise ValueError(
             f"holds {features.shape} {features.dtype}, expected {expected_shape} float32"
         )
+    for start in range(0, len(features), FINITE_CHECK_ROWS):
+        if not np.isfinite(features[start:start + FINITE_CHECK_ROWS]).all():
+            raise ValueError("holds values that are not finite (NaN or infinity)")
     return features
 
 

@@ -5,14 +5,19 @@ here bound what they accept (bytes on disk, JSON nesting, array sizes declared
 in a header) and fail with one line (``DataError``, or the ``error`` class the
 caller names) instead of RecursionError, MemoryError or UnicodeDecodeError.
 ``clip`` makes the values quoted in messages short, however big the value is.
+Files are opened with ``open_regular``: a FIFO, device or socket in place of a file is
+refused in one line instead of blocking forever or reading without end.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import re
 import reprlib
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -71,12 +76,58 @@ def loads_json(text: str, what: str, max_depth: int = MAX_JSON_DEPTH, error=Data
         raise error(f"{what} is not valid JSON ({clip_text(err, 120)})") from None
 
 
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def kind_of(mode: int) -> str:
+    """'a FIFO (named pipe)', 'a character device', ... for a st_mode that is not a regular file's."""
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def open_regular(path, what: str = "file", error=DataError):
+    """``open(path, "rb")`` for a regular file only (symbolic links followed); ``error`` in one line otherwise.
+
+    Opened without blocking, then checked with fstat: a FIFO with no writer, a device such
+    as /dev/zero or a socket is refused at once instead of hanging or reading forever; a
+    file swapped for something else between a check and the open cannot slip through.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        if err.errno == errno.ENXIO:  # a socket cannot be opened at all
+            raise error(f"{what} {path} is a socket, not a regular file: refused") from None
+        raise error(f"cannot read {what} {path}: {err.strerror or err}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(f"{what} {path} is {kind_of(mode)}, not a regular file: refused")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_regular(path, what: str = "file", error=DataError) -> None:
+    """``error`` unless ``path`` is missing or a regular file (for paths handed to code that opens them itself)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise error(f"cannot read {what} {path}: {err.strerror or err}") from None
+    if not stat.S_ISREG(mode):
+        raise error(f"{what} {path} is {kind_of(mode)}, not a regular file: refused")
+
+
 def read_text(path, what: str, max_bytes: int, error=DataError) -> str:
     """The UTF-8 text of the file at ``path`` (a leading BOM dropped); ``error`` if it is larger than
     ``max_bytes``, unreadable or not UTF-8."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, what, error) as f:
             data = f.read(max_bytes + 1)
     except OSError as err:
         raise error(f"cannot read {what} {path}: {err.strerror or err}") from None
@@ -138,9 +189,9 @@ def load_npy(path, what: str, allowed_dtypes, max_bytes: int) -> np.ndarray:
     """A .npy file as an array, its header checked (``read_npy_header``) and its size matching the file."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, what) as f:
             shape, dtype, nbytes = read_npy_header(f, what, allowed_dtypes, max_bytes)
-            left = path.stat().st_size - f.tell()
+            left = os.fstat(f.fileno()).st_size - f.tell()
             if left != nbytes:
                 raise DataError(f"{what} declares {nbytes} data bytes but holds {left}")
             return read_into(f, np.empty(shape, dtype), what)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import zipfile
 import zlib
@@ -29,7 +30,15 @@ import numpy as np
 from cs_nets import registry
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.files.atomic import atomic_open
-from cs_nets.files.untrusted import clip, clip_text, format_bytes, loads_json, read_into, read_npy_header
+from cs_nets.files.untrusted import (
+    clip,
+    clip_text,
+    format_bytes,
+    loads_json,
+    open_regular,
+    read_into,
+    read_npy_header,
+)
 from cs_nets.memory import available_memory, param_shapes
 
 FORMAT_VERSION = 1
@@ -47,7 +56,9 @@ MAX_MAXOUT_PIECES = 1 << 10
 MAX_CLASSES = 1000
 MAX_NAME_CHARS = 200
 
-_MEMBER = re.compile(r"(meta|params/[A-Za-z0-9_]{1,32}|inputs/[A-Za-z0-9_]{1,32})\.npy")
+_MEMBER = re.compile(r"(meta|params/[A-Za-z0-9_]{1,32}|inputs/[A-Za-z0-9_]{1,32}"
+                     r"|inputs/features/(?:0|[1-9][0-9]?)/(?:centroids|whiten_mean|whiten_matrix))\.npy")
+_CODEBOOK_MEMBER = re.compile(r"features/(0|[1-9][0-9]?)/(centroids|whiten_mean|whiten_matrix)")
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 _FLOATS = [np.dtype("<f4"), np.dtype("<f8")]
 
@@ -90,11 +101,11 @@ def load_checkpoint(path):
     Raises DataError, in one line, for anything that is not a checkpoint this code wrote.
     """
     path = checkpoint_path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"no checkpoint at {path}")
     try:
-        with open(path, "rb") as f:
-            size = path.stat().st_size
+        with open_regular(path, "checkpoint") as f:
+            size = os.fstat(f.fileno()).st_size
             if size > MAX_FILE_BYTES:
                 raise DataError(f"{path} is {format_bytes(size)}; a checkpoint is at most "
                                 f"{format_bytes(MAX_FILE_BYTES)}: refused")
@@ -125,7 +136,7 @@ def _check_central_directory(f, path) -> None:
     record = end_record(f)
     if record is None:
         raise DataError(f"{path} is not a cs_nets checkpoint (not a zip file)")
-    entries, size = record[zipfile._ECD_ENTRIES_TOTAL], record[zipfile._ECD_SIZE]
+    entries, size = record[zipfile._ECD_ENTRIES_TOTAL], record[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
     if entries > MAX_MEMBERS or size > MAX_CENTRAL_DIRECTORY:
         raise DataError(f"{path} lists {entries} members in {format_bytes(size)}; a checkpoint has at most "
                         f"{MAX_MEMBERS}: refused")
@@ -219,9 +230,10 @@ def _check_meta(meta: dict, path) -> None:
     shapes = param_shapes(meta["model_type"], meta["input_dim"], meta["num_classes"], hyper)
     nbytes = sum(math.prod(s) for s in shapes.values()) * np.dtype(meta["dtype"]).itemsize
     free = available_memory()
-    if nbytes > MAX_PARAM_BYTES or (free is not None and 3 * nbytes > free):
+    limit = MAX_PARAM_BYTES if free is None else min(MAX_PARAM_BYTES, free // 3)
+    if nbytes > limit:
         raise DataError(f"{path}: the architecture needs {format_bytes(nbytes)} of parameters, more than "
-                        f"{format_bytes(MAX_PARAM_BYTES if nbytes > MAX_PARAM_BYTES else free // 3)}: refused")
+                        f"{format_bytes(limit)}: refused")
     names = meta.get("class_names")
     if names is not None and not (isinstance(names, list) and len(names) == meta["num_classes"] and all(
             isinstance(n, str) and 0 < len(n) <= MAX_NAME_CHARS for n in names)):
@@ -299,9 +311,13 @@ def _read_inputs(zf, members, meta, input_dim, path):
     arrays = {}
     for name in (n for n in members if n.startswith("inputs/")):
         key, what = name[len("inputs/"):], f"{path}: {name}"
-        if key not in ("mean", "std"):
+        if key in ("mean", "std"):
+            expected = (input_dim,)
+        elif _CODEBOOK_MEMBER.fullmatch(key):
+            expected = _codebook_shape(key, meta["inputs"]["features"], path)
+        else:
             raise DataError(f"{path}: unexpected member {name}")
-        f, shape, dtype = _open_array(zf, members[name], what, _FLOATS, input_dim * 8, shape=(input_dim,))
+        f, shape, dtype = _open_array(zf, members[name], what, _FLOATS, math.prod(expected) * 8, shape=expected)
         with f:
             arrays[key] = read_into(f, np.empty(shape, dtype), what)
     try:
@@ -310,3 +326,18 @@ def _read_inputs(zf, members, meta, input_dim, path):
         raise DataError(f"{path}: its input statistics are not valid ({clip_text(err, 200)})") from None
     inputs.data_fingerprint = meta.get("data_fingerprint")
     return inputs
+
+
+def _codebook_shape(key: str, features: list[dict], path) -> tuple[int, ...]:
+    """The shape of ``features/<i>/<array>`` that transform i (a ``bow``, checked in the meta) implies."""
+    match = _CODEBOOK_MEMBER.fullmatch(key)
+    if match is None:  # pragma: no cover (the caller matched it)
+        raise DataError(f"{path}: unexpected member inputs/{key}")
+    index, array = int(match.group(1)), match.group(2)
+    if index >= len(features) or features[index]["type"] != "bow":
+        raise DataError(f"{path}: member inputs/{key} belongs to no bow transform of its meta")
+    t = features[index]
+    dim = 3 * t["patch"] * t["patch"]  # patch and words are bounded by normalize_transforms
+    if array != "centroids" and not t["whiten"]:
+        raise DataError(f"{path}: member inputs/{key}, but transform {index} does not whiten")
+    return {"centroids": (t["words"], dim), "whiten_mean": (dim,), "whiten_matrix": (dim, dim)}[array]

@@ -7,6 +7,7 @@ import os
 import shlex
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +107,30 @@ def parse_overrides(overrides: list[str]) -> dict:
     return params
 
 
+def flatten_config(config: dict) -> dict:
+    """{"model": {"reg": 0.1}} -> {"model.reg": 0.1}; lists stay values."""
+    flat = {}
+    for section, values in config.items():
+        if isinstance(values, dict):
+            flat.update({f"{section}.{k}": v for k, v in values.items()})
+        else:
+            flat[section] = values
+    return flat
+
+
+def config_changes(old: dict, new: dict) -> list[tuple[str, object, object]]:
+    """(key, old value, new value) for each dotted key whose value differs between two config dicts, sorted."""
+    before, after = flatten_config(old), flatten_config(new)
+    return [(key, before.get(key), after.get(key)) for key in sorted(set(before) | set(after))
+            if before.get(key) != after.get(key)]
+
+
+def describe_changes(changes: list[tuple[str, object, object]], limit: int = 3) -> str:
+    """'optim.learning_rate 0.001 -> 0.0005, ...' for an error message (at most `limit` keys named)."""
+    text = ", ".join(f"{key} {clip(old, 40)} -> {clip(new, 40)}" for key, old, new in changes[:limit])
+    return text + (f" (and {len(changes) - limit} more)" if len(changes) > limit else "")
+
+
 def pid_alive(pid, host) -> bool | None:
     """Whether process ``pid`` runs on this machine; None when ``host`` is another machine or unknown."""
     if not isinstance(host, str) or host != socket.gethostname():
@@ -179,8 +204,9 @@ def collect_runs(sweep_dir: str | Path) -> list[dict]:
 
 
 def _run_row(run: Path) -> dict:
-    row = {"run": run.name, "status": "incomplete", "params": {}, "val_accuracy": None, "test_accuracy": None,
-           "train_accuracy": None, "epochs": None, "train_seconds": None, "command": ""}
+    row: dict[str, Any] = {"run": run.name, "status": "incomplete", "params": {}, "val_accuracy": None,
+                           "test_accuracy": None, "train_accuracy": None, "epochs": None, "train_seconds": None,
+                           "command": ""}
     summary = None
     if (run / "summary.json").exists():
         try:

@@ -10,8 +10,13 @@ signal arrived, for the exit code 128 + signal number (130 Ctrl-C, 129 SIGHUP,
 143 SIGTERM).
 
 Once training has ended, ``run`` writes the run's last files inside ``finishing()``:
-a signal that arrives then is only recorded, so the run finishes saving (a second or
-so) with the status its training had, instead of being cut short half-scored.
+one signal that arrives then is only recorded, so the run finishes saving (a second or
+so) with the status its training had, instead of being cut short half-scored. A
+second stop signal (counting the one that ended the training) means the user will not
+wait: ``StoppedAgain`` is raised at once (on entering ``finishing()`` if two have come
+already), and the run ends as ``interrupted`` with its training state kept for
+``--resume``. Scoring works in chunks of a few thousand rows, so a stop is acted on
+within a chunk's time.
 
 Only the main thread may install handlers; elsewhere (e.g. a sweep worker) the
 context manager does nothing and the host's own handling applies.
@@ -27,13 +32,23 @@ STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal
                                  getattr(signal, "SIGHUP", None)) if s is not None)
 
 
-_finishing = False  # set by finishing(): stop signals are recorded, not raised
+_finishing = False  # set by finishing(): one stop signal is recorded, a second raises StoppedAgain
+_record = None  # the SignalRecord of the innermost stop_signals_as_interrupt, if any
+
+
+class StoppedAgain(KeyboardInterrupt):
+    """A second stop signal while a run scores and saves its results: stop now, keep the training state."""
 
 
 @contextlib.contextmanager
 def finishing():
-    """Inside the block, stop signals under ``stop_signals_as_interrupt`` raise nothing (they are recorded)."""
+    """Inside the block, a first stop signal raises nothing (it is recorded); a second raises StoppedAgain.
+
+    Raises StoppedAgain on entry when two stop signals have come already.
+    """
     global _finishing
+    if _record is not None and len(_record.signals) >= 2:
+        raise StoppedAgain(signal.Signals(_record.signals[-1]).name)
     previous, _finishing = _finishing, True
     try:
         yield
@@ -59,6 +74,7 @@ class SignalRecord:
 @contextlib.contextmanager
 def stop_signals_as_interrupt():
     """Within the block, SIGINT/SIGTERM/SIGHUP raise KeyboardInterrupt once; yields a SignalRecord."""
+    global _record
     record = SignalRecord()
     if threading.current_thread() is not threading.main_thread():
         yield record
@@ -66,14 +82,19 @@ def stop_signals_as_interrupt():
 
     def handler(signum, frame):
         record.signals.append(signum)
-        if len(record.signals) == 1 and not _finishing:
+        if _finishing:
+            if len(record.signals) >= 2:
+                raise StoppedAgain(signal.Signals(signum).name)
+        elif len(record.signals) == 1:
             raise KeyboardInterrupt(signal.Signals(signum).name)
 
     previous = {}
     for sig in STOP_SIGNALS:
         previous[sig] = signal.signal(sig, handler)
+    outer, _record = _record, record
     try:
         yield record
     finally:
+        _record = outer
         for sig, old in previous.items():
             signal.signal(sig, old)

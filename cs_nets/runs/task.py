@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,17 +31,28 @@ import numpy as np
 from cs_nets.config import Config, config_from_dict, yaml_load
 from cs_nets.data.pipeline import Dataset, prepare_dataset
 from cs_nets.errors import ArgumentError, ConfigError, DataError
+from cs_nets.files.untrusted import clip, read_text
 from cs_nets.memory import check_fits
 from cs_nets.nn.models import build_model
+from cs_nets.nn.models.base import SCORING_ROWS
 from cs_nets.nn.random_search import random_search
 from cs_nets.registry import ENDED_STATUSES, TASKS
 from cs_nets.runs.checkpoint import save_checkpoint
 from cs_nets.runs.layout import STATE_FILE
-from cs_nets.runs.signals import finishing
-from cs_nets.runs.writer import RunDir, check_new_run_dir, default_run_dir
+from cs_nets.runs.reader import config_changes, describe_changes
+from cs_nets.runs.signals import StoppedAgain, finishing
+from cs_nets.runs.writer import (
+    RunDir,
+    check_new_run_dir,
+    default_run_dir,
+    read_summary_if_any,
+    refuse_special_folder,
+)
 from cs_nets.training.metrics import accuracy_of, confusion_matrix
 from cs_nets.training.state import TrainState
-from cs_nets.training.trainer import accuracy, fit, train_eval_rows
+from cs_nets.training.trainer import fit, train_eval_rows
+
+MAX_RUN_CONFIG_BYTES = 1 << 20
 
 
 @dataclass
@@ -100,19 +112,25 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
         raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
     log = log or _silent
     path = Path(out) if out else default_run_dir(config)
-    check_new_run_dir(path, overwrite, config_path)
+    unique = not out and not config.output.dir  # a default name: RunDir.new picks a free one
+    if unique:
+        refuse_special_folder(path)
+    else:
+        check_new_run_dir(path, overwrite, config_path)
     if dataset is None:
         check_fits(config)  # a run that cannot fit in memory is refused before any download
     data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
     model = build_model_for(config, data) if task == "train" else None
-    run_dir = RunDir.new(path, overwrite, config_path)
+    run_dir = RunDir.new(path, overwrite, config_path, unique=unique)
     log(f"data: {len(data.y_train)} train, {len(data.y_val)} val, {len(data.y_test)} test, "
-        f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {path}")
+        f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {run_dir.path}")
     header = {"task": task, "model": config.model.type if task == "train" else "random_search",
               "overrides": list(overrides), "command": command or "", "data_fingerprint": data.inputs.data_fingerprint,
-              "class_names": list(data.class_names), **(extra_summary or {})}
+              "class_names": list(data.class_names), "config": config.to_dict(), **(extra_summary or {})}
 
     def work():
+        # summary.json first: from now on the folder says which task wrote it, even if killed at once
+        run_dir.write_summary({**_running(header), "epochs": 0})
         run_dir.write_config(config)
         if task == "random_search":
             return _search(config, data, run_dir, header, progress, log)
@@ -122,8 +140,14 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
 
 
 def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress: bool = False, log=None,
-           on_epoch=None, pictures: Pictures | None = None, extra_summary: dict | None = None) -> RunResult:
+           on_epoch=None, pictures: Pictures | None = None, extra_summary: dict | None = None,
+           allow_changed_config: bool = False) -> RunResult:
     """Continue the training run in `run_path` from its last saved epoch, with its own config.
+
+    config.yaml must be the config the run started with (summary.json records it): an
+    edited one is refused (ConfigError naming each changed key, old and new value) unless
+    ``allow_changed_config``; the run then goes on with the edited config and summary.json
+    lists the changes in ``config_changes`` (with the epoch they took effect after).
 
     A run that already finished is returned as it is. The data must be the data the
     run started on (its fingerprint is checked; DataError otherwise). The result's
@@ -131,16 +155,27 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
     pictures, extra_summary: as for ``run`` (fields of the same name the run recorded are replaced).
     """
     log = log or _silent
+    if (Path(run_path) / "config.yaml").exists() and (Path(run_path) / "summary.json").exists():
+        # refused before the folder is even locked; checked again below, once it is
+        _changed_config(Path(run_path), read_run_config(run_path), read_summary_if_any(run_path), allow_changed_config)
     run_dir = RunDir.existing(run_path)
     try:
         config = read_run_config(run_dir.path)
         summary = run_dir.read_summary()
         if summary.get("status") in ENDED_STATUSES and (run_dir.path / "model.npz").is_file():
-            log(f"{run_dir.path} has finished already (status {summary['status']}); nothing to resume")
             run_dir.close()
+            if summary["status"] == "diverged":  # its loss became NaN: going on from there cannot help
+                return RunResult(run_dir.path, "diverged", f"{run_dir.path} diverged (see its summary.json); "
+                                 f"resuming cannot help: start it again with other settings, e.g. a smaller "
+                                 f"optim.learning_rate", summary)
+            log(f"{run_dir.path} has finished already (status {summary['status']}); nothing to resume")
             return RunResult(run_dir.path, summary["status"], "", summary)
         if summary.get("task", "train") != "train":
-            raise ConfigError(f"--resume {run_dir.path}: a {summary['task']} run cannot be resumed; start it again")
+            raise ConfigError(f"--resume {run_dir.path}: a {clip(summary['task'], 40)} run cannot be resumed; "
+                              f"start it again")
+        changes = _changed_config(run_dir.path, config, summary, allow_changed_config)
+        if dataset is None:
+            check_fits(config)  # an edited (or crafted) config.yaml may ask for more than there is
         data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
         expected = summary.get("data_fingerprint")
         if expected and expected != data.inputs.data_fingerprint:
@@ -148,16 +183,57 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
                             f"{data.inputs.data_fingerprint}): resume with the same data folder and source")
         model = build_model_for(config, data)
         state_path = run_dir.path / STATE_FILE
-        state = TrainState.load(state_path) if state_path.exists() else None
+        state = TrainState.load(state_path) if state_path.exists() or state_path.is_symlink() else None
+        if state is not None:
+            _check_finite_state(state, state_path)
     except BaseException:
         run_dir.close()
         raise
     log(f"resuming {run_dir.path} after epoch {state.epoch if state else 0}")
-    header = {key: summary[key] for key in ("task", "model", "overrides", "command") if key in summary}
+    header = {key: summary[key] for key in ("task", "model", "overrides", "command", "config_changes")
+              if key in summary}
     header.update({"task": "train", "model": config.model.type, "data_fingerprint": data.inputs.data_fingerprint,
-                   "class_names": list(data.class_names), **(extra_summary or {})})
+                   "class_names": list(data.class_names), "config": config.to_dict(), **(extra_summary or {})})
+    if changes:
+        warnings.warn(f"continuing with the edited config.yaml ({describe_changes(changes)})", stacklevel=2)
+        done = state.epoch if state else 0
+        earlier = header.get("config_changes")
+        header["config_changes"] = [*(earlier if isinstance(earlier, list) else []),
+                                    *({"after_epoch": done, "key": k, "old": old, "new": new}
+                                      for k, old, new in changes)]
     return _carry_out(run_dir, header, lambda: _train(config, data, model, run_dir, state, header, progress,
                                                       log, on_epoch), pictures, log)
+
+
+def _check_finite_state(state: TrainState, path: Path) -> None:
+    """DataError when a saved array holds NaN or infinity: the trainer saves only finite states (a
+    diverging run stops before saving), so such a file was damaged and must not be trained on."""
+    groups = {"params": state.params, "best": state.best_params,
+              **{f"rule/{name}": buffers for name, buffers in state.rule_state.items()}}
+    for group, arrays in groups.items():
+        for name, value in arrays.items():
+            value = np.asarray(value)
+            if value.dtype.kind in "fc" and not np.isfinite(value).all():
+                raise DataError(f"{path} is corrupt: {group}/{name} holds values that are not finite "
+                                f"(NaN or infinity); start the run again")
+
+
+def _changed_config(path: Path, config: Config, summary: dict, allow: bool) -> list:
+    """The keys of config.yaml edited since the run started (its config in summary.json); ConfigError
+    naming them unless ``allow``. A run whose summary records no config (an older cs_nets) is not checked."""
+    recorded = summary.get("config")
+    if not isinstance(recorded, dict):
+        return []
+    try:
+        started = config_from_dict(recorded, name=config.name).to_dict()
+    except ConfigError as err:
+        raise DataError(f"{path}/summary.json: its config is not valid: {err}") from None
+    changes = config_changes(started, config.to_dict())
+    if changes and not allow:
+        raise ConfigError(f"--resume {path}: config.yaml was edited since the run started ("
+                          f"{describe_changes(changes)}): restore it, or continue with the edited config "
+                          f"with --allow-changed-config")
+    return changes
 
 
 def _carry_out(run_dir: RunDir, header: dict, work, pictures: Pictures | None, log) -> RunResult:
@@ -177,8 +253,11 @@ def _carry_out(run_dir: RunDir, header: dict, work, pictures: Pictures | None, l
 def read_run_config(run_path) -> Config:
     """The resolved config a run directory was started with (its config.yaml)."""
     path = Path(run_path) / "config.yaml"
+    if not (path.exists() or path.is_symlink()):
+        raise ConfigError(f"--resume {run_path}: not a run directory (no config.yaml)")
+    text = read_text(path, "config", MAX_RUN_CONFIG_BYTES)  # a regular file only, bounded
     try:
-        raw = yaml_load(path.read_text(encoding="utf-8"))
+        raw = yaml_load(text)
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise DataError(f"cannot read {path}: {err}") from None
     except Exception as err:  # yaml.YAMLError and friends: a corrupt file
@@ -224,14 +303,23 @@ def _train(config, data, model, run_dir: RunDir, state, header, progress, log, o
     if result.status == "interrupted" and run_dir.staging is not None:
         run_dir.discard()  # nothing saved yet: the run that was there stays as it was
         return RunResult(run_dir.path, "interrupted", result.message + f"; {run_dir.path} was left unchanged", {})
-    with finishing():  # training is over: a stop signal now must not cut the saving short
-        run_dir.write_array("batch_losses.npy", result.batch_losses)
-        summary = finish_run(config, data, model, run_dir, {
-            **header, "status": result.status, "epochs": len(result.history), "best_epoch": result.best_epoch,
-            "train_seconds": result.train_seconds})
-        if result.status != "interrupted":
-            run_dir.remove_state()  # finished: nothing left to resume
+    fields = {**header, "epochs": len(result.history), "best_epoch": result.best_epoch,
+              "train_seconds": result.train_seconds}
+    try:
+        with finishing():  # training is over: one stop signal now must not cut the saving short
+            run_dir.write_array("batch_losses.npy", result.batch_losses)
+            summary = finish_run(config, data, model, run_dir, {**fields, "status": result.status})
+            if result.status != "interrupted":
+                run_dir.remove_state()  # finished: nothing left to resume
+            run_dir.promote()
+    except StoppedAgain:
+        # Stopped twice: no scores, but the saved training state stays, so --resume ends the run.
+        summary = {**fields, "status": "interrupted", "epochs": run_dir.saved_epochs(),
+                   "note": "stopped again while scoring and saving: no scores; the training state is kept"}
+        run_dir.write_summary(summary)
         run_dir.promote()
+        return RunResult(run_dir.path, "interrupted", "stopped again while scoring and saving: the test scores "
+                         "were not computed, the training state is kept", summary)
     return RunResult(run_dir.path, result.status, result.message, summary)
 
 
@@ -285,12 +373,25 @@ def finish_run(config, data, model, run_dir: RunDir, fields: dict) -> dict:
     summary = {
         **fields,
         "test_accuracy": accuracy_of(confusion),
-        "val_accuracy": accuracy(model, data.X_val, data.y_val),
-        "train_accuracy": accuracy(model, data.X_train[rows], data.y_train[rows]),
+        "val_accuracy": _accuracy_in_chunks(model, data.X_val, data.y_val),
+        "train_accuracy": _accuracy_in_chunks(model, data.X_train, data.y_train, rows),
         "test_confusion": confusion.tolist(),
     }
     run_dir.write_summary(summary)
     return summary
+
+
+def _accuracy_in_chunks(model, X, y, rows=None, chunk: int = SCORING_ROWS) -> float:
+    """accuracy(model, X[rows], y[rows]) scored `chunk` rows at a time: no copy of X[rows], and a stop
+    signal is acted on between chunks (a second or so), whatever the split's size."""
+    rows = np.arange(len(y)) if rows is None else rows
+    if len(rows) == 0:
+        return float("nan")
+    right = 0
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        right += int(np.count_nonzero(model.predict(X[part]) == y[part]))
+    return right / len(rows)
 
 
 def _record_failure(run_dir: RunDir, header: dict, err: BaseException) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from cs_nets.errors import DataError
 from cs_nets.files.atomic import atomic_open
+from cs_nets.files.untrusted import open_regular
 
 FORMAT_VERSION = 1
 
@@ -127,8 +128,12 @@ class TrainState:
         """Read a ``state.npz``; DataError when it is missing, corrupt or inconsistent."""
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
+            with open_regular(path, "training state") as f:
+                if f.read(4) != b"PK\x03\x04":  # else NumPy would suggest loading it "unsafely"
+                    raise ValueError("not an .npz archive")
+                f.seek(0)
+                with np.load(f, allow_pickle=False) as npz:
+                    arrays = {k: npz[k] for k in npz.files}
             meta = json.loads(str(arrays.pop("meta")))
             if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
                 raise ValueError("unknown format")
@@ -163,4 +168,6 @@ class TrainState:
         except FileNotFoundError:
             raise DataError(f"no saved training state at {path}") from None
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+            if "allow_pickle" in str(err):  # NumPy's advice to load pickled data is not for an untrusted file
+                err = ValueError("it holds pickled (object) data, which is never loaded")
             raise DataError(f"{path} is not a cs_nets training state ({type(err).__name__}: {err})") from None
