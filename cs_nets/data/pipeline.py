@@ -103,6 +103,7 @@ class InputPipeline:
         self.features = list(features)
         self.normalizer = normalizer
         self.data_fingerprint: str | None = None  # of the raw data it was fit on (see prepare_dataset)
+        self.image_size: int | None = None  # side of the square images it reads (None: 2-D points)
         self.codebooks = dict(codebooks or {})
 
     @classmethod
@@ -227,6 +228,7 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
     (the training images are never held twice), so raw.X_train is overwritten.
     """
     fingerprint = data_fingerprint(raw)
+    image_size = None if config.data.source in registry.POINT_SOURCES else getattr(raw, "image_size", 32)
     split = split_of(raw, config.data, config.seed, in_place=consume)
     if consume and len(split.X_train) + len(split.X_val) < len(raw.X_train) // 2:
         # a small split of a large set: copies, so the rest of the set can be freed
@@ -234,6 +236,7 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
     del raw  # the split holds what is needed; let the full raw arrays go as soon as possible
     inputs = InputPipeline.for_config(config).fit_features(split.X_train, log)
     inputs.data_fingerprint = fingerprint  # saved in the checkpoint: evaluate and resume check data against it
+    inputs.image_size = image_size  # saved in the checkpoint: predict resizes images to it
     X_train = inputs.extract(split.X_train, folder, progress, log)
     inputs.fit(X_train)
     X_train = inputs.transform(X_train, in_place=consume)
