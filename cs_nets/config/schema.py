@@ -51,6 +51,11 @@ class DataConfig:
     noise: float = option(0.1, "2-D sources: std of the Gaussian noise added to each coordinate", min=0.0)
     classes: int | None = option(None, "2-D sources: number of classes (default: 2 for circles, 3 otherwise)",
                                min=2)
+    path: str | None = option(None, "folder source: the image folder (one subfolder per class, "
+                                    "optionally under train/ and test/)")
+    image_size: int = option(32, "folder source: images are centre-cropped and resized to this side", gt=0, max=512)
+    test_fraction: float | None = option(None, "folder source without train/ and test/: share of each class "
+                                             "held out for testing (fixed seed)", gt=0.0, max=0.9)
 
 
 @dataclass
@@ -276,6 +281,7 @@ def build_config(raw: dict, where: Where, name: str = "run") -> Config:
     check_range(seed, {"min": 0}, f"{where(('seed',))}: seed")
     config = Config(features=features, seed=seed, name=name, **sections)
     check_features(config, where)
+    check_image_source(config, where)
     if config.model.type == "two_layer" and len(config.model.hidden_dims) != 1:
         raise ConfigError(f"{where(('model', 'hidden_dims'))}: two_layer has one hidden layer, got "
                           f"model.hidden_dims={config.model.hidden_dims}; use model.type: fc_net for more")
@@ -285,6 +291,29 @@ def build_config(raw: dict, where: Where, name: str = "run") -> Config:
         raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; "
                           f"data.source {config.data.source} gives 2-D points")
     return config
+
+
+def check_image_source(config: Config, where: Where):
+    """The folder source's keys: given where they apply, and an image size the features and hflip can read."""
+    data = config.data
+    folder = data.source in registry.IMAGE_FOLDER_SOURCES
+    if folder and not data.path:
+        raise ConfigError(f"{where(('data', 'path'))}: data.source {data.source} needs data.path, the image folder")
+    if not folder:
+        for key, default in (("path", None), ("test_fraction", None), ("image_size", 32)):
+            if getattr(data, key) != default:
+                raise ConfigError(f"{where(('data', key))}: data.{key} applies to data.source folder only "
+                                  f"(data.source is {data.source})")
+    size = data.image_size
+    for t in config.features:
+        if t.get("type") == "hog" and size % t["cell"]:
+            raise ConfigError(f"{where(('features',))}: hog cell {t['cell']} does not divide the "
+                              f"{size}x{size} images (data.image_size); choose a divisor of {size}")
+    if size != 32 and config.features:
+        raise ConfigError(f"{where(('features',))}: feature transforms read 32x32 images; with features "
+                          f"data.image_size must be 32, got {size}")
+    if size != 32 and config.train.hflip:
+        raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips 32x32 images; data.image_size is {size}")
 
 
 def check_features(config: Config, where: Where):

@@ -70,13 +70,23 @@ def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=N
                 train_dtype="uint8") -> tuple[RawCifar, Path | None]:
     """The raw images (or 2-D points) of the configured source and their data folder (None: generated).
 
-    train_dtype: what CIFAR-10's training images are read into (see load_cifar10);
-    generated sources ignore it.
+    train_dtype: what CIFAR-10's (and a folder's) training images are read into (see
+    load_cifar10); generated sources ignore it. For the folder source, data_dir (the
+    CLI's --data-dir) replaces data.path, and the folder returned is its cache folder
+    (DIR/.cs_nets: feature caches go there, never among the class folders).
     """
     if data.source == "synthetic":
         return make_synthetic(data.synthetic_train, data.synthetic_test, seed=seed), None
     if data.source in registry.POINT_SOURCES:
         return make_toy(data.source, data.points_per_class, data.classes, data.noise, seed=seed), None
+    if data.source in registry.IMAGE_FOLDER_SOURCES:
+        from cs_nets.data.folder import cache_dir, load_folder
+
+        folder = Path(data_dir or data.path).expanduser().absolute()
+        raw = load_folder(folder, data.image_size, data.test_fraction, progress=progress, log=log)
+        if train_dtype != "uint8":  # as load_cifar10 does: normalized in place later
+            raw.X_train = raw.X_train.astype(train_dtype)
+        return raw, cache_dir(folder)
     folder = resolve_data_dir(data_dir, data.dir)
     raw = ensure_cifar10(folder, fmt=data.format, url=data.url, md5=data.md5, progress=progress, log=log,
                          train_dtype=train_dtype)
