@@ -51,6 +51,8 @@ class DataConfig:
     noise: float = option(0.1, "2-D sources: std of the Gaussian noise added to each coordinate", min=0.0)
     classes: int | None = option(None, "2-D sources: number of classes (default: 2 for circles, 3 otherwise)",
                                min=2)
+    label_mode: str = option("fine", "cifar100 source: fine (100 classes) or coarse (20 superclasses) labels",
+                             choices=registry.LABEL_MODES)
     path: str | None = option(None, "folder source: the image folder (one subfolder per class, "
                                     "optionally under train/ and test/)")
     image_size: int = option(32, "folder source: images are centre-cropped and resized to this side", gt=0, max=512)
@@ -304,6 +306,12 @@ def check_image_source(config: Config, where: Where):
             if getattr(data, key) != default:
                 raise ConfigError(f"{where(('data', key))}: data.{key} applies to data.source folder only "
                                   f"(data.source is {data.source})")
+    if data.source != "cifar100" and data.label_mode != "fine":
+        raise ConfigError(f"{where(('data', 'label_mode'))}: data.label_mode applies to data.source cifar100 only "
+                          f"(data.source is {data.source})")
+    if data.source == "cifar100" and data.format != "python":
+        raise ConfigError(f"{where(('data', 'format'))}: data.source cifar100 reads the python archive only; "
+                          f"remove data.format {data.format}")
     size = data.image_size
     for t in config.features:
         if t.get("type") == "hog" and size % t["cell"]:

@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import numpy as np
 
 from cs_nets.data.cifar10 import RawCifar
 from cs_nets.data.images import load_image, walk_images
+from cs_nets.data.locks import held_lock
 from cs_nets.errors import ConfigError, DataError
 from cs_nets.files.atomic import atomic_open
 
@@ -193,7 +193,7 @@ def _build_cache(folder, files, image_size, cache, shape, progress, log, workers
     if not writable:
         log(f"note: cannot write {cache.parent}: decoding {len(files)} images without a cache")
         return decode_files(folder, files, image_size, progress, workers)
-    with _lock(cache.with_suffix(".lock"), log, f"waiting for another process to decode {folder}"):
+    with held_lock(cache.with_suffix(".lock"), log, f"waiting for another process to decode {folder}"):
         rows = _read_cache(cache, shape)  # the other process may have built it meanwhile
         if rows is not None:
             return rows
@@ -205,26 +205,6 @@ def _build_cache(folder, files, image_size, cache, shape, progress, log, workers
             if old != cache:
                 old.unlink(missing_ok=True)
     return rows
-
-
-@contextmanager
-def _lock(path: Path, log, waiting: str):
-    """Hold an exclusive FileLock on `path` (released by the OS if the process dies); log `waiting` if we wait."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(path))
-    try:
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            log(waiting)
-            lock.acquire()
-    except OSError as err:
-        raise DataError(f"cannot lock {path}: {err.strerror or err}") from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def decode_files(folder: Path, files: list[str], image_size: int, progress: bool = False,

@@ -88,6 +88,12 @@ def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=N
             raw.X_train = raw.X_train.astype(train_dtype)
         return raw, cache_dir(folder)
     folder = resolve_data_dir(data_dir, data.dir)
+    if data.source == "cifar100":
+        from cs_nets.data.cifar100 import ensure_cifar100
+
+        raw = ensure_cifar100(folder, data.label_mode, url=data.url, md5=data.md5, progress=progress, log=log,
+                              train_dtype=train_dtype)
+        return raw, folder
     raw = ensure_cifar10(folder, fmt=data.format, url=data.url, md5=data.md5, progress=progress, log=log,
                          train_dtype=train_dtype)
     return raw, folder
