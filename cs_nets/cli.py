@@ -268,6 +268,7 @@ def train(config_path, overrides, out, overwrite, resume_dir, data_dir, plot, qu
       csnets train --resume runs/tl
     """
     from cs_nets.config import load_config
+    from cs_nets.plots import run_pictures
     from cs_nets.runs.task import read_run_config, resume, run
 
     log = _logger(quiet)
@@ -275,18 +276,20 @@ def train(config_path, overrides, out, overwrite, resume_dir, data_dir, plot, qu
         if config_path or overrides or out or overwrite:
             raise click.UsageError("--resume continues a run with its own config and folder: "
                                    "it takes no --config, --set, --out or --overwrite")
-        num_epochs = read_run_config(resume_dir).train.num_epochs
+        run_config = read_run_config(resume_dir)
+        pictures = run_pictures(plot or run_config.output.plot)
         with _stoppable() as signals:
             result = resume(resume_dir, data_dir=data_dir, progress=_progress(quiet), log=log,
-                            on_epoch=_epoch_logger(log, num_epochs), plot=plot)
+                            on_epoch=_epoch_logger(log, run_config.train.num_epochs), pictures=pictures)
     else:
         if not config_path:
             raise click.UsageError("Missing option '--config' (or --resume RUN_DIR).")
         config = load_config(config_path, list(overrides))
+        pictures = run_pictures(plot or config.output.plot)
         with _stoppable() as signals:
             result = run(config, out, data_dir=data_dir, overwrite=overwrite, config_path=config_path,
                          progress=_progress(quiet), log=log, on_epoch=_epoch_logger(log, config.train.num_epochs),
-                         command=_command_line(), overrides=overrides, plot=plot)
+                         command=_command_line(), overrides=overrides, pictures=pictures)
     _report(result, signals)
 
 

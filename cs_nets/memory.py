@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cs_nets.data.sources import num_classes
 from cs_nets.errors import ConfigError
 from cs_nets.files.untrusted import format_bytes
+from cs_nets.nn.models import MODEL_CLASSES
+from cs_nets.nn.models.base import SCORING_ROWS
 
 IMAGE_BYTES = 3072  # one 32x32x3 uint8 image
-NUM_CLASSES = 10
-PREDICT_CHUNK = 2000  # rows scored at once by Model.predict
 # Official CIFAR-10 sizes, used before the data is loaded (a mirror may hold fewer images).
 CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
 
@@ -31,7 +32,7 @@ PARTS = {
     "features": ("the feature vectors", "features"),
     "inputs": ("the model inputs of the training and validation splits",
                "data.num_train / data.synthetic_train, data.dtype, features"),
-    "model": ("the parameters with their gradients, velocity and best copy",
+    "model": ("the parameters with their velocity and best copy",
               "model.hidden_dims"),
     "activations": ("the activations of a minibatch", "train.batch_size, model.hidden_dims"),
     "batch_losses": ("the loss of every minibatch", "train.num_epochs (x batches per epoch)"),
@@ -39,37 +40,9 @@ PARTS = {
 
 
 def param_shapes(model_type: str, input_dim: int, num_classes: int, hyper: dict) -> dict[str, tuple]:
-    """The parameter shapes ``build_model(model_type, input_dim, num_classes, **hyper)`` would allocate.
-
-    Computed from the architecture alone, so a huge one can be refused without building it.
-    linear: W (D, C), b (C,); two_layer: W1 (D, H), b1, W2 (H, C), b2; fc_net: W1 ... WL.
-    """
-    if model_type == "linear":
-        dims = [input_dim, num_classes]
-    elif model_type == "two_layer":
-        dims = [input_dim, int(hyper.get("hidden_dim", 100)), num_classes]
-    else:
-        dims = [input_dim, *(int(h) for h in hyper.get("hidden_dims", [100])), num_classes]
-    if model_type == "linear":
-        return {"W": (dims[0], dims[1]), "b": (dims[1],)}
-    shapes = {}
-    for layer in range(1, len(dims)):
-        shapes[f"W{layer}"] = (dims[layer - 1], dims[layer])
-        shapes[f"b{layer}"] = (dims[layer],)
-    return shapes
-
-
-def hidden_sizes(model_type: str, hyper: dict) -> list[int]:
-    """The hidden layer widths of an architecture (empty for linear)."""
-    if model_type == "two_layer":
-        return [int(hyper.get("hidden_dim", 100))]
-    if model_type == "fc_net":
-        return [int(h) for h in hyper.get("hidden_dims", [100])]
-    return []
-
-
-def _model_hyper(config) -> dict:
-    return config.model.build_kwargs()
+    """The parameter shapes ``build_model(model_type, input_dim, num_classes, **hyper)`` would
+    allocate, asked of the model class itself, so a huge one is refused without building it."""
+    return MODEL_CLASSES[model_type].param_shapes(input_dim, num_classes, **hyper)
 
 
 def estimate_bytes(config, num_train: int | None = None, input_dim: int | None = None, *,
@@ -100,15 +73,17 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
     parts = {"images": (n_test if in_place else n_images + n_test) * IMAGE_BYTES}
     if config.features:
         parts["features"] = (n_images + n_test) * feature_dim(config.features) * 4
-    # The test split is normalized PREDICT_CHUNK rows at a time (counted in activations).
+    # The test split is normalized SCORING_ROWS rows at a time (counted in activations).
     parts["inputs"] = (num_train + num_val) * input_dim * itemsize
-    hyper = _model_hyper(config)
-    params = sum(math.prod(s) for s in param_shapes(config.model.type, input_dim, NUM_CLASSES, hyper).values())
-    # Training holds the parameters, the update rule's buffer, the best epoch's copy and
-    # a gradient scratch: four copies; scoring holds one.
-    parts["model"] = params * itemsize * (4 if training else 1)
-    widths = sum(hidden_sizes(config.model.type, hyper)) + NUM_CLASSES
-    rows = max(config.train.batch_size, PREDICT_CHUNK) if training else PREDICT_CHUNK
+    shapes = param_shapes(config.model.type, input_dim, num_classes(data), config.model.build_kwargs())
+    params = sum(math.prod(s) for s in shapes.values())
+    # Training holds the parameters, the best epoch's copy and, with momentum, the
+    # velocity; the trainer's fused step writes each gradient straight into its update
+    # (no gradient arrays). Scoring holds one copy.
+    copies = 2 + (config.optim.momentum > 0) if training else 1
+    parts["model"] = params * itemsize * copies
+    widths = sum(shape[1] for shape in shapes.values() if len(shape) == 2)  # each layer's outputs
+    rows = max(config.train.batch_size, SCORING_ROWS) if training else SCORING_ROWS
     # Per row: the gathered inputs, then pre-activation, activation and gradient of each layer.
     parts["activations"] = rows * (input_dim + 3 * widths) * itemsize
     if training:

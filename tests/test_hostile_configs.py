@@ -12,6 +12,7 @@ from cs_nets.config.yaml_reader import MAX_YAML_NODES
 from cs_nets.errors import ConfigError
 from cs_nets.memory import check_fits, estimate_bytes, param_shapes
 from cs_nets.nn.models import build_model
+from cs_nets.training._fused_step import FusedStep
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -134,7 +135,7 @@ def test_long_values_are_clipped_in_messages(tmp_path):
 
 
 @pytest.mark.parametrize("override,part", [
-    ("model.hidden_dims=[1000000000]", "the parameters with their gradients, velocity and best copy"),
+    ("model.hidden_dims=[1000000000]", "the parameters with their velocity and best copy"),
     ("train.num_epochs=1000000000000", "the loss of every minibatch"),
     ("data.synthetic_train=1000000000", "the model inputs of the training and validation splits"),
 ])
@@ -144,17 +145,23 @@ def test_sizes_that_cannot_fit_are_refused_before_allocating(tmp_path, override,
     assert not (tmp_path / "run").exists()
 
 
-def test_estimate_counts_the_model_the_trainer_builds(tmp_path):
-    """Reference: the bytes of the parameters build_model really allocates."""
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_estimate_counts_the_model_the_trainer_builds(tmp_path, momentum):
+    """Reference: the bytes of the parameters build_model really allocates, of the update
+    rule's buffers the trainer's FusedStep really holds, and of one best-epoch copy."""
     for model_type, hyper in [("linear", {}), ("two_layer", {"hidden_dim": 7}),
                               ("fc_net", {"hidden_dims": [9, 5, 3]}), ("fc_net", {"hidden_dims": []})]:
         model = build_model(model_type, 3072, 10, dtype="float64", **hyper)
         assert param_shapes(model_type, 3072, 10, hyper) == {k: v.shape for k, v in model.params.items()}
-        sets = [f"model.type={model_type}", "data.source=synthetic", "data.dtype=float64"]
+        sets = [f"model.type={model_type}", "data.source=synthetic", "data.dtype=float64",
+                f"optim.momentum={momentum}"]
         sets += [f"model.{k}={v}" for k, v in hyper.items()]
         config = load_config(None, sets)
         parts = estimate_bytes(config, num_train=100, input_dim=3072)
-        assert parts["model"] == 4 * sum(p.nbytes for p in model.params.values())
+        step = FusedStep(model.params, momentum=momentum)
+        buffers = sum(a.nbytes for b in step.buffers().values() for a in b.values())
+        param_bytes = sum(p.nbytes for p in model.params.values())
+        assert parts["model"] == 2 * param_bytes + buffers
         assert parts["batch_losses"] == config.train.num_epochs * 1 * 4  # 100 images, batch 200: one batch
         scoring = estimate_bytes(config, num_train=100, input_dim=3072, training=False)
         assert scoring["model"] == sum(p.nbytes for p in model.params.values()) and "batch_losses" not in scoring

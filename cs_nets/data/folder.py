@@ -99,6 +99,18 @@ def list_folder(folder: Path, test_fraction: float | None) -> Listing:
     return Listing(files, labels, stratified_test_mask(labels, test_fraction, SPLIT_SEED), names)
 
 
+def count_classes(folder) -> int:
+    """The class folders of a folder dataset, counted without reading images (2 if it cannot be listed:
+    loading then names the problem). For estimates made before loading."""
+    folder = Path(folder).expanduser()
+    if (folder / "train").is_dir() and (folder / "test").is_dir():
+        folder = folder / "train"
+    try:
+        return max(2, sum(1 for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")))
+    except OSError:
+        return 2
+
+
 def stratified_test_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """(N,) bool: round(fraction * n_k) random files of each class k (at least 1 if n_k >= 2, at most n_k - 1)."""
     rng = np.random.default_rng(seed)

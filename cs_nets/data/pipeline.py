@@ -37,9 +37,9 @@ from cs_nets.data.synthetic import make_synthetic
 from cs_nets.data.toy import make_toy
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.memory import return_freed_memory
+from cs_nets.nn.models.base import SCORING_ROWS
 
 SPLITS = registry.SPLITS
-PREDICT_ROWS = 2000  # rows normalized and scored at a time (25 MB of float32 pixels)
 
 
 @dataclass
@@ -178,7 +178,7 @@ class InputPipeline:
             raise DataError(f"the model's input statistics expect {expected} values per image, but "
                             f"{made_by} gives {X.shape[1]} on this data: the checkpoint does not match it")
 
-    def predict(self, model, X: np.ndarray, batch_size: int = PREDICT_ROWS) -> np.ndarray:
+    def predict(self, model, X: np.ndarray, batch_size: int = SCORING_ROWS) -> np.ndarray:
         """The model's class for each row of X (N, F), as ``extract`` made them -> (N,) int64.
 
         Normalizes ``batch_size`` rows at a time, so no float copy of all of X is made.

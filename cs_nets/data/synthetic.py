@@ -17,7 +17,10 @@ COARSE = 5  # templates are drawn on a COARSE x COARSE grid and upsampled: smoot
 SIGNAL, NUISANCE, NOISE = 35.0, 20.0, 30.0  # pixel-value scales of class, nuisance, noise
 
 
-def make_synthetic(num_train=2000, num_test=500, seed=0, num_classes=10):
+NUM_CLASSES = 10  # as CIFAR-10, so a synthetic run stands in for a real one
+
+
+def make_synthetic(num_train=2000, num_test=500, seed=0, num_classes=NUM_CLASSES):
     """A RawCifar of synthetic images: X_*: (N, 3072) uint8, y_*: (N,) int64 in 0..num_classes-1.
 
     The same arguments always give the same arrays. Labels are balanced and shuffled.

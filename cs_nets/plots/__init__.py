@@ -10,7 +10,7 @@ from cs_nets.plots.backend import require_matplotlib
 from cs_nets.plots.confusion import plot_confusion
 from cs_nets.plots.curves import plot_curves
 from cs_nets.plots.images import weights_to_images
-from cs_nets.plots.run import plot_run
+from cs_nets.plots.run import plot_run, run_pictures
 from cs_nets.plots.sweep import plot_sweep
 from cs_nets.plots.templates import plot_templates
 
@@ -21,5 +21,6 @@ __all__ = [
     "plot_sweep",
     "plot_templates",
     "require_matplotlib",
+    "run_pictures",
     "weights_to_images",
 ]

@@ -95,3 +95,12 @@ def _confusion(summary, names) -> np.ndarray | None:
             isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 2**53 for c in r) for r in rows):
         return None
     return np.array(rows, dtype=np.int64)
+
+
+def run_pictures(wanted: bool):
+    """plot_run if pictures are wanted (checking first that matplotlib is there), else None:
+    what ``cs_nets.runs.task.run(..., pictures=)`` takes for ``--plot`` or ``output.plot``."""
+    if not wanted:
+        return None
+    require_matplotlib()  # fail before training, not after
+    return plot_run

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,9 @@ class RunResult:
         return self.summary["test_accuracy"]
 
 
+Pictures = Callable[[Path], list]  # run directory -> the PNG files drawn
+
+
 def _silent(message: str) -> None:
     pass
 
@@ -71,7 +75,8 @@ def build_model_for(config: Config, data: Dataset):
 
 def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset: Dataset | None = None,
         overwrite: bool = False, config_path=None, progress: bool = False, log=None, on_epoch=None,
-        command: str | None = None, overrides=(), plot: bool = False, extra_summary: dict | None = None) -> RunResult:
+        command: str | None = None, overrides=(), pictures: Pictures | None = None,
+        extra_summary: dict | None = None) -> RunResult:
     """Train (or random-search) the model of `config` into the run directory `out`.
 
     out: the run directory (None: output.dir, else runs/<config name>-<time>); an
@@ -83,7 +88,10 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
     config_path: the config file, so that --overwrite never deletes it.
     log: callable(str) for status lines; on_epoch: callable(metrics: dict) after each epoch.
     command, overrides: recorded in summary.json (how to reproduce the run).
-    plot: also write the PNG pictures at the end (needs matplotlib; checked first).
+    pictures: called with the run directory once the run has ended (not when it was
+        interrupted) to draw its PNGs, e.g. cs_nets.plots.plot_run; it returns their paths.
+        The callers that draw (csnets train, sweeps, cs_nets.run) pass it for --plot or
+        output.plot, having checked that matplotlib is there before training.
     extra_summary: more fields for summary.json, kept from the first epoch on (e.g. the
         node a sweep's trial runs on).
     Returns a RunResult; raises ConfigError, DataError before anything is written.
@@ -95,11 +103,6 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
     check_new_run_dir(path, overwrite, config_path)
     if dataset is None:
         check_fits(config)  # a run that cannot fit in memory is refused before any download
-    plot = plot or config.output.plot
-    if plot:
-        from cs_nets.plots import require_matplotlib
-
-        require_matplotlib()  # fail before training, not after
     data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
     model = build_model_for(config, data) if task == "train" else None
     run_dir = RunDir.new(path, overwrite, config_path)
@@ -115,17 +118,17 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
             return _search(config, data, run_dir, header, progress, log)
         return _train(config, data, model, run_dir, None, header, progress, log, on_epoch)
 
-    return _carry_out(run_dir, header, work, plot, log)
+    return _carry_out(run_dir, header, work, pictures, log)
 
 
 def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress: bool = False, log=None,
-           on_epoch=None, plot: bool = False, extra_summary: dict | None = None) -> RunResult:
+           on_epoch=None, pictures: Pictures | None = None, extra_summary: dict | None = None) -> RunResult:
     """Continue the training run in `run_path` from its last saved epoch, with its own config.
 
     A run that already finished is returned as it is. The data must be the data the
     run started on (its fingerprint is checked; DataError otherwise). The result's
     parameters are bit-identical to those of a run that was never stopped.
-    extra_summary: as for ``run`` (fields of the same name the run recorded are replaced).
+    pictures, extra_summary: as for ``run`` (fields of the same name the run recorded are replaced).
     """
     log = log or _silent
     run_dir = RunDir.existing(run_path)
@@ -154,10 +157,10 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
     header.update({"task": "train", "model": config.model.type, "data_fingerprint": data.inputs.data_fingerprint,
                    "class_names": list(data.class_names), **(extra_summary or {})})
     return _carry_out(run_dir, header, lambda: _train(config, data, model, run_dir, state, header, progress,
-                                                      log, on_epoch), plot, log)
+                                                      log, on_epoch), pictures, log)
 
 
-def _carry_out(run_dir: RunDir, header: dict, work, plot: bool, log) -> RunResult:
+def _carry_out(run_dir: RunDir, header: dict, work, pictures: Pictures | None, log) -> RunResult:
     """work() -> RunResult, with the run directory locked; a crash is recorded; pictures at the end."""
     try:
         result = work()
@@ -166,10 +169,8 @@ def _carry_out(run_dir: RunDir, header: dict, work, plot: bool, log) -> RunResul
         raise
     finally:
         run_dir.close()
-    if plot and result.status != "interrupted":
-        from cs_nets.plots import plot_run
-
-        log(f"pictures: {', '.join(str(p) for p in plot_run(run_dir.path))}")
+    if pictures is not None and result.status != "interrupted":
+        log(f"pictures: {', '.join(str(p) for p in pictures(run_dir.path))}")
     return result
 
 

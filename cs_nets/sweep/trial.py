@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cs_nets.config import config_from_dict
 from cs_nets.errors import DataError
+from cs_nets.plots import run_pictures
 from cs_nets.registry import ENDED_STATUSES
 from cs_nets.runs.layout import STATE_FILE
 from cs_nets.runs.task import resume, run
@@ -74,8 +75,9 @@ def train_trial(config: dict, datasets: dict, sweep_dir: str) -> None:
             replay(TrainState.load(state).history if state.is_file() else [], on_epoch)
             summary = resume(run_path, dataset=dataset, on_epoch=on_epoch, extra_summary=extra).summary
         else:
-            summary = run(config_from_dict(trial["config"], name=trial["config_name"]), run_path, dataset=dataset,
-                          on_epoch=on_epoch, command=trial["command"], overrides=trial["overrides"],
+            config = config_from_dict(trial["config"], name=trial["config_name"])
+            summary = run(config, run_path, dataset=dataset, on_epoch=on_epoch, command=trial["command"],
+                          overrides=trial["overrides"], pictures=run_pictures(config.output.plot),
                           extra_summary=extra).summary
     if not reported:  # Tune wants the metric at least once (e.g. a run that diverged in its first epoch)
         val = summary.get("val_accuracy")

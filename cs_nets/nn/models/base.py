@@ -25,6 +25,7 @@ from cs_nets.errors import ArgumentError
 from cs_nets.nn.losses import LOSSES
 
 DTYPES = ("float32", "float64")  # float64 for gradient checks
+SCORING_ROWS = 2000  # rows scored at once by predict (and by the input pipeline): 25 MB of float32 pixels
 INIT_SCHEMES = ("he", "xavier")  # besides a plain float std
 
 
@@ -58,7 +59,16 @@ class Model:
         """JSON-able keywords that make build_model rebuild this architecture."""
         raise NotImplementedError
 
-    def predict(self, X, batch_size=2000):
+    @classmethod
+    def param_shapes(cls, input_dim, num_classes, **hyper):
+        """{name: shape} of the params ``cls(input_dim, num_classes, **hyper)`` allocates.
+
+        Computed from the architecture alone, so a size estimate can refuse a huge one
+        before anything is allocated; __init__ allocates exactly these shapes.
+        """
+        raise NotImplementedError
+
+    def predict(self, X, batch_size=SCORING_ROWS):
         """Predicted class per row. X: (N, D) -> (N,) int64, scores computed in chunks."""
         X = self.check_X(X)
         batch_size = check_int("batch_size", batch_size, minimum=1)

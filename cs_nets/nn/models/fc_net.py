@@ -36,11 +36,21 @@ class FullyConnectedNet(Model):
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.num_layers = len(self.hidden_dims) + 1
         rng = make_rng(seed)
-        dims = (self.input_dim, *self.hidden_dims, self.num_classes)
-        for layer in range(1, self.num_layers + 1):
-            fan_in, fan_out = dims[layer - 1], dims[layer]
-            self.params[f"W{layer}"] = init_weight(rng, (fan_in, fan_out), self.init, self.dtype)
-            self.params[f"b{layer}"] = np.zeros(fan_out, dtype=self.dtype)
+        for name, shape in self.param_shapes(self.input_dim, self.num_classes, self.hidden_dims).items():
+            if name.startswith("W"):
+                self.params[name] = init_weight(rng, shape, self.init, self.dtype)
+            else:
+                self.params[name] = np.zeros(shape, dtype=self.dtype)
+
+    @classmethod
+    def param_shapes(cls, input_dim, num_classes, hidden_dims=(100,), **hyper):
+        """W1 (D, H1), b1 (H1,), ..., WL (H_{L-1}, C), bL (C,), layer by layer: what __init__ allocates."""
+        dims = (input_dim, *(int(h) for h in hidden_dims), num_classes)
+        shapes = {}
+        for layer in range(1, len(dims)):
+            shapes[f"W{layer}"] = (dims[layer - 1], dims[layer])
+            shapes[f"b{layer}"] = (dims[layer],)
+        return shapes
 
     def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params).
@@ -60,7 +70,7 @@ class FullyConnectedNet(Model):
             return scores
 
         data_loss, dscores = self.loss_fn()(scores, np.asarray(y))
-        reg = float(self.reg)  # the trainer may have set a NumPy float64
+        reg = self.reg  # a Python float (check_reg), so float32 gradients stay float32
         weights = [self.params[f"W{layer}"] for layer in range(1, L + 1)]
         loss = data_loss + l2_penalty(weights, reg)
 

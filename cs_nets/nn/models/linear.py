@@ -17,11 +17,16 @@ class LinearClassifier(Model):
                  loss="svm", reg=0.0, init=1e-3):
         super().__init__(input_dim, num_classes, dtype=dtype, loss=loss, reg=reg, init=init)
         rng = make_rng(seed)
-        D, C = self.input_dim, self.num_classes
+        shapes = self.param_shapes(self.input_dim, self.num_classes)
         self.params = {
-            "W": init_weight(rng, (D, C), self.init, self.dtype),
-            "b": np.zeros(C, dtype=self.dtype),
+            "W": init_weight(rng, shapes["W"], self.init, self.dtype),
+            "b": np.zeros(shapes["b"], dtype=self.dtype),
         }
+
+    @classmethod
+    def param_shapes(cls, input_dim, num_classes, **hyper):
+        """{"W": (D, C), "b": (C,)}: what __init__ allocates (memory estimates ask it first)."""
+        return {"W": (input_dim, num_classes), "b": (num_classes,)}
 
     def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss, {"W": (D, C), "b": (C,)}).
@@ -36,7 +41,7 @@ class LinearClassifier(Model):
             return scores
 
         data_loss, dscores = self.loss_fn()(scores, np.asarray(y))
-        reg = float(self.reg)  # the trainer may have set a NumPy float64
+        reg = self.reg  # a Python float (check_reg), so float32 gradients stay float32
         loss = data_loss + l2_penalty([W], reg)
         # No dX: X is data, not a parameter. X.T is a view, BLAS reads it transposed.
         grads = Gradients() if grads_out is None else grads_out

@@ -30,13 +30,19 @@ class TwoLayerNet(Model):
         self.hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         rng = make_rng(seed)
-        D, H, C = self.input_dim, self.hidden_dim, self.num_classes
-        self.params = {
-            "W1": init_weight(rng, (D, H), self.init, self.dtype),
-            "b1": np.zeros(H, dtype=self.dtype),
-            "W2": init_weight(rng, (H, C), self.init, self.dtype),
-            "b2": np.zeros(C, dtype=self.dtype),
+        shapes = self.param_shapes(self.input_dim, self.num_classes, hidden_dim=self.hidden_dim)
+        self.params = {  # drawn in this order: W1, then W2 (the seed's stream)
+            "W1": init_weight(rng, shapes["W1"], self.init, self.dtype),
+            "b1": np.zeros(shapes["b1"], dtype=self.dtype),
+            "W2": init_weight(rng, shapes["W2"], self.init, self.dtype),
+            "b2": np.zeros(shapes["b2"], dtype=self.dtype),
         }
+
+    @classmethod
+    def param_shapes(cls, input_dim, num_classes, hidden_dim=100, **hyper):
+        """W1 (D, H), b1 (H,), W2 (H, C), b2 (C,): what __init__ allocates (memory estimates ask it first)."""
+        D, H, C = input_dim, int(hidden_dim), num_classes
+        return {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}
 
     def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss, grads keyed like params).
@@ -56,7 +62,7 @@ class TwoLayerNet(Model):
         if y is None:
             return scores
         data_loss, grad_scores = self.loss_fn()(scores, np.asarray(y))
-        reg = float(self.reg)  # the trainer may have set a NumPy float64
+        reg = self.reg  # a Python float (check_reg), so float32 gradients stay float32
         loss = data_loss + l2_penalty([W1, W2], reg)
 
         # ---- backward pass: reverse order, grad = upstream * local; each weight's
