@@ -175,3 +175,12 @@ def test_walk_reports_a_directory_loop_once_and_lists_every_file_once(tmp_path):
     loops = [(p, e) for p, e in found if e is not None]
     assert files == [tmp_path / "again" / "a.png"]
     assert len(loops) == 1 and "loop" in loops[0][1] and loops[0][0].name == "loop"
+
+
+def test_a_file_that_cannot_be_opened_is_one_data_error(tmp_path):
+    """The branch unreadable permissions take (tests run as root, who reads anything): open() fails."""
+    with pytest.raises(DataError, match=r"^cannot read it \(No such file or directory\)$"):
+        load_image(tmp_path / "vanished.png", 32)  # listed, then removed before it was read
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(DataError, match=r"^cannot read it \(Is a directory\)$"):
+        load_image(tmp_path / "dir.png", 32)
