@@ -10,8 +10,9 @@
 2. For each set, times what `csnets predict DIR --json` does (walk the folder, decode
    with the thread pool, score, build the per-file records with top-3), best of
    --repeats; prints images/s.
-3. With --data-dir and a checkpoint trained on that CIFAR-10, also checks that the
-   32x32 PNG predictions equal the model's predictions on the same rows (evaluate's path).
+3. With --data-dir and a checkpoint trained on that CIFAR-10, also counts the 32x32 files
+   whose prediction equals the model's on the same rows (what `csnets evaluate` scores:
+   all of them for PNG) and states the accuracy on the PNG and on the JPEG copies.
 
 Target (issue 20): >= 2,000 small (32x32) images per second on 2 cores. The numbers
 depend on the machine's load: run it on an idle machine to compare.
@@ -32,14 +33,15 @@ sys.path.insert(0, str(ROOT))
 
 
 def source_rows(data_dir, count, seed=0):
-    """(count, 3072) uint8 CIFAR rows: the test split of data_dir, else random pixels."""
+    """(count, 3072) uint8 CIFAR rows and their labels: the test split of data_dir (repeated if
+    count is larger), else random pixels (labels None)."""
     if data_dir:
         from cs_nets.data.cifar10 import load_cifar10
 
         raw = load_cifar10(data_dir)
         reps = -(-count // len(raw.X_test))
-        return np.concatenate([raw.X_test] * reps)[:count]
-    return np.random.default_rng(seed).integers(0, 256, size=(count, 3072), dtype=np.uint8)
+        return np.concatenate([raw.X_test] * reps)[:count], np.concatenate([raw.y_test] * reps)[:count]
+    return np.random.default_rng(seed).integers(0, 256, size=(count, 3072), dtype=np.uint8), None
 
 
 def write_sets(folder: Path, rows: np.ndarray, large_count: int, seed=0) -> dict:
@@ -108,7 +110,7 @@ def main():
     try:
         checkpoint = args.checkpoint or smoke_checkpoint(folder)
         trained = TrainedModel.load(checkpoint)
-        rows = source_rows(args.data_dir, args.count)
+        rows, labels = source_rows(args.data_dir, args.count)
         start = time.perf_counter()
         sets = write_sets(folder, rows, args.large_count)
         print(f"wrote the files in {time.perf_counter() - start:.1f} s to {folder} "
@@ -116,10 +118,11 @@ def main():
         for name, sub in sets.items():
             n, seconds, indices = time_set(trained, sub, args.repeats, args.workers)
             print(f"{name:>13}: {n:6d} files in {seconds:6.2f} s = {n / seconds:8.0f} images/s")
-            if name == "32x32 png" and args.data_dir and args.checkpoint:
-                expected = trained.inputs.predict(trained.model, rows)
-                print(f"{'':>13}  predictions equal to the rows' (evaluate's path): "
-                      f"{np.array_equal(indices, expected)} ({int((indices == expected).sum())}/{len(rows)})")
+            if name.startswith("32x32") and args.data_dir and args.checkpoint:
+                expected = trained.inputs.predict(trained.model, rows)  # what evaluate scores
+                print(f"{'':>13}  same prediction as evaluate's on the rows: {int((indices == expected).sum())}"
+                      f"/{len(rows)}; accuracy {np.mean(indices == labels):.4f} (evaluate's on the rows: "
+                      f"{np.mean(expected == labels):.4f})")
     finally:
         if args.keep:
             print(f"kept {folder}")
