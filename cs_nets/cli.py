@@ -410,7 +410,7 @@ def predict(checkpoint, paths, top_k, recursive, as_json, csv_path, quiet):
     trained = TrainedModel.load(checkpoint)
     trained.check_can_read_images()
     entries = walk_images(paths, recursive=recursive)
-    results, failed = [], 0
+    results, failures = [], []
     bar = None
     if _progress(quiet) and len(entries) > 1:
         from tqdm import tqdm
@@ -420,7 +420,7 @@ def predict(checkpoint, paths, top_k, recursive, as_json, csv_path, quiet):
         if bar is not None:
             bar.update()
         if r.error is not None:
-            failed += 1
+            failures.append({"file": str(r.path), "error": r.error})
             _echo(f"error: {r.path}: {r.error}", err=True)
             continue
         record = trained.file_record(r, top_k)
@@ -433,13 +433,13 @@ def predict(checkpoint, paths, top_k, recursive, as_json, csv_path, quiet):
     if as_json:
         click.echo(json.dumps({"checkpoint": str(trained.path), "kind": trained.kind, "top_k": top_k,
                                "class_names": trained.class_names, "predictions": results,
-                               "failed": failed}, indent=2))
+                               "failed": failures}, indent=2))
     elif csv_path:
         write_predictions_csv(csv_path, results, top_k, trained.kind)
         if not quiet:
             _log(f"wrote {len(results)} predictions to {csv_path}")
-    if failed:
-        _log(f"{failed} of {len(entries)} files could not be read")
+    if failures:
+        _log(f"{len(failures)} of {len(entries)} files could not be read")
         sys.exit(1)
     if not entries:
         _log("no image files found")
