@@ -246,3 +246,23 @@ def test_a_model_of_points_refuses_images(tmp_path):
     assert result.exit_code == 0, result.output
     result = run("predict", "--checkpoint", out, tmp_path)
     assert result.exit_code == 1 and "classifies 2-D points" in result.stderr
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0, "meta image_size is 0, expected an integer from 1 to 512"),
+    ("32", "meta image_size is '32'"),
+    (16, "meta image_size is 16, expected the side of the images its 3072 raw-pixel inputs hold"),
+])
+def test_a_checkpoint_with_a_bad_image_size_is_refused(softmax_run, tmp_path, value, expected):
+    import json as json_module
+
+    with np.load(softmax_run / "model.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json_module.loads(str(arrays["meta"]))
+    assert meta["image_size"] == 32  # recorded by training
+    meta["image_size"] = value
+    arrays["meta"] = np.array(json_module.dumps(meta))
+    np.savez(tmp_path / "model.npz", **arrays)
+    with pytest.raises(DataError) as err:
+        TrainedModel.load(tmp_path / "model.npz")
+    assert expected in str(err.value)

@@ -232,6 +232,8 @@ def _check_meta(meta: dict, path) -> None:
     if fingerprint is not None and not (isinstance(fingerprint, str) and _FINGERPRINT.fullmatch(fingerprint)):
         raise bad("data_fingerprint", "32 hex digits")
     _check_inputs_meta(meta, path)
+    if size is not None and not meta["inputs"]["features"] and meta["input_dim"] != 3 * size * size:
+        raise bad("image_size", f"the side of the images its {meta['input_dim']} raw-pixel inputs hold")
     if "config" in meta:
         from cs_nets.config import config_from_dict
 
