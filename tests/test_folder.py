@@ -22,6 +22,7 @@ from cs_nets.runs.checkpoint import load_checkpoint
 Image = pytest.importorskip("PIL.Image")
 
 NAMES = ["cat", "dog", "emu"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_folder(root: Path, per_class=30, split_dirs=False, size=32, seed=0):
@@ -231,3 +232,22 @@ def test_train_evaluate_and_predict_on_a_folder_dataset(tmp_path):
     confusion = np.zeros((3, 3), int)
     np.add.at(confusion, (raw.y_test, predicted), 1)
     assert confusion.tolist() == report["confusion"]
+
+
+@pytest.mark.parametrize("command, extra", [
+    ("random-search", ["--set", "search.attempts=5"]),
+    ("train", ["--set", "features=[{type: hog, cell: 8}, {type: color_hist}]", "--set", "train.num_epochs=2"]),
+    ("train", ["--set", "model.type=fc_net", "--set", "model.hidden_dims=[16, 16]", "--set", "train.num_epochs=2"]),
+])
+def test_random_search_features_and_other_models_run_on_a_folder(tmp_path, command, extra):
+    data = tmp_path / "pets"
+    write_folder(data, per_class=20, split_dirs=True)
+    out = tmp_path / "run"
+    result = run(command, "--config", ROOT / "configs" / "smoke.yaml", "--set", "data.source=folder", "--set", f"data.path={data}", "--set", "data.num_val=6",
+                 *extra, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert np.array(summary["test_confusion"]).sum() == 12  # 4 of every 20 files are in test/
+    assert summary["class_names"] == NAMES
+    result = run("evaluate", "--checkpoint", out, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["accuracy"] == summary["test_accuracy"]
