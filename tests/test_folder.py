@@ -251,3 +251,9 @@ def test_random_search_features_and_other_models_run_on_a_folder(tmp_path, comma
     assert summary["class_names"] == NAMES
     result = run("evaluate", "--checkpoint", out, "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)["accuracy"] == summary["test_accuracy"]
+    result = run("predict", "--checkpoint", out, data / "test", "--recursive", "--json")  # features included
+    assert result.exit_code == 0, result.stderr
+    confusion = np.zeros((3, 3), int)
+    for p in json.loads(result.stdout)["predictions"]:
+        confusion[NAMES.index(Path(p["file"]).parent.name), p["index"]] += 1
+    assert confusion.tolist() == summary["test_confusion"]
