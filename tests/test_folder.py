@@ -72,8 +72,12 @@ def test_a_folder_loads_exactly_its_pixels_and_is_cached(tmp_path, monkeypatch):
     listing = list_folder(tmp_path, 0.2)
     expected = np.stack([written[f] for f in listing.files])
     rows = np.empty((len(listing.files), 3072), np.uint8)
-    rows[~listing.is_test], rows[listing.is_test] = raw.X_train, raw.X_test
+    order = folder_mod.training_order(listing)
+    rows[order], rows[listing.is_test] = raw.X_train, raw.X_test
     assert np.array_equal(from_cifar_rows(rows), expected)
+    assert np.array_equal(raw.y_train, listing.labels[order])
+    assert sorted(order) == np.flatnonzero(~listing.is_test).tolist()
+    assert len(set(raw.y_train[-6:])) > 1  # the last training images (the validation split) mix the classes
     assert raw.class_names == NAMES and raw.image_size == 32
     assert len(raw.y_test) == 6 and np.bincount(raw.y_test).tolist() == [2, 2, 2]
     caches = list(cache_dir(tmp_path).glob("images-32-*.npy"))
@@ -91,8 +95,10 @@ def test_a_folder_loads_exactly_its_pixels_and_is_cached(tmp_path, monkeypatch):
     Image.fromarray(np.full((32, 32, 3), 7, np.uint8)).save(changed)  # new content, size or mtime: a new key
     os.utime(changed, ns=(time.time_ns(), time.time_ns() + 10**9))
     third = load_folder(tmp_path, 32, test_fraction=0.2, progress=False)
-    part = third.X_test if listing.is_test[0] else third.X_train  # the first file is row 0 of its split
-    assert np.all(part[0] == 7)
+    if listing.is_test[0]:
+        assert np.all(third.X_test[0] == 7)
+    else:
+        assert np.all(third.X_train[np.flatnonzero(order == 0)[0]] == 7)
     new_caches = list(cache_dir(tmp_path).glob("images-32-*.npy"))
     assert len(new_caches) == 1 and new_caches != caches  # the stale cache was removed
 
@@ -111,7 +117,7 @@ def test_other_sizes_go_through_predicts_conversion(tmp_path):
     written = write_folder(tmp_path, per_class=4, split_dirs=True, size=48)
     raw = load_folder(tmp_path, 20, progress=False)
     listing = list_folder(tmp_path, None)
-    train_files = [f for f, t in zip(listing.files, listing.is_test) if not t]
+    train_files = [listing.files[i] for i in folder_mod.training_order(listing)]
     expected = np.stack([load_image(tmp_path / f, 20) for f in train_files])
     assert np.array_equal(from_cifar_rows(raw.X_train, 20), expected)
     assert written  # the files were 48x48: resized, not just read
@@ -142,7 +148,7 @@ def test_a_second_process_waits_for_the_first_ones_cache(tmp_path, monkeypatch):
     np.save(cache, rows)  # what the other process leaves behind
     holder.release()
     worker.join(60)
-    assert decoded == [] and np.array_equal(results[0].X_train, rows[~listing.is_test])
+    assert decoded == [] and np.array_equal(results[0].X_train, rows[folder_mod.training_order(listing)])
 
 
 @pytest.mark.parametrize("layout, error", [

@@ -9,8 +9,10 @@ class folder belong to it; names starting with "." are ignored)::
 Without train/ and test/, ``data.test_fraction`` of each class's files (rounded,
 at least one when the class has two or more) go to the test split, drawn with a
 fixed seed (SPLIT_SEED, not the run's seed: every run of a folder tests on the
-same images). Every image goes through ``cs_nets.data.images.load_image``, as
-``csnets predict`` reads it, to ``data.image_size`` squared.
+same images); the training images are put in a fixed random order (so that the
+validation split, the last ``data.num_val`` of them, mixes the classes). Every image
+goes through ``cs_nets.data.images.load_image``, as ``csnets predict`` reads it, to
+``data.image_size`` squared.
 
 Cache: the decoded images of all files are saved once as one uint8 .npy under
 DIR/.cs_nets/, named by a hash of the image size, the conversion and every file's
@@ -170,9 +172,20 @@ def load_folder(folder, image_size: int = 32, test_fraction: float | None = None
     rows = _read_cache(cache, shape)
     if rows is None:
         rows = _build_cache(folder, listing.files, image_size, cache, shape, progress, log, workers)
-    test = listing.is_test
-    return RawImages(rows[~test], listing.labels[~test], rows[test], listing.labels[test], listing.class_names,
+    train, test = training_order(listing), np.flatnonzero(listing.is_test)
+    return RawImages(rows[train], listing.labels[train], rows[test], listing.labels[test], listing.class_names,
                      "folder", folder, image_size=image_size)
+
+
+def training_order(listing: Listing) -> np.ndarray:
+    """The training files' indices in a fixed random order (SPLIT_SEED).
+
+    Files are listed class by class; the validation split is the last ``num_val``
+    training images (as for CIFAR-10, whose batches are already shuffled), which in
+    listing order would all be of the last class. The test split keeps listing order.
+    """
+    train = np.flatnonzero(~listing.is_test)
+    return train[np.random.default_rng(SPLIT_SEED).permutation(len(train))]
 
 
 def listing_key(folder: Path, files: list[str], image_size: int) -> str:
