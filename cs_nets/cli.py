@@ -1,13 +1,15 @@
 """The `csnets` command group. Each command parses options, calls library code, formats the result.
 
-Exit codes: 0 success, 1 runtime failure (data, download, diverged training),
-2 usage or config error, 130 interrupted. A user mistake never shows a
-traceback unless `csnets --debug ...` is given.
+Exit codes: 0 success, 1 runtime failure (data, download, diverged training, a full
+disk), 2 usage or config error, 128 + the signal for a stopped run (130 Ctrl-C,
+143 SIGTERM, 129 SIGHUP). A user mistake never shows a traceback unless
+`csnets --debug ...` is given; an unexpected error (a bug) does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -20,7 +22,13 @@ import click
 from cs_nets import registry
 from cs_nets.errors import CsNetsError
 
+# Failures of the machine rather than of cs_nets or the user's input: the user's to fix
+# (free space, permissions), so one line. Input files are checked where they are read.
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO,
+                            errno.EMFILE, errno.ENFILE})
+
 _DATA_DIR_HELP = "data folder (default: data.dir, else $CS_NETS_DATA, else ~/.cache/cs_nets)"
+_PLAIN_DATA_DIR_HELP = "data folder (default: $CS_NETS_DATA, else ~/.cache/cs_nets)"  # commands without a config
 
 
 class _Group(click.Group):
@@ -38,8 +46,8 @@ class _Group(click.Group):
         except BrokenPipeError:  # the reader of our output went away (`csnets ... | head`): nothing to say
             _echo("", err=False)
             ctx.exit(0)
-        except OSError as err:  # disk full, permission denied, ...: the user's to fix, not a bug
-            if debug:
+        except OSError as err:
+            if debug or err.errno not in MACHINE_ERRNOS:  # e.g. a FileNotFoundError of a bug: show it
                 raise
             _echo(f"error: {err}", err=True)
             ctx.exit(1)
@@ -110,7 +118,7 @@ def main(debug):
 
 
 @main.command()
-@click.option("--data-dir", help=_DATA_DIR_HELP)
+@click.option("--data-dir", help=_PLAIN_DATA_DIR_HELP)
 @click.option("--format", "fmt", type=click.Choice(registry.ARCHIVE_FORMATS), default="python", show_default=True,
               help="archive layout")
 @click.option("--url", help="archive URL of a mirror")
@@ -132,7 +140,7 @@ def download(data_dir, fmt, url, md5, force, quiet):
 
 
 @main.command()
-@click.option("--data-dir", help=_DATA_DIR_HELP)
+@click.option("--data-dir", help=_PLAIN_DATA_DIR_HELP)
 def info(data_dir):
     """Show what is on disk: layouts, split sizes, images per class, checksums.
 
@@ -206,6 +214,48 @@ def gradcheck(models, losses, activations):
         raise CsNetsError(f"gradient check failed: worst relative error {worst:.2e} >= 1e-6")
 
 
+@main.command()
+@click.argument("expression", required=False)
+@click.option("--at", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="value of an input: a number or a list, e.g. x=-2 or \"W=[[0.1,0.5],[-0.3,0.8]]\" (repeatable)")
+@click.option("--example", type=click.Choice(registry.BACKPROP_EXAMPLES),
+              help="a circuit of the lecture with its values (--at still overrides them)")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="also draw the circuit as a PNG, values above and gradients below each wire (needs cs_nets[plot])")
+@click.option("--dot", is_flag=True, help="print Graphviz DOT instead of the table")
+def backprop(expression, assignments, example, plot_path, dot):
+    """Run backprop through an expression and show every node's value and gradient.
+
+    Allowed: numbers, input names, + - * / ** @, unary -, and sigmoid exp log tanh relu square sum max.
+    An expression that starts with "-" goes last, after --: csnets backprop --at x=1 -- "-x * 2".
+
+    \b
+    Examples:
+      csnets backprop "(x + y) * z" --at x=-2 --at y=5 --at z=-4
+      csnets backprop "sum((W @ x) ** 2)" --at "W=[[0.1,0.5],[-0.3,0.8]]" --at "x=[0.2,0.4]"
+      csnets backprop --example sigmoid_neuron --plot neuron.png
+    """
+    from cs_nets.circuits import evaluate, format_table, get_example, to_dot
+    from cs_nets.circuits.expr import parse_assignments
+
+    if (expression is None) == (example is None):
+        raise click.UsageError("give an EXPRESSION or --example NAME (one of them)")
+    values = parse_assignments(assignments)
+    if example:
+        chosen = get_example(example)
+        expression, values = chosen.expression, {**chosen.values, **values}
+    if plot_path:
+        from cs_nets.plots import require_matplotlib
+
+        require_matplotlib()  # say what to install before any work
+    circuit = evaluate(expression, values)
+    _echo(to_dot(circuit) if dot else format_table(circuit))
+    if plot_path:
+        from cs_nets.plots.circuit import plot_circuit
+
+        _echo(f"wrote {plot_circuit(circuit, plot_path, title=f'f = {expression}')}", err=dot)
+
+
 # --------------------------------------------------------------------------- training
 
 _config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
@@ -226,7 +276,10 @@ def _command_line() -> str:
 
 def _epoch_logger(log, num_epochs: int):
     def on_epoch(m):
-        log(f"epoch {m['epoch']:>3}/{num_epochs}  loss {m['train_loss']:.4f}  train {m['train_accuracy']:.4f}  "
+        split = ""
+        if m.get("train_data_loss") is not None and m.get("train_reg_loss") is not None:
+            split = f" (data {m['train_data_loss']:.4f} + reg {m['train_reg_loss']:.4f})"
+        log(f"epoch {m['epoch']:>3}/{num_epochs}  loss {m['train_loss']:.4f}{split}  train {m['train_accuracy']:.4f}  "
             f"val {m['val_accuracy']:.4f}  lr {m['lr']:.2e}  {m['seconds']:.1f}s")
     return on_epoch
 
@@ -297,7 +350,7 @@ def train(config_path, overrides, out, overwrite, resume_dir, data_dir, plot, qu
 @_config_option
 @_set_option
 @_out_option
-@_overwrite_option
+@click.option("--overwrite", is_flag=True, help="replace the run in --out (only once the new search has finished)")
 @_data_dir_option
 @_quiet_option
 def random_search_command(config_path, overrides, out, overwrite, data_dir, quiet):
@@ -578,7 +631,7 @@ def sweep(ctx, spec_path, out, address, resume, overrides, data_dir, plot, quiet
         _echo(f"best config: {out / result.best_config.name}")
         _echo(f"train it: {shlex.join(['csnets', 'train', '--config', str(out / result.best_config.name), *data])}")
     if plot:
-        from cs_nets.plots.sweep_params import plot_sweep_parameters
+        from cs_nets.plots.sweep_panels import plot_sweep_parameters
 
         _echo(f"wrote {plot_sweep_parameters(result.outcomes, out / 'sweep_parameters.png')}")
     for outcome in result.failed:

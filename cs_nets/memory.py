@@ -151,7 +151,7 @@ def check_fits(config, num_train: int | None = None, input_dim: int | None = Non
             return total
         available = free + resident_memory()
     if total > available:
-        name = max(parts, key=parts.get)
+        name = max(parts, key=lambda part: parts[part])
         what, keys = PARTS[name]
         raise ConfigError(
             f"the run needs about {format_bytes(total)} of memory but {format_bytes(available)} is available; "

@@ -1,7 +1,7 @@
 """Every named choice of cs_nets, listed once.
 
 Config validation, ``build_model``, the loss and activation tables, ``csnets
-gradcheck``'s options and the README's config reference (``csnets config
+gradcheck``'s options and docs/configs.md's config reference (``csnets config
 --reference``) all read these tuples; ``tests/test_registry.py`` holds each
 implementation table to them. Adding a choice means adding its name here and its
 implementation where the name is looked up. Plain data: importing this module
@@ -10,7 +10,8 @@ costs nothing (the CLI reads it to build its options).
 
 MODEL_TYPES = ("linear", "two_layer", "fc_net")
 LOSSES = ("svm", "softmax")
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu")
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "gelu", "maxout")
+BACKPROP_EXAMPLES = ("simple", "sigmoid_neuron", "patterns", "vectorized")  # csnets backprop: cs_nets.circuits
 INIT_SCHEMES = ("he", "xavier")  # besides a plain float std
 SCHEDULES = ("constant", "step", "cosine")
 FEATURE_TYPES = ("raw", "hog", "color_hist", "bow", "polar")

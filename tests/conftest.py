@@ -213,3 +213,12 @@ def blas_backend(request):
         pytest.skip("NumPy's bundled OpenBLAS is not on this machine")
     yield request.param
     blas.use_numpy(None)  # back to the default (CS_NETS_BLAS)
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs the Ray cluster fixture is marked ``ray`` and ``slow``: it starts
+    Ray processes, which takes seconds (``pytest -m "not slow"`` is the inner loop)."""
+    for item in items:
+        if "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
+            item.add_marker(pytest.mark.slow)

@@ -234,3 +234,37 @@ def test_ctrl_c_keeps_the_best_checkpoint_and_exits_130(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["best_epoch"] >= 1
     assert (out / "model.npz").exists()
+
+
+@pytest.mark.parametrize("error, one_line", [
+    (OSError(28, "No space left on device"), True),  # the machine's: one line, exit 1
+    (PermissionError(13, "Permission denied"), True),
+    (FileNotFoundError(2, "No such file or directory", "somewhere"), False),  # a bug's: its traceback stays
+    (IsADirectoryError(21, "Is a directory"), False),
+])
+def test_only_the_machines_os_errors_become_one_line(monkeypatch, error, one_line):
+    import cs_nets.runs.task
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cs_nets.runs.task, "run", fail)
+    result = run("train", "--config", SMOKE, "--quiet")
+    assert result.exit_code == 1
+    if one_line:
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert result.output.strip().splitlines()[-1] == f"error: {error}"
+    else:
+        assert result.exception is error  # not swallowed: CliRunner holds it, a terminal shows the traceback
+
+
+@pytest.mark.parametrize("command", ["download", "info"])
+def test_commands_without_a_config_do_not_promise_a_config_default(command):
+    text = run(command, "--help").output
+    assert "--data-dir" in text and "data.dir" not in text
+
+
+def test_random_search_overwrite_speaks_of_its_own_end_not_of_epochs():
+    text = " ".join(run("random-search", "--help").output.split())
+    overwrite = text[text.index("--overwrite"):text.index("--data-dir")]
+    assert "only once the new search has finished" in overwrite and "epoch" not in overwrite

@@ -59,6 +59,7 @@ def test_download_and_info(cifar_server, tmp_path):
     assert any("data_batch_1" in line and "differs" in line for line in lines)  # not the official files
 
 
+@pytest.mark.slow
 def test_download_errors_are_one_line(cifar_server, tmp_path, dead_url):
     result = run("download", "--data-dir", tmp_path / "a", "--url", cifar_server.url_for("cifar-10-python.tar.gz"),
                  "--md5", "0" * 32, "--quiet")
@@ -110,6 +111,7 @@ train: {{batch_size: 50, num_epochs: 1}}
     assert json.loads((tmp_path / "c" / "summary.json").read_text())["test_accuracy"] == a["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_train_without_network_fails_cleanly_and_leaves_no_run_directory(tmp_path, dead_url):
     out = tmp_path / "run"
     result = run("train", "--config", SMOKE, "--set", "data.source=cifar10",

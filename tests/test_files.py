@@ -9,10 +9,10 @@ import pytest
 from cs_nets.files.atomic import write_text
 
 
-def stop_once_a_temp_file_exists(folder):
-    """A trace function that raises KeyboardInterrupt (what Ctrl-C raises) at the first
-    Python event after a temporary file appeared in `folder`: a signal landing right
-    after the file was created, wherever in the code that is."""
+def write_stopped_right_after_the_temp_file_exists(folder, target, text):
+    """write_text(target, text), with KeyboardInterrupt (what Ctrl-C raises) at the first
+    Python event after a temporary file appeared in `folder`: a signal landing right after
+    the file was created, wherever in the code that is. Returns where it landed."""
     fired = []
 
     def tracer(frame, event, arg):
@@ -21,19 +21,18 @@ def stop_once_a_temp_file_exists(folder):
             raise KeyboardInterrupt
         return tracer
 
-    return tracer, fired
-
-
-def test_a_stop_right_after_the_temp_file_is_created_leaves_nothing_behind(tmp_path):
-    target = tmp_path / "metrics.jsonl"
-    tracer, fired = stop_once_a_temp_file_exists(tmp_path)
     previous = sys.gettrace()
     sys.settrace(tracer)
     try:
         with pytest.raises(KeyboardInterrupt):
-            write_text(target, "{}\n")
+            write_text(target, text)
     finally:
         sys.settrace(previous)
+    return fired
+
+
+def test_a_stop_right_after_the_temp_file_is_created_leaves_nothing_behind(tmp_path):
+    fired = write_stopped_right_after_the_temp_file_exists(tmp_path, tmp_path / "metrics.jsonl", "{}\n")
     assert fired  # the stop did land after the temporary file existed
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -41,14 +40,7 @@ def test_a_stop_right_after_the_temp_file_is_created_leaves_nothing_behind(tmp_p
 def test_a_stop_keeps_the_previous_content(tmp_path):
     target = tmp_path / "summary.json"
     write_text(target, "old\n")
-    tracer, fired = stop_once_a_temp_file_exists(tmp_path)
-    previous = sys.gettrace()
-    sys.settrace(tracer)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            write_text(target, "new\n")
-    finally:
-        sys.settrace(previous)
+    fired = write_stopped_right_after_the_temp_file_exists(tmp_path, target, "new\n")
     assert fired and target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cs_nets.errors import ConfigError
-from cs_nets.nn.activations import ACTIVATIONS
+from cs_nets.nn.activations import ACTIVATION_NAMES, ACTIVATIONS
 from cs_nets.nn.gradcheck import (
     KINK_MARGIN,
     _case,
@@ -61,9 +61,9 @@ def test_every_combination_passes(all_rows):
     combos = {(r["model"], r["loss"], r["activation"]) for r in all_rows}
     expected = {("linear", loss, "-") for loss in LOSSES} | {
         (model, loss, act)
-        for model, loss, act in itertools.product(("two_layer", "fc_net"), LOSSES, ACTIVATIONS)
+        for model, loss, act in itertools.product(("two_layer", "fc_net"), LOSSES, ACTIVATION_NAMES)
     }
-    assert combos == expected  # 2 + 12 + 12 = 26 combinations
+    assert combos == expected  # 2 + 14 + 14 = 30 combinations (maxout included)
     for model, loss, act in combos:
         params = [r["param"] for r in all_rows if (r["model"], r["loss"], r["activation"]) ==
                   (model, loss, act)]

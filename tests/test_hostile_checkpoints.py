@@ -188,6 +188,8 @@ def _set(path, value):
     (("hyperparams", "hidden_dim"), 0, "hidden_dim 0 is not an integer from 1 to 65536"),
     (("hyperparams", "activation"), "swish", "its architecture is not valid (activation: expected one of"),
     (("hyperparams", "hidden_dims"), [4], "hyperparameter 'hidden_dims' does not belong to two_layer"),
+    (("hyperparams", "maxout_pieces"), "2", "maxout_pieces '2' is not an integer from 1 to 1024"),
+    (("hyperparams", "maxout_pieces"), 10**9, "maxout_pieces 1000000000 is not an integer from 1 to 1024"),
     (("class_names",), ["a"], "meta class_names is ['a'], expected a list of 10 names"),
     (("data_fingerprint",), "zz", "meta data_fingerprint is 'zz', expected 32 hex digits"),
     (("inputs",), KeyError, "meta inputs is None"),

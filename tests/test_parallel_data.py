@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 # Runs csnets with extract_features counted: each call appends its image count to a file.
 COUNTING_CSNETS = """
@@ -46,6 +47,7 @@ def finish(procs):
     return results
 
 
+@pytest.mark.slow
 def test_parallel_downloads_transfer_the_archive_once(cifar_server, tmp_path):
     name = "cifar-10-python.tar.gz"
     url, md5 = cifar_server.url_for(name), cifar_server.md5[name]
@@ -63,6 +65,7 @@ def test_parallel_downloads_transfer_the_archive_once(cifar_server, tmp_path):
     assert list(data_dir.glob("*.lock")) == []  # the lock file goes once the folder is complete
 
 
+@pytest.mark.slow
 def test_parallel_trainings_share_one_download_and_one_feature_cache(cifar_server, tmp_path):
     name = "cifar-10-python.tar.gz"
     config = tmp_path / "features.yaml"

@@ -18,7 +18,7 @@ from cs_nets.plots import (
 )
 from cs_nets.plots.curves import batches_per_epoch, ema, smoothing_beta
 from cs_nets.plots.images import pick_templates, tile_images
-from cs_nets.plots.sweep import sweep_table
+from cs_nets.plots.sweep_heatmap import sweep_table
 
 NAMES = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 MISSING = "plotting needs matplotlib: pip install 'cs_nets[plot]'"

@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 
 from cs_nets import registry
+from cs_nets.circuits.examples import EXAMPLES as BACKPROP_EXAMPLE_TABLE
 from cs_nets.cli import main
 from cs_nets.config import DataConfig, ModelConfig, OptimConfig, reference_table
 from cs_nets.data.cifar10 import OFFICIAL
 from cs_nets.data.preprocess import Normalizer
 from cs_nets.features.spec import DEFAULTS as FEATURE_DEFAULTS
-from cs_nets.nn.activations import ACTIVATIONS
+from cs_nets.nn.activations import ACTIVATION_NAMES
 from cs_nets.nn.gradcheck import gradcheck_cases
 from cs_nets.nn.losses import LOSSES
 from cs_nets.nn.models import MODEL_CLASSES
@@ -34,11 +35,12 @@ def option_choices(command, option):
 def test_implementations_match_the_registry():
     assert tuple(MODEL_CLASSES) == registry.MODEL_TYPES
     assert tuple(LOSSES) == registry.LOSSES
-    assert tuple(ACTIVATIONS) == registry.ACTIVATIONS
+    assert ACTIVATION_NAMES == registry.ACTIVATIONS
     assert tuple(FEATURE_DEFAULTS) == registry.FEATURE_TYPES
     assert tuple(OFFICIAL) == registry.ARCHIVE_FORMATS
     assert INIT_SCHEMES == registry.INIT_SCHEMES
     assert Normalizer.MODES == registry.NORMALIZATIONS
+    assert tuple(BACKPROP_EXAMPLE_TABLE) == registry.BACKPROP_EXAMPLES
 
 
 def test_config_validation_uses_the_registry():
@@ -56,6 +58,7 @@ def test_cli_options_use_the_registry():
     assert option_choices("gradcheck", "activations") == registry.ACTIVATIONS
     assert option_choices("evaluate", "split") == registry.SPLITS
     assert option_choices("download", "fmt") == registry.ARCHIVE_FORMATS
+    assert option_choices("backprop", "example") == registry.BACKPROP_EXAMPLES
 
 
 def test_gradcheck_covers_every_model_loss_and_activation():

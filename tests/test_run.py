@@ -67,6 +67,7 @@ def test_run_writes_a_complete_run_directory(reference):
         json.loads(line)["val_accuracy"] for line in (out / "metrics.jsonl").read_text().splitlines())
 
 
+@pytest.mark.slow
 def test_run_reports_every_epoch_and_can_share_a_prepared_dataset(tmp_path, reference):
     config = smoke(*RESUMABLE)
     data = prepare_dataset(config)
@@ -131,6 +132,7 @@ def test_resume_of_a_finished_run_does_nothing(reference):
     assert (out / "model.npz").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_data(tmp_path):
     out = tmp_path / "run"
     config = smoke(*RESUMABLE)
@@ -151,6 +153,7 @@ def wait_for(predicate, timeout=60.0):
         time.sleep(0.002)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, reference):
     """Killed with SIGKILL again and again (mid-epoch and mid-write), resumed each time: same arrays."""
     ref_dir, _ = reference
@@ -191,6 +194,7 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, referen
     assert not list(out.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_save_the_run_then_resume_finishes_it(tmp_path, reference, sig, code):
     out = tmp_path / "stopped"
@@ -214,6 +218,7 @@ def test_sigterm_and_sighup_save_the_run_then_resume_finishes_it(tmp_path, refer
     assert metrics_epochs(out) == list(range(1, EPOCHS + 1))
 
 
+@pytest.mark.slow
 def test_overwrite_interrupted_before_its_first_checkpoint_keeps_the_old_run(tmp_path):
     out = tmp_path / "old"
     run(smoke("train.num_epochs=1"), out)
@@ -232,6 +237,7 @@ def test_overwrite_interrupted_before_its_first_checkpoint_keeps_the_old_run(tmp
     assert [p.name for p in tmp_path.glob(".old.*")] == [".old.lock"]
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_never_kills_a_run(tmp_path):
     """`csnets train ... 2>&1 | head -1`: the reader goes away, the run goes on and finishes."""
     out = tmp_path / "piped"
@@ -250,6 +256,7 @@ def test_a_closed_pipe_never_kills_a_run(tmp_path):
     assert proc.stderr.read() == ""
 
 
+@pytest.mark.slow
 def test_a_crash_mid_run_leaves_status_failed(tmp_path):
     def explode(metrics):
         if metrics["epoch"] == 2:
@@ -275,6 +282,7 @@ def test_resume_takes_no_config_or_out(tmp_path, reference):
     assert result.exit_code == 2 and "Missing option '--config' (or --resume RUN_DIR)" in result.output
 
 
+@pytest.mark.slow
 def test_one_process_writes_a_run_at_a_time(tmp_path):
     """A second `--resume` (or a second run into the same --out) while the first still trains is refused."""
     out = tmp_path / "busy"

@@ -100,6 +100,7 @@ def test_points_flow_through_the_pipeline_with_two_inputs():
 # ------------------------------------------------------------------ the lecture's claims
 
 
+@pytest.mark.slow
 def test_rings_need_the_polar_transform(tmp_path):
     for name in ("toy_circles", "toy_circles_polar"):
         result = run("train", "--config", CONFIGS / f"{name}.yaml", "--out", tmp_path / name, "--quiet")
@@ -109,6 +110,7 @@ def test_rings_need_the_polar_transform(tmp_path):
     assert load_config(CONFIGS / "toy_circles_polar.yaml").features == [{"type": "polar"}]
 
 
+@pytest.mark.slow
 def test_more_hidden_units_fit_the_spiral(tmp_path):
     accuracy = {}
     for hidden in (3, 20):

@@ -75,7 +75,9 @@ def test_history_fields_and_batch_losses():
     result = fit(model, X, y, X, y, OptimConfig(learning_rate=0.1), TrainConfig(batch_size=10, num_epochs=2),
                    progress=False)
     assert len(result.batch_losses) == 6  # ceil(25 / 10) batches per epoch, the last one partial
-    assert set(result.history[0]) == {"epoch", "train_loss", "train_accuracy", "val_accuracy", "lr", "seconds"}
+    assert set(result.history[0]) == {"epoch", "train_loss", "train_data_loss", "train_reg_loss", "train_accuracy",
+                                      "val_accuracy", "lr", "seconds"}
+    assert result.history[0]["train_data_loss"] is None  # a model without loss_parts: the split is unknown
     assert result.history[1]["epoch"] == 2 and result.history[0]["train_loss"] == 1.0
     # val accuracy never improves after epoch 1, so epoch 1's parameters (3 batches of lr 0.1) come back
     assert model.params["w"][0] == pytest.approx(0.3)

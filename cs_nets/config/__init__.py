@@ -60,6 +60,8 @@ def read_config_file(path: str | Path, what: str = "config") -> tuple[dict, dict
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Read a YAML config (or the defaults when `path` is None) and apply `--set` overrides."""
     overrides = list(overrides or [])
+    raw: dict
+    lines: dict
     if path is None:
         raw, lines, source, name = {}, {}, "defaults", "run"
     else:

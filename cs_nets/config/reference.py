@@ -8,12 +8,12 @@ from cs_nets.config.schema import SECTION_CLASSES
 def reference_table() -> str:
     """Every config key as a Markdown table: key, default, allowed values, meaning.
 
-    ``csnets config --reference`` prints it; the README's config table is this text.
+    ``csnets config --reference`` prints it; docs/configs.md's table is this text.
     """
     rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for section, cls in SECTION_CLASSES.items():
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
             meta = f.metadata
             allowed = ", ".join(meta["choices"]) if meta.get("choices") else ""
             for name, op in (("min", ">="), ("gt", ">"), ("max", "<=")):

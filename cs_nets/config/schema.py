@@ -14,6 +14,7 @@ import math
 import types
 import typing
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,8 @@ class ModelConfig:
     hidden_dims: list[int] = option_list(lambda: [100], "hidden layer sizes (two_layer: exactly one)", gt=0)
     activation: str = option("relu", "hidden activation",
                            choices=registry.ACTIVATIONS)
+    maxout_pieces: int = option(2, "maxout: affine pieces per hidden unit (each layer's W is this many times wider)",
+                                gt=0)
     init: float | str | None = option(None, "weight init: a std, 'he' or 'xavier' (default: the model's own)")
 
     def build_kwargs(self) -> dict:
@@ -77,6 +80,8 @@ class ModelConfig:
             hyper.update(hidden_dim=self.hidden_dims[0], activation=self.activation)
         elif self.type == "fc_net":
             hyper.update(hidden_dims=list(self.hidden_dims), activation=self.activation)
+        if self.type != "linear" and self.activation == "maxout":
+            hyper["maxout_pieces"] = self.maxout_pieces
         if self.init is not None:
             hyper["init"] = self.init
         return hyper
@@ -212,7 +217,7 @@ def coerce(value, tp, what: str):
     raise ConfigError(f"{what}: expected {type_name(tp)}, got {clip(value)}")
 
 
-def check_range(value, meta: dict, what: str):
+def check_range(value, meta: Mapping, what: str):
     if value is None:
         return
     choices = meta.get("choices")

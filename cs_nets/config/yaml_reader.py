@@ -85,7 +85,8 @@ def _check_graph(root, source: str) -> None:
     """Walk the composed node graph once (aliases are shared nodes): refuse cycles, expansion beyond
     MAX_YAML_NODES or MAX_YAML_DEPTH, and duplicate keys. Iterative, so alias chains cannot
     exhaust the Python stack."""
-    size, depth = {}, {}  # id(node) -> expanded size / depth, once the node is finished
+    size: dict[int, int] = {}  # id(node) -> expanded size / depth, once the node is finished
+    depth: dict[int, int] = {}  # -> expanded size / depth, once the node is finished
     stack, open_ = [(root, False)], set()
     while stack:
         node, children_done = stack.pop()
@@ -128,7 +129,7 @@ def _own_size(node) -> int:
 
 def _check_duplicate_keys(node, source: str) -> None:
     """A key given twice in one mapping is a mistake (YAML says so; PyYAML keeps the last)."""
-    seen = {}
+    seen: dict[object, int] = {}
     for key_node, _ in node.value:
         if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
             continue

@@ -71,7 +71,7 @@ class Codebook:
     def from_state(cls, arrays: dict, patch: int, words: int, whiten: bool) -> Codebook:
         """Rebuild from ``state()``; ArgumentError when arrays are missing or misshapen."""
         dim = 3 * patch * patch
-        need = {"centroids": (words, dim)}
+        need: dict[str, tuple[int, ...]] = {"centroids": (words, dim)}
         if whiten:
             need.update(whiten_mean=(dim,), whiten_matrix=(dim, dim))
         got = {}

@@ -40,8 +40,8 @@ def clip(value, limit: int = CLIP_CHARS) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def clip_text(text: str, limit: int = 300) -> str:
-    """``text`` itself (no quotes) cut to ``limit`` characters."""
+def clip_text(text: object, limit: int = 300) -> str:
+    """``str(text)`` itself (no quotes; an exception's message) cut to ``limit`` characters."""
     text = str(text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -123,7 +123,7 @@ def read_npy_header(f, what: str, allowed_dtypes, max_bytes: int):
 
 def read_into(f, out: np.ndarray, what: str) -> np.ndarray:
     """Fill the C-contiguous array ``out`` with the next ``out.nbytes`` bytes of ``f``; DataError if short."""
-    view = memoryview(out.reshape(-1).view(np.uint8))
+    view = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # ndarray is a buffer
     filled = 0
     while filled < len(view):
         chunk = f.read(min(len(view) - filled, 1 << 24))
@@ -152,5 +152,6 @@ def format_bytes(n: float) -> str:
     """1536 -> '1.5 KiB'."""
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+            break
         n /= 1024
+    return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"

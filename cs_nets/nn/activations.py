@@ -12,11 +12,18 @@ downstream one without allocating. All pairs except gelu cache only the *output*
 sigmoid: a(1 - a), tanh: 1 - a², ...), which is what makes the in-place forward safe.
 
 dtype is preserved: constants are Python floats, so float32 stays float32.
+
+Maxout (Goodfellow et al. 2013; the last activation on the lecture's slide) is not
+elementwise: a unit is max(w1ᵀx + b1, ..., wkᵀx + bk) over k affine "pieces", so its
+layer's affine part is k times wider and maxout_forward narrows (N, k*H) to (N, H).
+It is a model's ``activation`` like the others (ACTIVATION_NAMES), with its own pair.
 """
 
 import math
 
 import numpy as np
+
+from cs_nets.errors import ArgumentError
 
 LEAKY_SLOPE = 0.01
 ELU_ALPHA = 1.0
@@ -132,7 +139,35 @@ def gelu_backward(da, cache, out=None):
     return np.multiply(da, local, out=out)
 
 
-ACTIVATIONS = {
+def maxout_forward(z, pieces):
+    """a = the max over k = pieces of the column blocks of z. z: (N, k*H) -> (a: (N, H), cache).
+
+    Piece j of unit h is column j*H + h: z[:, j*H:(j+1)*H] is the j-th affine map
+    wjᵀx + bj of every unit. cache: (argmax piece per entry (N, H), z's shape); ties go to
+    the first piece, as the max gate sends a tie to one input.
+    """
+    n, width = z.shape
+    if pieces < 1 or width % pieces:
+        raise ArgumentError(f"maxout: {width} columns do not split into {pieces} pieces")
+    blocks = z.reshape(n, pieces, width // pieces)  # a view: (N, k, H)
+    winner = blocks.argmax(axis=1)                  # (N, H)
+    a = np.take_along_axis(blocks, winner[:, None, :], axis=1)[:, 0, :]
+    return a, (winner, z.shape)
+
+
+def maxout_backward(da, cache):
+    """dz: da routed to each unit's winning piece, 0 to the others (the max gate). da: (N, H) -> (N, k*H)."""
+    winner, shape = cache
+    n, units = da.shape
+    dz = np.zeros((n, shape[1] // units, units), dtype=da.dtype)
+    np.put_along_axis(dz, winner[:, None, :], da[:, None, :], axis=1)
+    return dz.reshape(shape)
+
+
+MAXOUT = "maxout"
+MAXOUT_PIECES = 2  # the default k
+
+ACTIVATIONS = {  # the elementwise pairs, by name
     "relu": (relu_forward, relu_backward),
     "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
     "sigmoid": (sigmoid_forward, sigmoid_backward),
@@ -140,3 +175,5 @@ ACTIVATIONS = {
     "elu": (elu_forward, elu_backward),
     "gelu": (gelu_forward, gelu_backward),
 }
+
+ACTIVATION_NAMES = (*ACTIVATIONS, MAXOUT)  # what a model's ``activation`` may be (cs_nets.registry.ACTIVATIONS)

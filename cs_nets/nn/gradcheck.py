@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 from cs_nets.errors import ConfigError
-from cs_nets.nn.activations import ACTIVATIONS
+from cs_nets.nn.activations import ACTIVATION_NAMES, MAXOUT
+from cs_nets.nn.layers import activation_forward
 from cs_nets.nn.losses import LOSSES
 from cs_nets.nn.models import MODEL_TYPES, build_model
 from cs_nets.nn.models.base import check_int
@@ -25,6 +26,7 @@ KINK_MARGIN = 1e-2  # = 1000 h: how far gradcheck_cases keeps inputs from any ki
 CASE_N, CASE_D, CASE_C = 6, 5, 3
 CASE_HIDDEN = {"two_layer": {"hidden_dim": 7}, "fc_net": {"hidden_dims": [7, 6]}}
 CASE_REG = 0.05  # non-zero, so the regularization gradient is checked too
+CASE_MAXOUT_PIECES = 3  # more than the default 2, so a piece that is neither first nor last is checked
 
 
 def numerical_gradient(f, x, h=1e-5, num_checks=None, rng=None):
@@ -94,7 +96,8 @@ def check_model_gradients(model, X, y, h=1e-5, num_checks=None):
 def kink_distance(model, X, y):
     """Smallest |value| over the points where the model's loss is not smooth.
 
-    These are the pre-activations of relu / leaky_relu / elu units and, for the SVM
+    These are the pre-activations of relu / leaky_relu / elu units, the gap between the
+    two largest pieces of a maxout unit (where the winner changes) and, for the SVM
     loss, the margins s_j - s_{y_i} + 1 (j != y_i). A finite difference that steps
     across one of them measures a mix of two slopes. Returns inf if there are none.
     """
@@ -116,7 +119,11 @@ def kink_distance(model, X, y):
         if i < len(layers) - 1:  # a hidden layer
             if activation in KINKED_ACTIVATIONS:
                 distances.append(float(np.abs(out).min()))
-            out, _ = ACTIVATIONS[activation][0](out)
+            pieces = getattr(model, "maxout_pieces", 1)
+            if activation == MAXOUT and pieces > 1:
+                top2 = np.sort(out.reshape(len(out), pieces, -1), axis=1)[:, -2:, :]
+                distances.append(float((top2[:, 1] - top2[:, 0]).min()))
+            out, _ = activation_forward(out, activation, pieces=pieces)
     if model.loss_name == "svm":
         rows = np.arange(len(y))
         margins = out - out[rows, y][:, None] + 1
@@ -128,18 +135,19 @@ def kink_distance(model, X, y):
 def gradcheck_cases(models=None, losses=None, activations=None, seed=0):
     """Gradient-check every model x loss x activation on small random float64 data.
 
-    None means all of MODEL_TYPES / LOSSES / ACTIVATIONS; linear has no activation
+    None means all of MODEL_TYPES / LOSSES / ACTIVATION_NAMES; linear has no activation
     and is reported once per loss with activation "-". Each combination builds a model
     (CASE_* sizes, reg = CASE_REG, random biases) and draws X ~ N(0, 1) and y; X is
     redrawn until kink_distance > KINK_MARGIN (1000 h), so no ±h step can cross a
-    ReLU / leaky-ReLU / ELU kink or an SVM hinge and every error should be ~1e-9.
+    ReLU / leaky-ReLU / ELU kink, a change of maxout winner or an SVM hinge, and every
+    error should be ~1e-9. Maxout runs with CASE_MAXOUT_PIECES = 3 pieces.
     Data depend only on (seed, combination), not on which combinations are asked for.
 
     Returns rows {"model", "loss", "activation", "param", "max_rel_error"}.
     """
     models = _choose("models", models, MODEL_TYPES)
     losses = _choose("losses", losses, tuple(LOSSES))
-    activations = _choose("activations", activations, tuple(ACTIVATIONS))
+    activations = _choose("activations", activations, ACTIVATION_NAMES)
 
     rows = []
     for model_type, loss in itertools.product(models, losses):
@@ -147,7 +155,7 @@ def gradcheck_cases(models=None, losses=None, activations=None, seed=0):
             combo_key = (
                 MODEL_TYPES.index(model_type),
                 list(LOSSES).index(loss),
-                list(ACTIVATIONS).index(activation) + 1 if activation != "-" else 0,
+                ACTIVATION_NAMES.index(activation) + 1 if activation != "-" else 0,
             )
             model, X, y = _case(model_type, loss, activation, [seed, *combo_key])
             errors = check_model_gradients(model, X, y)
@@ -168,6 +176,8 @@ def _case(model_type, loss, activation, entropy, max_draws=100):
     hyper = dict(CASE_HIDDEN.get(model_type, {}), loss=loss, reg=CASE_REG, init="he")
     if activation != "-":
         hyper["activation"] = activation
+    if activation == MAXOUT:
+        hyper["maxout_pieces"] = CASE_MAXOUT_PIECES
     model = build_model(
         model_type, CASE_D, CASE_C, dtype="float64", seed=int(rng.integers(2**31)), **hyper
     )

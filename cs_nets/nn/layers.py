@@ -5,7 +5,7 @@
 Stacking pairs and calling the backwards in reverse order is all ``fc_net`` does.
 """
 
-from cs_nets.nn.activations import ACTIVATIONS
+from cs_nets.nn.activations import ACTIVATIONS, MAXOUT, MAXOUT_PIECES, maxout_backward, maxout_forward
 from cs_nets.nn.grads_out import Gradients
 
 
@@ -37,27 +37,36 @@ def affine_backward(dout, cache, need_dx=True, grads=None, names=("w", "b"), reg
     return dx, dw, db
 
 
-def activation_forward(x, name, out=None):
-    """Elementwise activation ``name`` (see cs_nets.nn.activations). x: (N, H) -> (out, cache).
+def activation_forward(x, name, out=None, pieces=MAXOUT_PIECES):
+    """Activation ``name`` (see cs_nets.nn.activations). x: (N, H) -> (out, cache).
 
-    out=x computes in place (x is overwritten), as NumPy's ``out=``.
+    out=x computes in place (x is overwritten), as NumPy's ``out=``. "maxout" narrows
+    x: (N, pieces*H) to (N, H) and ignores out (its output never fits in x).
     """
-    forward, _ = ACTIVATIONS[name]
-    out, act_cache = forward(x, out=out)
+    if name == MAXOUT:
+        out, act_cache = maxout_forward(x, pieces)
+    else:
+        forward, _ = ACTIVATIONS[name]
+        out, act_cache = forward(x, out=out)
     return out, (name, act_cache)
 
 
 def activation_backward(dout, cache):
     """dx = dout * f'(x) for the activation cached by activation_forward. dout: (N, H)."""
     name, act_cache = cache
+    if name == MAXOUT:
+        return maxout_backward(dout, act_cache)
     _, backward = ACTIVATIONS[name]
     return backward(dout, act_cache)
 
 
-def affine_activation_forward(x, w, b, name):
-    """An affine layer followed by an activation: the hidden layer of an MLP."""
+def affine_activation_forward(x, w, b, name, pieces=MAXOUT_PIECES):
+    """An affine layer followed by an activation: the hidden layer of an MLP.
+
+    With "maxout", w: (D, pieces*H) and b: (pieces*H,) hold the pieces' affine maps (see maxout_forward).
+    """
     z, affine_cache = affine_forward(x, w, b)
-    a, act_cache = activation_forward(z, name, out=z)  # z is ours and not cached: reuse it
+    a, act_cache = activation_forward(z, name, out=z, pieces=pieces)  # z is ours and not cached: reuse it
     return a, (affine_cache, act_cache)
 
 

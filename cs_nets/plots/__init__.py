@@ -11,7 +11,7 @@ from cs_nets.plots.confusion import plot_confusion
 from cs_nets.plots.curves import plot_curves
 from cs_nets.plots.images import weights_to_images
 from cs_nets.plots.run import plot_run, run_pictures
-from cs_nets.plots.sweep import plot_sweep
+from cs_nets.plots.sweep_heatmap import plot_sweep
 from cs_nets.plots.templates import plot_templates
 
 __all__ = [

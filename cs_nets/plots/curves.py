@@ -1,4 +1,4 @@
-"""Training curves: loss per batch and per epoch, accuracy per epoch."""
+"""Training curves: loss per batch and per epoch (split into data loss and regularization), accuracy per epoch."""
 
 import numpy as np
 
@@ -34,7 +34,7 @@ def smoothing_beta(num_points):
     return 1.0 - 1.0 / span
 
 
-def plot_curves(metrics, batch_losses, path, title=None):
+def plot_curves(metrics, batch_losses, path, title=None, chance_loss=None):
     """Plot the loss and the accuracies of one training run and write a PNG.
 
     Inputs:
@@ -43,12 +43,17 @@ def plot_curves(metrics, batch_losses, path, title=None):
     - batch_losses: (num_batches,) training loss of every minibatch in order, or
       None / empty.
     - path: PNG to write; title: figure title.
+    - chance_loss: the data loss of a model that knows nothing, drawn as a dashed
+      line (ln C for the Softmax loss over C classes; None: not drawn).
 
     Left panel: batch losses as a faint line, their EMA as a solid line, and each
     epoch's mean train loss as a marker in the middle of that epoch. The x axis
     is in epochs (batch i ends at (i + 1) / batches_per_epoch), so both panels line
     up and a partial last epoch shows as such; with no metrics it is the batch
-    number. Right panel: train and validation accuracy per epoch, the best
+    number. Where the rows hold train_data_loss and train_reg_loss, the lecture's
+    L = data loss + regularization is drawn as its two parts too (the sum is the
+    orange total): the Softmax data loss starts near chance_loss = ln C, whatever the
+    L2 term adds. Right panel: train and validation accuracy per epoch, the best
     validation accuracy in the legend.
     Size: 1000x450 px. Returns the path written.
     """
@@ -64,7 +69,7 @@ def plot_curves(metrics, batch_losses, path, title=None):
     if title:
         fig.suptitle(title, fontsize=12)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    _draw_loss(ax_loss, rows, losses)
+    _draw_loss(ax_loss, rows, losses, chance_loss)
     _draw_accuracy(ax_acc, rows)
     return save_figure(plt, fig, path)
 
@@ -107,7 +112,7 @@ def batches_per_epoch(losses, rows):
     return float(sizes[np.argmax(fits)]) if fits.any() else even
 
 
-def _draw_loss(ax, rows, losses):
+def _draw_loss(ax, rows, losses, chance_loss=None):
     if rows:
         # Epoch e ends at x = e, so batches and epoch rows line up.
         x = rows[0]["epoch"] - 1 + np.arange(1, losses.size + 1) / batches_per_epoch(losses, rows)
@@ -128,6 +133,15 @@ def _draw_loss(ax, rows, losses):
         ax.plot(epochs - 0.5 if losses.size else epochs, means, "o" if losses.size else "o-",
                 color="tab:orange", markeredgecolor="black", markersize=6,
                 label="epoch mean train loss", zorder=3)
+    centre = 0.5 if losses.size else 0.0
+    for key, label, color, style in (("train_data_loss", "epoch mean data loss", "tab:purple", "^-"),
+                                     ("train_reg_loss", "epoch mean L2 regularization", "tab:gray", "v-")):
+        epochs, values = _series(rows, key)
+        if epochs.size:
+            ax.plot(epochs - centre, values, style, color=color, markersize=5, linewidth=1.2, label=label, zorder=3)
+    if chance_loss is not None and np.isfinite(chance_loss):
+        ax.axhline(chance_loss, color="black", linestyle="--", linewidth=1,
+                   label=f"ln C = {chance_loss:.3f}: Softmax data loss at chance")
     if rows:
         ax.locator_params(axis="x", integer=True)
     ax.set_ylabel("loss")

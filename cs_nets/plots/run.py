@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ def plot_run(run_dir, out_dir=None, log=None) -> list[Path]:
     names = _class_names(summary, checkpoint)
     written = []
     if metrics:
-        written.append(plot_curves(metrics, losses, out_dir / "curves.png", title=f"{run_dir.name}: training"))
+        written.append(plot_curves(metrics, losses, out_dir / "curves.png", title=f"{run_dir.name}: training",
+                                   chance_loss=_chance_loss(checkpoint)))
     confusion = _confusion(summary, names)
     if confusion is not None:
         written.append(plot_confusion(confusion, names, out_dir / "confusion.png", title=f"{run_dir.name}: test split"))
@@ -68,6 +70,13 @@ def plot_run(run_dir, out_dir=None, log=None) -> list[Path]:
         if log is not None:
             log(note)
     return written
+
+
+def _chance_loss(checkpoint) -> float | None:
+    """ln C, the Softmax data loss of uniform scores, for a Softmax model's curves; None otherwise."""
+    if checkpoint is None or getattr(checkpoint[0], "loss_name", None) != "softmax":
+        return None
+    return math.log(checkpoint[0].num_classes)
 
 
 def _try(read, run_dir, notes):

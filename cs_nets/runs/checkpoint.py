@@ -44,6 +44,7 @@ MAX_CENTRAL_DIRECTORY = 1 << 16  # bytes; MAX_MEMBERS entries take a few KB
 MAX_INPUT_DIM = 1 << 20
 MAX_HIDDEN = 1 << 16
 MAX_LAYERS = 16
+MAX_MAXOUT_PIECES = 1 << 10
 MAX_CLASSES = 1000
 MAX_NAME_CHARS = 200
 MAX_IMAGE_SIZE = 512  # side of the square input images (3 * 512**2 < MAX_INPUT_DIM)
@@ -211,6 +212,9 @@ def _check_meta(meta: dict, path) -> None:
         raise bad("hyperparams", "an object")
     if "hidden_dim" in hyper and not _is_int(hyper["hidden_dim"], 1, MAX_HIDDEN):
         raise DataError(f"{path}: hidden_dim {clip(hyper['hidden_dim'])} is not an integer from 1 to {MAX_HIDDEN}")
+    if "maxout_pieces" in hyper and not _is_int(hyper["maxout_pieces"], 1, MAX_MAXOUT_PIECES):
+        raise DataError(f"{path}: maxout_pieces {clip(hyper['maxout_pieces'])} is not an integer "
+                        f"from 1 to {MAX_MAXOUT_PIECES}")
     dims = hyper.get("hidden_dims", [])
     if not (isinstance(dims, list) and len(dims) <= MAX_LAYERS and all(_is_int(h, 1, MAX_HIDDEN) for h in dims)):
         raise DataError(f"{path}: hidden_dims {clip(dims)} is not a list of at most {MAX_LAYERS} integers "

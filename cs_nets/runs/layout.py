@@ -9,7 +9,8 @@ MAX_SUMMARY_BYTES = 4 << 20
 MAX_METRICS_BYTES = 64 << 20
 MAX_SMALL_FILE_BYTES = 64 << 10  # sweep_args, exit_status
 MAX_BATCH_LOSSES_BYTES = 1 << 30
-METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "lr", "seconds")
+METRIC_KEYS = ("epoch", "train_loss", "train_data_loss", "train_reg_loss", "train_accuracy", "val_accuracy", "lr",
+               "seconds")  # train_loss = train_data_loss + train_reg_loss (both null in runs made before they were)
 RUNNING = "running"
 STATE_FILE = "state.npz"
 # What makes a folder a run directory: csnets writes these, and nothing else does.

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,8 @@ class _OpenBLAS:
         self.int_bits = 8 * ctypes.sizeof(int_type)
         self.max_int = 2 ** (self.int_bits - 1) - 1  # larger sizes go to NumPy
         ptr, n, enum = ctypes.c_void_p, int_type, ctypes.c_int
-        self.gemm, self.axpy = {}, {}
+        self.gemm: dict[np.dtype, Any] = {}  # dtype -> the ctypes function
+        self.axpy: dict[np.dtype, Any] = {}
         for letter, dtype, real in (("s", np.float32, ctypes.c_float), ("d", np.float64, ctypes.c_double)):
             signatures = {
                 "gemm": (self.gemm, [enum, enum, enum, n, n, n, real, ptr, n, ptr, n, real, ptr, n]),
@@ -148,7 +150,7 @@ def find_openblas(report: dict, libraries: list[dict]):
     return None, f"NumPy reports {name} {version}, but it cannot be bound: " + "; ".join(failures)
 
 
-_found = None  # (binding or None, reason), on first use
+_found: tuple[Any, str] = (None, "")  # (binding or None, reason), after the first use
 _NUMPY_BY_DEFAULT = os.environ.get("CS_NETS_BLAS", "").lower() == "numpy"
 _numpy_only = _NUMPY_BY_DEFAULT
 
@@ -158,7 +160,7 @@ def _openblas():
     global _found
     if _numpy_only:
         return None
-    if _found is None:
+    if not _found[1]:
         _found = find_openblas(numpy_blas_report(), loaded_blas_libraries())
     return _found[0]
 

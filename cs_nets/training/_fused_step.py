@@ -26,6 +26,8 @@ they go through the course's rule as it is.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from cs_nets.errors import ArgumentError
@@ -51,7 +53,8 @@ class FusedStep:
         self.grads: dict = {}  # what the model returns: no gradient arrays, each became an update
         self.rule = update_rule(momentum, nesterov)
         self.momentum = float(momentum)
-        self.configs = {name: {"learning_rate": 0.0, "momentum": self.momentum} for name in params}
+        self.configs: dict[str, dict[str, Any]] = {
+            name: {"learning_rate": 0.0, "momentum": self.momentum} for name in params}
         if self.rule is not sgd:
             for name, p in params.items():
                 self.configs[name]["velocity"] = np.zeros_like(p)
@@ -111,8 +114,8 @@ class FusedStep:
 
     def put(self, name: str, dw: np.ndarray) -> None:
         """Update the parameter by the course rule for a gradient dw computed elsewhere."""
-        w = self.params.get(name)
-        self._check(name, w)
+        self._check(name, self.params.get(name))
+        w = self.params[name]
         if dw.shape != w.shape:
             raise ArgumentError(f"{name}: expected a gradient of shape {w.shape}, got {dw.shape}")
         next_w, self.configs[name] = self.rule(w, dw, self.configs[name])

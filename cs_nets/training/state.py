@@ -132,7 +132,9 @@ class TrainState:
             meta = json.loads(str(arrays.pop("meta")))
             if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
                 raise ValueError("unknown format")
-            params, best, rule = {}, {}, {}
+            params: dict[str, np.ndarray] = {}
+            best: dict[str, np.ndarray] = {}
+            rule: dict[str, dict[str, np.ndarray]] = {}
             for key, value in arrays.items():
                 kind, _, rest = key.partition("/")
                 if kind == "params":
@@ -146,7 +148,7 @@ class TrainState:
             losses = arrays["batch_losses"].astype(np.float32)
             if sum(counts) != len(losses) or min(counts, default=0) < 0:
                 raise ValueError("batch_losses does not match batches_per_epoch")
-            splits = np.cumsum(counts)[:-1] if counts else []
+            splits = np.cumsum(counts)[:-1] if counts else np.zeros(0, dtype=np.int64)
             history = meta["history"]
             epoch = int(meta["epoch"])
             if not isinstance(history, list) or len(history) != epoch or len(counts) != epoch:

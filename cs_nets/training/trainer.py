@@ -75,6 +75,13 @@ def _flip_half(batch: np.ndarray, rng: np.random.Generator) -> None:
     images[flip] = images[flip, :, :, ::-1]
 
 
+def _loss_split(parts: np.ndarray) -> dict:
+    """{"train_data_loss", "train_reg_loss"}: epoch means of the (batches, 2) loss parts; None where unknown."""
+    data, reg = (float(v) for v in parts.mean(axis=0))
+    return {"train_data_loss": data if math.isfinite(data) else None,
+            "train_reg_loss": reg if math.isfinite(reg) else None}
+
+
 def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_config: TrainConfig,
         seed: int = 0, progress: bool = True, on_epoch=None, state: TrainState | None = None) -> TrainResult:
     """Train `model` in place with minibatch SGD and return what happened.
@@ -114,6 +121,8 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
                                optim_config.lr_decay)
             order = rng.permutation(n)
             losses = np.empty(batches_per_epoch, np.float32)
+            # the loss's two parts per batch (model.loss_parts; NaN for a model without them), for the curves
+            parts = np.full((batches_per_epoch, 2), np.nan, np.float32)  # float32 as the batch losses
             bar = tqdm(total=batches_per_epoch, desc=f"epoch {epoch + 1}/{num_epochs}",
                        disable=not show_bar, leave=False, file=sys.stderr, unit="batch")
             start = time.perf_counter()
@@ -136,6 +145,7 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
                     break
                 step.end()
                 losses[b] = loss
+                parts[b] = getattr(model, "loss_parts", None) or (math.nan, math.nan)
                 if show_bar and (b % 10 == 0 or b == batches_per_epoch - 1):
                     bar.set_postfix(loss=f"{losses[:b + 1].mean():.4f}", lr=f"{lr:.2e}", refresh=False)
                 bar.update(1)
@@ -148,6 +158,7 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
             metrics = {
                 "epoch": epoch + 1,
                 "train_loss": float(losses.mean()),
+                **_loss_split(parts),
                 "train_accuracy": accuracy(model, X_eval, y_eval),
                 "val_accuracy": accuracy(model, X_val, y_val),
                 "lr": lr,

@@ -6,7 +6,7 @@ from cs_nets.nn.models.fc_net import FullyConnectedNet
 from cs_nets.nn.models.linear import LinearClassifier
 from cs_nets.nn.models.two_layer import TwoLayerNet
 
-MODEL_CLASSES = {
+MODEL_CLASSES: dict[str, type[Model]] = {
     "linear": LinearClassifier,
     "two_layer": TwoLayerNet,
     "fc_net": FullyConnectedNet,

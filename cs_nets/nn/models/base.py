@@ -10,6 +10,9 @@ A model is a dict of parameters plus ``loss(X, y=None)``:
 ``dest.grads``; the default destination makes new arrays. The trainer's destination
 updates each parameter as its gradient arrives, so a model hands over a parameter's
 gradient only after its last use of that parameter in the call.
+After ``loss(X, y)``, ``model.loss_parts`` is ``(data_loss, reg_loss)``, the two floats
+that sum to the returned loss (the lecture's L = data loss + regularization); the
+trainer records both per epoch. It costs nothing: the penalty is computed anyway.
 The trainer knows nothing else about a model, so every model plugs into it.
 Everything runs in ``model.dtype`` (float32 for training, float64 for gradient
 checks): X is cast to it on entry (no copy when it already matches) and no
@@ -37,7 +40,7 @@ class Model:
     """
 
     model_type = ""
-    HYPERPARAMS = ()
+    HYPERPARAMS: tuple[str, ...] = ()
 
     def __init__(self, input_dim, num_classes, *, dtype, loss, reg, init):
         self.input_dim = check_int("input_dim", input_dim, minimum=1)
@@ -47,6 +50,7 @@ class Model:
         self.reg = check_reg(reg)
         self.init = check_init(init)
         self.params = {}
+        self.loss_parts = None  # (data_loss, reg_loss) of the last loss(X, y) call
 
     def loss(self, X, y=None, grads_out=None):
         """X: (N, D) -> scores (N, C) if y is None else (loss: float, grads: dict).
@@ -150,7 +154,7 @@ def check_choice(name, value, choices):
 
 def _is_nonnegative_number(value) -> bool:
     return (not isinstance(value, bool) and isinstance(value, numbers.Real)
-            and math.isfinite(value) and value >= 0)
+            and math.isfinite(value) and float(value) >= 0)
 
 
 def check_reg(value):

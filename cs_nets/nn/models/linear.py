@@ -42,7 +42,8 @@ class LinearClassifier(Model):
 
         data_loss, dscores = self.loss_fn()(scores, np.asarray(y))
         reg = self.reg  # a Python float (check_reg), so float32 gradients stay float32
-        loss = data_loss + l2_penalty([W], reg)
+        self.loss_parts = (data_loss, l2_penalty([W], reg))  # the trainer records both (curves)
+        loss = data_loss + self.loss_parts[1]
         # No dX: X is data, not a parameter. X.T is a view, BLAS reads it transposed.
         grads = Gradients() if grads_out is None else grads_out
         grads.bias("b", dscores)                # db
