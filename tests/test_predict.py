@@ -266,3 +266,13 @@ def test_a_checkpoint_with_a_bad_image_size_is_refused(softmax_run, tmp_path, va
     with pytest.raises(DataError) as err:
         TrainedModel.load(tmp_path / "model.npz")
     assert expected in str(err.value)
+
+
+def test_the_public_load_model_predicts_and_still_unpacks(softmax_run, test_pngs):
+    import cs_nets
+
+    folder, rows, _ = test_pngs
+    trained = cs_nets.load_model(softmax_run)
+    model, inputs, meta = trained
+    assert meta["image_size"] == 32 and trained.class_names == meta["class_names"]
+    assert np.array_equal(trained.predict(from_cifar_rows(rows[:50])).indices, inputs.predict(model, rows[:50]))
