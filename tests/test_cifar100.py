@@ -170,6 +170,7 @@ def test_config_keys_of_the_cifar100_source():
         load_config(None, ["data.source=cifar100", "data.format=binary"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config_name, classes", [("cifar100_softmax", 100), ("cifar100_coarse", 20)])
 def test_shipped_configs_train_end_to_end_on_a_served_archive(served, tmp_path, config_name, classes):
     url, md5, _ = served

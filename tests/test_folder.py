@@ -207,6 +207,7 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+@pytest.mark.slow
 def test_train_evaluate_and_predict_on_a_folder_dataset(tmp_path):
     data = tmp_path / "pets"
     write_folder(data, per_class=40, size=40)  # 40x40 files, trained at 24x24
@@ -240,6 +241,7 @@ def test_train_evaluate_and_predict_on_a_folder_dataset(tmp_path):
     assert confusion.tolist() == report["confusion"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command, extra", [
     ("random-search", ["--set", "search.attempts=5"]),
     ("train", ["--set", "features=[{type: hog, cell: 8}, {type: color_hist}]", "--set", "train.num_epochs=2"]),

@@ -239,6 +239,7 @@ def test_without_pillow_one_line_says_what_to_install(softmax_run, tmp_path, mon
     assert result.stderr == "error: reading images needs Pillow: pip install 'cs_nets[images]'\n"
 
 
+@pytest.mark.slow
 def test_a_model_of_points_refuses_images(tmp_path):
     out = tmp_path / "toy"
     result = run("train", "--config", ROOT / "configs" / "toy_spiral.yaml", "--set", "train.num_epochs=1",
