@@ -265,3 +265,12 @@ def test_random_search_features_and_other_models_run_on_a_folder(tmp_path, comma
     for p in json.loads(result.stdout)["predictions"]:
         confusion[NAMES.index(Path(p["file"]).parent.name), p["index"]] += 1
     assert confusion.tolist() == summary["test_confusion"]
+
+
+def test_an_unknown_key_with_a_newline_is_named_on_one_line(tmp_path):
+    """Found by tests/test_fuzz.py: a YAML key holding a newline made a two-line error."""
+    config = tmp_path / "c.yaml"
+    config.write_text('data:\n  "pa\\nth": 1\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    assert "\n" not in str(err.value) and "unknown key 'data.pa\\nth'" in str(err.value)

@@ -165,6 +165,12 @@ class Where:
         return f"{self.source}:{line}" if line else self.source
 
 
+def printable(key) -> str:
+    """A key as one line of text: control characters (a newline in a YAML key) escaped."""
+    key = str(key)
+    return key if key.isprintable() else key.encode("unicode_escape").decode("ascii")
+
+
 def suggest(key: str, valid) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5) if len(key) < 100 else []
     return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
@@ -250,7 +256,8 @@ def build_section(cls, raw, section: str, where: Where):
         key = str(key)
         path = (section, key)
         if key not in fields:
-            raise ConfigError(f"{where(path)}: unknown key '{section}.{clip_text(key, 60)}'{suggest(key, fields)}")
+            shown = clip_text(printable(key), 60)
+            raise ConfigError(f"{where(path)}: unknown key '{section}.{shown}'{suggest(key, fields)}")
         what = f"{where(path)}: {section}.{key}"
         value = coerce(value, hints[key], what)
         check_range(value, fields[key].metadata, what)
@@ -278,7 +285,7 @@ def build_config(raw: dict, where: Where, name: str = "run") -> Config:
     for key in raw:
         if key not in SECTIONS or key == "name":
             valid = [k for k in SECTIONS if k != "name"]
-            raise ConfigError(f"{where((str(key),))}: unknown section '{clip_text(key, 60)}'"
+            raise ConfigError(f"{where((str(key),))}: unknown section '{clip_text(printable(key), 60)}'"
                               f"{suggest(str(key), valid)}")
     sections = {s: build_section(cls, raw.get(s), s, where) for s, cls in SECTION_CLASSES.items()}
     features = raw.get("features") or []
