@@ -20,6 +20,7 @@ from cs_nets.errors import ArgumentError
 from cs_nets.nn.losses import softmax_loss
 from cs_nets.nn.models import build_model
 from cs_nets.nn.optim import update_rule
+from cs_nets.training import _blas as blas
 from cs_nets.training._blas import BLOCK_ELEMENTS
 from cs_nets.training._fused_step import FusedStep
 from cs_nets.training.trainer import fit
@@ -81,6 +82,7 @@ def float_dtypes_seen(run):
 def test_float32_training_keeps_every_intermediate_float32(model_type, hyper, nesterov):
     X, y = batch(50, seed=4)
     model = build_model(model_type, D, C, seed=0, **hyper)
+    blas.backend()  # bind BLAS first: its one-time self-check runs in float64 on purpose
     seen = float_dtypes_seen(lambda: fit(
         model, X, y, X[:10], y[:10], OptimConfig(learning_rate=1e-2, momentum=0.9, nesterov=nesterov),
         TrainConfig(batch_size=16, num_epochs=2, train_eval_size=10), progress=False))
