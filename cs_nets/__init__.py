@@ -9,7 +9,8 @@ commands make):
     result = cs_nets.run(config, "runs/softmax")        # train; result.test_accuracy
     cs_nets.resume("runs/softmax")                      # continue a stopped run
     report = cs_nets.evaluate("runs/softmax")           # accuracy, per class, confusion matrix
-    model, inputs, meta = cs_nets.load_model("runs/softmax")
+    trained = cs_nets.load_model("runs/softmax")         # trained.predict(["horse.jpg"]).names
+    model, inputs, meta = trained                       # what the checkpoint holds
 
 The lecture itself (layers, losses, update rules, models, gradient checking) is the
 package ``cs_nets.nn``. Importing ``cs_nets`` loads nothing heavy: each function
@@ -24,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cs_nets.config import Config
-    from cs_nets.data.pipeline import InputPipeline
-    from cs_nets.nn.models import Model
+    from cs_nets.evaluation.predict import TrainedModel
     from cs_nets.runs.task import RunResult
 
 __version__ = "0.1.0"
@@ -86,15 +86,19 @@ def evaluate(checkpoint: str | Path, split: str = "test", *, data_dir: str | Pat
                                progress=False, log=log)
 
 
-def load_model(checkpoint: str | Path) -> tuple[Model, InputPipeline, dict[str, Any]]:
-    """(model, input pipeline, metadata) of a run directory or model.npz, checked before use.
+def load_model(checkpoint: str | Path) -> TrainedModel:
+    """A run directory or model.npz, checked before use, ready to classify images.
 
-    ``model.loss(inputs.transform(X))`` gives class scores; the metadata holds the run's
-    config and class names.
+    ``load_model(run).predict(images)``: images as uint8 (N, H, W, 3) (the image-library
+    order), or a list of PIL images or file paths; CIFAR's flat rows only through
+    ``predict_cifar_rows``. Returns class indices, names and probabilities (Softmax) or
+    scores (SVM): see cs_nets.evaluation.predict. It still unpacks as
+    ``model, inputs, meta = load_model(run)``: ``model.loss(inputs.transform(X))`` gives
+    class scores; the metadata holds the run's config, class names and image size.
     """
-    from cs_nets.runs.checkpoint import load_checkpoint
+    from cs_nets.evaluation.predict import TrainedModel
 
-    return load_checkpoint(checkpoint)
+    return TrainedModel.load(checkpoint)
 
 
 __all__ = ["__version__", "load_config", "run", "resume", "evaluate", "load_model"]

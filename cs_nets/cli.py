@@ -472,6 +472,80 @@ def evaluate(checkpoint, split, data_dir, url, md5, allow_other_data, as_json, q
 
 
 @main.command()
+@click.option("--checkpoint", required=True, type=click.Path(exists=True), help="run directory or model.npz")
+@click.argument("paths", metavar="FILE_OR_DIR...", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=3, show_default=True,
+              help="how many classes to list per file")
+@click.option("--recursive", "-r", is_flag=True, help="also read the subfolders of each folder")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document instead of lines")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="write the predictions as CSV to this file")
+@_quiet_option
+def predict(checkpoint, paths, top_k, recursive, as_json, csv_path, quiet):
+    """Classify image files (PNG, JPEG, BMP, GIF, WebP, TIFF) with a saved model.
+
+    Each image is converted as docs/predict.md says (EXIF orientation, RGB,
+    centre crop, Lanczos resize to the model's input size). A folder gives its
+    image files in name order. A file that cannot be read is one line on stderr;
+    the others are still predicted, and the exit code is then 1. Needs
+    cs_nets[images] (Pillow).
+
+    \b
+    Example:
+      csnets predict --checkpoint runs/two_layer-20260101-120000 horse.jpg photos/
+    """
+    from cs_nets.data.images import require_pillow, walk_images
+    from cs_nets.evaluation.predict import TrainedModel, predict_files, write_predictions_csv
+
+    if as_json and csv_path:
+        raise click.UsageError("--json and --csv: choose one")
+    require_pillow()
+    trained = TrainedModel.load(checkpoint)
+    trained.check_can_read_images()
+    entries = walk_images(paths, recursive=recursive)
+    results, failures = [], []
+    bar = None
+    if _progress(quiet) and len(entries) > 1:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(entries), unit="img", file=sys.stderr, leave=False)
+    for r in predict_files(trained, entries):
+        if bar is not None:
+            bar.update()
+        if r.error is not None:
+            failures.append({"file": str(r.path), "error": r.error})
+            _echo(f"error: {r.path}: {r.error}", err=True)
+            continue
+        record = trained.file_record(r, top_k)
+        if as_json or csv_path:
+            results.append(record)
+        else:
+            _echo(_prediction_line(record, trained.kind))
+    if bar is not None:
+        bar.close()
+    if as_json:
+        click.echo(json.dumps({"checkpoint": str(trained.path), "kind": trained.kind, "top_k": top_k,
+                               "class_names": trained.class_names, "predictions": results,
+                               "failed": failures}, indent=2))
+    elif csv_path:
+        write_predictions_csv(csv_path, results, top_k, trained.kind)
+        if not quiet:
+            _log(f"wrote {len(results)} predictions to {csv_path}")
+    if failures:
+        _log(f"{len(failures)} of {len(entries)} files could not be read")
+        sys.exit(1)
+    if not entries:
+        _log("no image files found")
+        sys.exit(1)
+
+
+def _prediction_line(record: dict, kind: str) -> str:
+    """'path: horse 0.8123 (top 3: horse 0.8123, deer 0.1011, dog 0.0502)'; SVM: 'horse score 3.2100 ...'."""
+    word = "" if kind == "probability" else "score "
+    top = ", ".join(f"{t['class']} {t[kind]:.4f}" for t in record["top"])
+    return f"{record['file']}: {record['class']} {word}{record[kind]:.4f} (top {len(record['top'])}: {top})"
+
+
+@main.command()
 @click.argument("sweep_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="also write the table as CSV")
 @click.option("--plot", is_flag=True, help="also write sweep.png: validation accuracy over the swept values")

@@ -53,6 +53,13 @@ class DataConfig:
                                 "lie within radius 1)", min=0.0, max=1000.0)
     classes: int | None = option(None, "2-D sources: number of classes (default: 2 for circles, 3 otherwise)",
                                min=2)
+    label_mode: str = option("fine", "cifar100 source: fine (100 classes) or coarse (20 superclasses) labels",
+                             choices=registry.LABEL_MODES)
+    path: str | None = option(None, "folder source: the image folder (one subfolder per class, "
+                                    "optionally under train/ and test/)")
+    image_size: int = option(32, "folder source: images are centre-cropped and resized to this side", gt=0, max=512)
+    test_fraction: float | None = option(None, "folder source without train/ and test/: share of each class "
+                                             "held out for testing (fixed seed)", gt=0.0, max=0.9)
 
 
 @dataclass
@@ -159,6 +166,12 @@ class Where:
         return f"{self.source}:{line}" if line else self.source
 
 
+def printable(key) -> str:
+    """A key as one line of text: control characters (a newline in a YAML key) escaped."""
+    key = str(key)
+    return key if key.isprintable() else key.encode("unicode_escape").decode("ascii")
+
+
 def suggest(key: str, valid) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5) if len(key) < 100 else []
     return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
@@ -244,7 +257,8 @@ def build_section(cls, raw, section: str, where: Where):
         key = str(key)
         path = (section, key)
         if key not in fields:
-            raise ConfigError(f"{where(path)}: unknown key '{section}.{clip_text(key, 60)}'{suggest(key, fields)}")
+            shown = clip_text(printable(key), 60)
+            raise ConfigError(f"{where(path)}: unknown key '{section}.{shown}'{suggest(key, fields)}")
         what = f"{where(path)}: {section}.{key}"
         value = coerce(value, hints[key], what)
         check_range(value, fields[key].metadata, what)
@@ -272,7 +286,7 @@ def build_config(raw: dict, where: Where, name: str = "run") -> Config:
     for key in raw:
         if key not in SECTIONS or key == "name":
             valid = [k for k in SECTIONS if k != "name"]
-            raise ConfigError(f"{where((str(key),))}: unknown section '{clip_text(key, 60)}'"
+            raise ConfigError(f"{where((str(key),))}: unknown section '{clip_text(printable(key), 60)}'"
                               f"{suggest(str(key), valid)}")
     sections = {s: build_section(cls, raw.get(s), s, where) for s, cls in SECTION_CLASSES.items()}
     features = raw.get("features") or []
@@ -282,6 +296,7 @@ def build_config(raw: dict, where: Where, name: str = "run") -> Config:
     check_range(seed, {"min": 0}, f"{where(('seed',))}: seed")
     config = Config(features=features, seed=seed, name=name, **sections)
     check_features(config, where)
+    check_image_source(config, where)
     if config.model.type == "two_layer" and len(config.model.hidden_dims) != 1:
         raise ConfigError(f"{where(('model', 'hidden_dims'))}: two_layer has one hidden layer, got "
                           f"model.hidden_dims={config.model.hidden_dims}; use model.type: fc_net for more")
@@ -291,6 +306,35 @@ def build_config(raw: dict, where: Where, name: str = "run") -> Config:
         raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; "
                           f"data.source {config.data.source} gives 2-D points")
     return config
+
+
+def check_image_source(config: Config, where: Where):
+    """The folder source's keys: given where they apply, and an image size the features and hflip can read."""
+    data = config.data
+    folder = data.source in registry.IMAGE_FOLDER_SOURCES
+    if folder and not data.path:
+        raise ConfigError(f"{where(('data', 'path'))}: data.source {data.source} needs data.path, the image folder")
+    if not folder:
+        for key, default in (("path", None), ("test_fraction", None), ("image_size", 32)):
+            if getattr(data, key) != default:
+                raise ConfigError(f"{where(('data', key))}: data.{key} applies to data.source folder only "
+                                  f"(data.source is {data.source})")
+    if data.source != "cifar100" and data.label_mode != "fine":
+        raise ConfigError(f"{where(('data', 'label_mode'))}: data.label_mode applies to data.source cifar100 only "
+                          f"(data.source is {data.source})")
+    if data.source == "cifar100" and data.format != "python":
+        raise ConfigError(f"{where(('data', 'format'))}: data.source cifar100 reads the python archive only; "
+                          f"remove data.format {data.format}")
+    size = data.image_size
+    for t in config.features:
+        if t.get("type") == "hog" and size % t["cell"]:
+            raise ConfigError(f"{where(('features',))}: hog cell {t['cell']} does not divide the "
+                              f"{size}x{size} images (data.image_size); choose a divisor of {size}")
+    if size != 32 and config.features:
+        raise ConfigError(f"{where(('features',))}: feature transforms read 32x32 images; with features "
+                          f"data.image_size must be 32, got {size}")
+    if size != 32 and config.train.hflip:
+        raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips 32x32 images; data.image_size is {size}")
 
 
 def check_features(config: Config, where: Where):

@@ -70,14 +70,30 @@ def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=N
                 train_dtype="uint8") -> tuple[RawCifar, Path | None]:
     """The raw images (or 2-D points) of the configured source and their data folder (None: generated).
 
-    train_dtype: what CIFAR-10's training images are read into (see load_cifar10);
-    generated sources ignore it.
+    train_dtype: what CIFAR-10's (and a folder's) training images are read into (see
+    load_cifar10); generated sources ignore it. For the folder source, data_dir (the
+    CLI's --data-dir) replaces data.path, and the folder returned is its cache folder
+    (DIR/.cs_nets: feature caches go there, never among the class folders).
     """
     if data.source == "synthetic":
         return make_synthetic(data.synthetic_train, data.synthetic_test, seed=seed), None
     if data.source in registry.POINT_SOURCES:
         return make_toy(data.source, data.points_per_class, data.classes, data.noise, seed=seed), None
+    if data.source in registry.IMAGE_FOLDER_SOURCES:
+        from cs_nets.data.folder import cache_dir, load_folder
+
+        folder = Path(data_dir or data.path).expanduser().absolute()
+        raw = load_folder(folder, data.image_size, data.test_fraction, progress=progress, log=log)
+        if train_dtype != "uint8":  # as load_cifar10 does: normalized in place later
+            raw.X_train = raw.X_train.astype(train_dtype)
+        return raw, cache_dir(folder)
     folder = resolve_data_dir(data_dir, data.dir)
+    if data.source == "cifar100":
+        from cs_nets.data.cifar100 import ensure_cifar100
+
+        raw = ensure_cifar100(folder, data.label_mode, url=data.url, md5=data.md5, progress=progress, log=log,
+                              train_dtype=train_dtype)
+        return raw, folder
     raw = ensure_cifar10(folder, fmt=data.format, url=data.url, md5=data.md5, progress=progress, log=log,
                          train_dtype=train_dtype)
     return raw, folder
@@ -103,6 +119,7 @@ class InputPipeline:
         self.features = list(features)
         self.normalizer = normalizer
         self.data_fingerprint: str | None = None  # of the raw data it was fit on (see prepare_dataset)
+        self.image_size: int | None = None  # side of the square images it reads (None: 2-D points)
         self.codebooks = dict(codebooks or {})
 
     @classmethod
@@ -236,6 +253,7 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
     (the training images are never held twice), so raw.X_train is overwritten.
     """
     fingerprint = data_fingerprint(raw)
+    image_size = None if config.data.source in registry.POINT_SOURCES else getattr(raw, "image_size", 32)
     split = split_of(raw, config.data, config.seed, in_place=consume)
     if consume and len(split.X_train) + len(split.X_val) < len(raw.X_train) // 2:
         # a small split of a large set: copies, so the rest of the set can be freed
@@ -243,6 +261,7 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
     del raw  # the split holds what is needed; let the full raw arrays go as soon as possible
     inputs = InputPipeline.for_config(config).fit_features(split.X_train, log, cache_dir=folder)
     inputs.data_fingerprint = fingerprint  # saved in the checkpoint: evaluate and resume check data against it
+    inputs.image_size = image_size  # saved in the checkpoint: predict resizes images to it
     X_train = inputs.extract(split.X_train, folder, progress, log)
     inputs.fit(X_train)
     X_train = inputs.transform(X_train, in_place=consume)

@@ -11,4 +11,12 @@ def num_classes(data) -> int:
         return CIFAR10_CLASSES
     if data.source == "synthetic":
         return SYNTHETIC_CLASSES
+    if data.source == "cifar100":
+        from cs_nets.data.cifar100 import LABEL_MODES
+
+        return LABEL_MODES[data.label_mode]
+    if data.source == "folder":
+        from cs_nets.data.folder import count_classes
+
+        return count_classes(data.path)
     return data.classes if data.classes is not None else DEFAULT_CLASSES[data.source]

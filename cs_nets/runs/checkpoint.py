@@ -3,7 +3,8 @@
 Layout: ``params/<name>`` (the model's arrays), ``inputs/<name>`` (the input
 pipeline's statistics) and ``meta``, a JSON string with the architecture, the
 input pipeline's config, the class names, the resolved run config and the
-fingerprint of the data the model was trained on.
+fingerprint of the data the model was trained on, and the side of the square
+images it takes (``image_size``; absent in older checkpoints: 32).
 
 A checkpoint is untrusted input: it may come from anywhere. Loading checks,
 in this order and before allocating anything big: the file size; the zip's
@@ -55,6 +56,7 @@ MAX_LAYERS = 16
 MAX_MAXOUT_PIECES = 1 << 10
 MAX_CLASSES = 1000
 MAX_NAME_CHARS = 200
+MAX_IMAGE_SIZE = 512  # side of the square input images (3 * 512**2 < MAX_INPUT_DIM)
 
 _MEMBER = re.compile(r"(meta|params/[A-Za-z0-9_]{1,32}|inputs/[A-Za-z0-9_]{1,32}"
                      r"|inputs/features/(?:0|[1-9][0-9]?)/(?:centroids|whiten_mean|whiten_matrix))\.npy")
@@ -87,6 +89,7 @@ def save_checkpoint(path, model, inputs, meta: dict | None = None) -> Path:
         "hyperparams": model.hyperparams(),
         "inputs": inputs.config(),
         **({"data_fingerprint": inputs.data_fingerprint} if getattr(inputs, "data_fingerprint", None) else {}),
+        **({"image_size": int(inputs.image_size)} if getattr(inputs, "image_size", None) else {}),
         **(meta or {}),
     }
     arrays["meta"] = np.array(json.dumps(info))
@@ -238,10 +241,15 @@ def _check_meta(meta: dict, path) -> None:
     if names is not None and not (isinstance(names, list) and len(names) == meta["num_classes"] and all(
             isinstance(n, str) and 0 < len(n) <= MAX_NAME_CHARS for n in names)):
         raise bad("class_names", f"a list of {meta['num_classes']} names")
+    size = meta.get("image_size")
+    if size is not None and not _is_int(size, 1, MAX_IMAGE_SIZE):
+        raise bad("image_size", f"an integer from 1 to {MAX_IMAGE_SIZE}")
     fingerprint = meta.get("data_fingerprint")
     if fingerprint is not None and not (isinstance(fingerprint, str) and _FINGERPRINT.fullmatch(fingerprint)):
         raise bad("data_fingerprint", "32 hex digits")
     _check_inputs_meta(meta, path)
+    if size is not None and not meta["inputs"]["features"] and meta["input_dim"] != 3 * size * size:
+        raise bad("image_size", f"the side of the images its {meta['input_dim']} raw-pixel inputs hold")
     if "config" in meta:
         from cs_nets.config import config_from_dict
 
@@ -325,6 +333,7 @@ def _read_inputs(zf, members, meta, input_dim, path):
     except ArgumentError as err:
         raise DataError(f"{path}: its input statistics are not valid ({clip_text(err, 200)})") from None
     inputs.data_fingerprint = meta.get("data_fingerprint")
+    inputs.image_size = meta.get("image_size")
     return inputs
 
 
