@@ -448,3 +448,28 @@ def test_a_damaged_sweep_record_is_one_line_on_resume(tmp_path, text):
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"error: {out / 'sweep.json'}") and len(line) < 400
     assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
+
+
+def make_killed_before_config(run_dir):
+    """Leave `run_dir` as a trial killed between its first two writes: summary.json (running, by a dead
+    process) and nothing else: summary.json is written before config.yaml."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for path in run_dir.iterdir():
+        path.unlink()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    summary.update(status="running", pid=int(dead.stdout), epochs=0)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def test_a_trial_killed_before_its_config_was_written_starts_afresh_on_resume(tmp_path):
+    out = tmp_path / "sweep"
+    grid = ["sweep", "--config", SMOKE, "--grid", "train.num_epochs=1,2", "--backend", "local", "--out", out]
+    assert cli(*grid).exit_code == 0
+    before = params_of(out / "trial-001")
+    make_killed_before_config(out / "trial-001")
+    result = cli(*grid, "--resume")
+    assert result.exit_code == 0, result.output
+    assert summaries(out)["trial-001"]["status"] == "completed"
+    assert (out / "trial-001" / "config.yaml").is_file()
+    for name, value in params_of(out / "trial-001").items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)  # the same seed, the same run

@@ -447,6 +447,26 @@ parameters:
 
 
 @pytest.mark.ray
+@pytest.mark.slow
+def test_a_trial_killed_before_its_config_was_written_starts_afresh_on_resume(cluster, tmp_path):
+    from test_sweep import make_killed_before_config  # inside: a module-level import would collect its tests here
+
+    spec_path = write_spec(tmp_path, "max_concurrent: 1\nparameters:\n  train.num_epochs: [60]\n")
+    out = tmp_path / "out"
+    proc = start_sweep(spec_path, out, cluster.address)
+    wait_for_epochs(out / "trial-000", 1, proc)
+    running = summaries(out)["trial-000"]
+    proc.kill()  # the driver dies, and Ray ends its trial
+    proc.communicate(timeout=60)
+    wait_gone(running["pid"])
+    make_killed_before_config(out / "trial-000")  # as if that came between its summary.json and config.yaml
+    result = sweep(spec_path, "--out", out, "--resume")
+    assert result.exit_code == 0, result.output
+    assert summaries(out)["trial-000"]["status"] == "completed" and (out / "trial-000" / "config.yaml").is_file()
+    assert epochs_in(out / "trial-000") == list(range(1, 61))
+
+
+@pytest.mark.ray
 def test_a_new_sweep_refuses_a_folder_that_holds_one(tmp_path):
     pytest.importorskip("ray")  # checked before Ray is even started
     spec_path = write_spec(tmp_path, "parameters:\n  model.reg: [0]\n")

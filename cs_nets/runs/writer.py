@@ -209,13 +209,14 @@ class RunDir:
         raise ConfigError(f"{path}: {MAX_NAME_TRIES} run folders of that name exist already; give --out")
 
     @classmethod
-    def existing(cls, path, wait: float = 0.0) -> RunDir:
+    def existing(cls, path, wait: float = 0.0, need_config: bool = True) -> RunDir:
         """An existing run directory to continue, locked; temporary files a killed process left are removed.
 
         wait: seconds to wait for the process that writes it to end (default: refuse at once).
+        need_config: False to take a run killed between its first two writes (summary.json, config.yaml).
         """
         path = Path(path)
-        if not ((path / "config.yaml").exists() or (path / "config.yaml").is_symlink()):
+        if need_config and not ((path / "config.yaml").exists() or (path / "config.yaml").is_symlink()):
             raise ConfigError(f"--resume {path}: not a run directory (no config.yaml)")
         if not holds_run(path):
             raise ConfigError(f"--resume {path}: not a run directory (a config.yaml but no summary.json: "

@@ -28,7 +28,7 @@ RUNNING_FIELDS = ("status", "pid", "host", "updated", "epochs", "best_epoch", "b
 def finish_stopped_run(run_path, dataset: Dataset, *, stopped_by_scheduler: bool, wait: float = 0.0) -> dict:
     """Write model.npz and the final summary of a run whose process was ended after an epoch.
 
-    run_path: a run directory with config.yaml and (normally) state.npz.
+    run_path: a run directory with summary.json and (normally) config.yaml and state.npz.
     dataset: the data the run trained on (its fingerprint is checked).
     stopped_by_scheduler: True if the sweep's scheduler stopped the trial.
     wait: seconds to wait for the trial's process to let go of the run directory.
@@ -39,7 +39,9 @@ def finish_stopped_run(run_path, dataset: Dataset, *, stopped_by_scheduler: bool
       interrupted    the sweep was interrupted: state.npz is kept for --resume
     Returns the summary written. DataError if the state does not belong to this run.
     """
-    run_dir = RunDir.existing(run_path, wait)  # locked; also drops temporary files a killed process left
+    # Locked; also drops temporary files a killed process left. Its config.yaml may be missing: the
+    # process may have been ended right after its first write (summary.json).
+    run_dir = RunDir.existing(run_path, wait, need_config=False)
     try:
         return _finish_stopped(run_dir, dataset, stopped_by_scheduler)
     finally:
@@ -47,11 +49,10 @@ def finish_stopped_run(run_path, dataset: Dataset, *, stopped_by_scheduler: bool
 
 
 def _finish_stopped(run_dir: RunDir, dataset: Dataset, stopped_by_scheduler: bool) -> dict:
-    config = read_run_config(run_dir.path)
     summary = run_dir.read_summary()
     header = {key: value for key, value in summary.items() if key not in RUNNING_FIELDS}
     state_path = run_dir.path / STATE_FILE
-    if not state_path.is_file():  # ended before its first saved epoch: nothing to score
+    if not state_path.is_file():  # ended before its first saved epoch: nothing to score, a resume starts it afresh
         fields = {**header, "status": "stopped" if stopped_by_scheduler else "interrupted", "epochs": 0}
         run_dir.write_summary(fields)
         return fields
@@ -59,6 +60,7 @@ def _finish_stopped(run_dir: RunDir, dataset: Dataset, stopped_by_scheduler: boo
     if expected and expected != dataset.inputs.data_fingerprint:
         raise DataError(f"{run_dir.path} was trained on other data (fingerprint {expected}, this data "
                         f"{dataset.inputs.data_fingerprint})")
+    config = read_run_config(run_dir.path)
     state = TrainState.load(state_path)
     status = _status(config, state, stopped_by_scheduler)
     model = build_model_for(config, dataset)

@@ -24,7 +24,7 @@ from cs_nets.plots import run_pictures
 from cs_nets.registry import ENDED_STATUSES
 from cs_nets.runs.layout import STATE_FILE
 from cs_nets.runs.task import resume, run
-from cs_nets.runs.writer import read_summary_if_any
+from cs_nets.runs.writer import holds_run, read_summary_if_any
 from cs_nets.sweep.finalize import wait_for_exit
 from cs_nets.sweep.folder import SWEEP_FILE
 from cs_nets.training.state import TrainState
@@ -75,10 +75,12 @@ def train_trial(config: dict, datasets: dict, sweep_dir: str) -> None:
             replay(TrainState.load(state).history if state.is_file() else [], on_epoch)
             summary = resume(run_path, dataset=dataset, on_epoch=on_epoch, extra_summary=extra).summary
         else:
-            config = config_from_dict(trial["config"], name=trial["config_name"])
-            summary = run(config, run_path, dataset=dataset, task=trial.get("task", "train"), on_epoch=on_epoch,
-                          command=trial["command"], overrides=trial["overrides"],
-                          pictures=run_pictures(config.output.plot), extra_summary=extra).summary
+            # New, or killed before its config was written (summary.json comes first): start it afresh.
+            run_config = config_from_dict(trial["config"], name=trial["config_name"])
+            summary = run(run_config, run_path, dataset=dataset, task=trial.get("task", "train"),
+                          on_epoch=on_epoch, overwrite=holds_run(run_path), command=trial["command"],
+                          overrides=trial["overrides"], pictures=run_pictures(run_config.output.plot),
+                          extra_summary=extra).summary
     if not reported:  # Tune wants the metric at least once (e.g. a run that diverged in its first epoch)
         val = summary.get("val_accuracy")
         on_epoch({"epoch": summary.get("epochs", 0), "val_accuracy": float("nan") if val is None else val,
