@@ -306,7 +306,8 @@ def test_one_process_writes_a_run_at_a_time(tmp_path):
 
 # ---------------------------------------------------------------- every shipped kind of pipeline, end to end
 
-SHIPPED = sorted(p for p in (ROOT / "configs").glob("*.yaml"))
+# The CIFAR-100 configs train end to end on a served CIFAR-100 archive in tests/test_cifar100.py.
+SHIPPED = sorted(p for p in (ROOT / "configs").glob("*.yaml") if not p.stem.startswith("cifar100"))
 
 
 def small_copy(config_path: Path, folder: Path) -> Path:

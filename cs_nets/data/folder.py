@@ -96,8 +96,8 @@ def list_folder(folder: Path, test_fraction: float | None) -> Listing:
         raise ConfigError(f"data.test_fraction: {folder} has no train/ and test/ subfolders; set "
                           f"data.test_fraction (e.g. 0.2) to hold out that share of each class for testing")
     names = _class_names(folder)
-    files, labels = _files_of(folder, names)
-    labels = np.array(labels, dtype=np.int64)
+    files, label_list = _files_of(folder, names)
+    labels = np.array(label_list, dtype=np.int64)
     return Listing(files, labels, stratified_test_mask(labels, test_fraction, SPLIT_SEED), names)
 
 

@@ -164,7 +164,7 @@ def walk_images(paths, recursive: bool = False):
     is reported as an error entry, not followed). A folder that cannot be listed,
     or a path that does not exist, is an entry with its error.
     """
-    found = []
+    found: list[tuple[Path, str | None]] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():

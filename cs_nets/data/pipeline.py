@@ -82,11 +82,11 @@ def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=N
     if data.source in registry.IMAGE_FOLDER_SOURCES:
         from cs_nets.data.folder import cache_dir, load_folder
 
-        folder = Path(data_dir or data.path).expanduser().absolute()
-        raw = load_folder(folder, data.image_size, data.test_fraction, progress=progress, log=log)
+        folder = Path(data_dir or data.path or ".").expanduser().absolute()  # data.path is required (schema)
+        images = load_folder(folder, data.image_size, data.test_fraction, progress=progress, log=log)
         if train_dtype != "uint8":  # as load_cifar10 does: normalized in place later
-            raw.X_train = raw.X_train.astype(train_dtype)
-        return raw, cache_dir(folder)
+            images.X_train = images.X_train.astype(train_dtype)
+        return images, cache_dir(folder)
     folder = resolve_data_dir(data_dir, data.dir)
     if data.source == "cifar100":
         from cs_nets.data.cifar100 import ensure_cifar100

@@ -91,7 +91,8 @@ class TrainedModel:
     @classmethod
     def load(cls, path) -> TrainedModel:
         """Read a run directory or model.npz (checked as ``load_checkpoint`` does); DataError if it is not one."""
-        return cls(*load_checkpoint(path), path=checkpoint_path(path))
+        model, inputs, meta = load_checkpoint(path)
+        return cls(model, inputs, meta, path=checkpoint_path(path))
 
     def __iter__(self):
         return iter((self.model, self.inputs, self.meta))
@@ -176,7 +177,9 @@ class TrainedModel:
         self._require_images()
 
     def file_record(self, result: FileResult, top_k: int) -> dict:
-        """A FileResult -> {"file", "index", "class", kind: value, "top": [{"class", kind}, ...]} (JSON-ready)."""
+        """A classified FileResult -> {"file", "index", "class", kind: value, "top": [{"class", kind}, ...]}."""
+        if result.scores is None or result.index is None:
+            raise ValueError(f"{result.path} was not classified: {result.error}")
         values = softmax(result.scores[None])[0] if self.kind == "probability" else result.scores
         k = max(1, min(int(top_k), len(self.class_names)))
         order = np.argsort(-values, kind="stable")[:k]
@@ -240,7 +243,7 @@ def predict_files(trained: TrainedModel, entries, workers: int | None = None,
                 scores = trained.scores_of_rows(rows)
             where = {i: k for k, i in enumerate(good)}
             for i, (path, _) in enumerate(part):
-                if i in where:
+                if scores is not None and i in where:
                     row = scores[where[i]]
                     yield FileResult(Path(path), int(row.argmax()), row)
                 else:

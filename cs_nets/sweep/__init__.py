@@ -45,14 +45,15 @@ def choose_backend(backend: str, *, resume: bool = False, out=None, address: str
     Ray is installed, else local); a one-line CsNetsError if ray is asked for and not installed."""
     from cs_nets.sweep.folder import recorded_backend
 
+    chosen = backend
     if backend == "auto":
-        backend = (recorded_backend(Path(out)) if resume and out else None) or ("ray" if address else None)
-    if backend == "auto" or backend is None:
+        chosen = (recorded_backend(Path(out)) if resume and out else None) or ("ray" if address else "auto")
+    if chosen == "auto":
         try:
             require_ray()
-            backend = "ray"
+            chosen = "ray"
         except CsNetsError:
-            backend = "local"
-    elif backend == "ray":
+            chosen = "local"
+    elif chosen == "ray":
         require_ray()
-    return backend
+    return chosen

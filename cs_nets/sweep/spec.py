@@ -373,7 +373,7 @@ def _parameter(key: str, value, where: str) -> Parameter:
 
 
 def _check_unique(parameters: list[Parameter]) -> None:
-    seen = {}
+    seen: dict[str, str] = {}
     for p in parameters:
         if p.key in seen:
             raise ConfigError(f"{p.where}: {p.key} is swept twice (also at {seen[p.key]})")
@@ -411,7 +411,7 @@ def expand_trials(spec: SweepSpec) -> list[Trial]:
     grid = [p for p in spec.parameters if p.distribution == "grid"]
     combos = list(itertools.product(*(p.args for p in grid)))
     names = trial_names(spec.options.num_samples * len(combos))
-    trials = []
+    trials: list[Trial] = []
     for _ in range(spec.options.num_samples):
         for combo in combos:
             fixed = dict(zip((p.key for p in grid), combo))

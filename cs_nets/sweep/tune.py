@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import ray
 from ray import tune
@@ -148,7 +149,7 @@ def _connect(address: str | None, log, timeout: float = CONNECT_TIMEOUT) -> tupl
     if ray.is_initialized():
         return False, 0.0
     start = time.perf_counter()
-    options = dict(log_to_driver=False, logging_level=logging.WARNING)
+    options: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.WARNING)
     if address:  # run_sweep checked it answers
         os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(max(1, math.ceil(timeout))))
     else:
@@ -318,6 +319,8 @@ class _Driver:
     def _finish(self, name: str) -> None:
         from threadpoolctl import threadpool_limits
 
+        if self.out is None:
+            return
         path = self.out / name
         try:
             if _needs_finishing(path, read_summary_if_any(path)):
