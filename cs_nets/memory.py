@@ -82,18 +82,22 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
     if input_dim is None:
         input_dim = feature_dim(config.features) if config.features else raw_dim
     num_val = data.num_val
+    # data.hflip_copies: the training split gains a mirrored copy of each image (and its features).
+    mirrors = num_train if data.hflip_copies and data.source not in POINT_SOURCES else 0
     # Raw CIFAR-10 pixels are read straight into the model's dtype and normalized in
     # place (cs_nets.data.pipeline): the training images are then held once, as inputs.
     in_place = data.source == "cifar10" and not config.features
-    parts = {"images": (n_test if in_place else n_images + n_test) * row_bytes + (n_images + n_test) * 8}
+    parts = {"images": (n_test if in_place else n_images + n_test) * row_bytes + (n_images + n_test) * 8
+             + mirrors * (row_bytes + 8)}
     if generation:
         parts["generation"] = generation
     if config.features:
-        parts["features"] = (n_images + n_test) * feature_dim(config.features) * 4
+        parts["features"] = (n_images + n_test + mirrors) * feature_dim(config.features) * 4
     # The test split's (C, C) int64 confusion matrix, its flat bincount, and summary.json's
     # copy as a list of Python ints (a pointer and an int object each) and as JSON text.
     parts["confusion"] = classes * classes * (8 + 8 + 36 + 4)
     # The test split is normalized SCORING_ROWS rows at a time (counted in activations).
+    num_train += mirrors
     parts["inputs"] = (num_train + num_val) * input_dim * itemsize
     shapes = param_shapes(config.model.type, input_dim, classes, config.model.build_kwargs())
     params = sum(math.prod(s) for s in shapes.values())

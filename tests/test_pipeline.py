@@ -136,3 +136,52 @@ def test_memory_a_thread_freed_goes_back_to_the_os():
     out = subprocess.run([sys.executable, "-c", FREED_SCRIPT], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) > 32 * 2**20  # of the 44 MB the thread freed
+
+
+def test_mirror_rows_equals_a_loop_over_pixels():
+    from cs_nets.data.preprocess import mirror_rows
+
+    rng = np.random.default_rng(0)
+    for size in (32, 5):
+        X = rng.integers(0, 256, size=(4, 3 * size * size), dtype=np.uint8)
+        expected = np.empty_like(X)
+        for n in range(len(X)):
+            for c in range(3):
+                for row in range(size):
+                    for col in range(size):
+                        expected[n, (c * size + row) * size + col] = X[n, (c * size + row) * size + size - 1 - col]
+        np.testing.assert_array_equal(mirror_rows(X, size), expected)
+    np.testing.assert_array_equal(mirror_rows(mirror_rows(X, 5), 5), X)
+
+
+@pytest.mark.parametrize("features", [[], ["features=[hog, color_hist]"]])
+def test_hflip_copies_add_the_mirrors_to_the_training_split_only(python_dir, features):
+    from cs_nets.data.preprocess import mirror_rows
+
+    sets = [f"data.dir={python_dir}", "data.num_val=50", *features]
+    plain = build_dataset(load_config(None, sets), load_cifar10(python_dir, "python"), python_dir, progress=False)
+    config = load_config(None, [*sets, "data.hflip_copies=true"])
+    raw = load_cifar10(python_dir, "python")
+    data = build_dataset(config, raw, python_dir, progress=False)
+    n = len(plain.X_train)
+    assert data.X_train.shape == (2 * n, plain.X_train.shape[1])
+    np.testing.assert_array_equal(data.y_train, np.concatenate([plain.y_train, plain.y_train]))
+    np.testing.assert_array_equal(data.test_rows, plain.test_rows)  # test and validation: no mirrors
+    np.testing.assert_array_equal(data.y_val, plain.y_val)
+    # Each half is the inputs of its images, normalized with statistics of both halves.
+    raw_train = raw.X_train[:n]
+    expected = np.concatenate([data.inputs.extract(raw_train, None, progress=False),
+                               data.inputs.extract(mirror_rows(raw_train, 32), None, progress=False)])
+    np.testing.assert_allclose(data.X_train, data.inputs.transform(expected), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(data.X_train[:n], data.X_train[n:])
+
+
+def test_hflip_copies_are_counted_and_refused_for_points():
+    from cs_nets.errors import ConfigError
+    from cs_nets.memory import estimate_bytes
+
+    plain = estimate_bytes(load_config(None, ["features=[hog]"]))
+    doubled = estimate_bytes(load_config(None, ["features=[hog]", "data.hflip_copies=true"]))
+    assert doubled["inputs"] > 1.9 * plain["inputs"] and doubled["features"] > plain["features"]
+    with pytest.raises(ConfigError, match="data.hflip_copies mirrors images"):
+        load_config(None, ["data.source=spiral", "data.hflip_copies=true"])

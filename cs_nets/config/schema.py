@@ -60,6 +60,8 @@ class DataConfig:
     image_size: int = option(32, "folder source: images are centre-cropped and resized to this side", gt=0, max=512)
     test_fraction: float | None = option(None, "folder source without train/ and test/: share of each class "
                                              "held out for testing (fixed seed)", gt=0.0, max=0.9)
+    hflip_copies: bool = option(False, "augment: add the left-right mirror of every training image to the "
+                                       "training split, before features (validation and test unchanged)")
 
 
 @dataclass
@@ -302,6 +304,9 @@ def build_config(raw: dict, where: Where, name: str = "run") -> Config:
                           f"model.hidden_dims={config.model.hidden_dims}; use model.type: fc_net for more")
     if config.train.hflip and config.features:
         raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; it cannot be combined with features")
+    if config.data.hflip_copies and config.data.source in registry.POINT_SOURCES:
+        raise ConfigError(f"{where(('data', 'hflip_copies'))}: data.hflip_copies mirrors images; "
+                          f"data.source {config.data.source} gives 2-D points")
     if config.train.hflip and config.data.source in registry.POINT_SOURCES:
         raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; "
                           f"data.source {config.data.source} gives 2-D points")

@@ -32,7 +32,7 @@ from cs_nets.data.cifar10 import (
     ensure_cifar10,
     resolve_data_dir,
 )
-from cs_nets.data.preprocess import Normalizer, Split, split_train_val
+from cs_nets.data.preprocess import Normalizer, Split, mirror_rows, split_train_val
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.data.toy import make_toy
 from cs_nets.errors import ArgumentError, ConfigError, DataError
@@ -262,9 +262,14 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
     inputs = InputPipeline.for_config(config).fit_features(split.X_train, log, cache_dir=folder)
     inputs.data_fingerprint = fingerprint  # saved in the checkpoint: evaluate and resume check data against it
     inputs.image_size = image_size  # saved in the checkpoint: predict resizes images to it
-    X_train = inputs.extract(split.X_train, folder, progress, log)
+    X_train, y_train = inputs.extract(split.X_train, folder, progress, log), split.y_train
+    if config.data.hflip_copies and image_size is not None:
+        # The mirrors join the training split only, after the codebook was learned from the originals.
+        mirrored = inputs.extract(mirror_rows(split.X_train, image_size), folder, progress, log)
+        X_train, y_train = np.concatenate([X_train, mirrored]), np.concatenate([y_train, y_train])
+        del mirrored
     inputs.fit(X_train)
     X_train = inputs.transform(X_train, in_place=consume)
     X_val = inputs.transform(inputs.extract(split.X_val, folder, progress, log), in_place=consume)
     test_rows = inputs.extract(split.X_test, folder, progress, log)
-    return Dataset(X_train, split.y_train, X_val, split.y_val, test_rows, split.y_test, split.class_names, inputs)
+    return Dataset(X_train, y_train, X_val, split.y_val, test_rows, split.y_test, split.class_names, inputs)
