@@ -22,6 +22,9 @@ SMOKE = ROOT / "configs" / "smoke.yaml"
 # momentum + cosine + hflip: the update rule's buffers, the schedule and the generator all carry over
 EPOCHS = 12
 RESUMABLE = ["data.synthetic_train=8000", f"train.num_epochs={EPOCHS}", "train.hflip=true", "optim.schedule=cosine"]
+# The same, small enough for the quick suite: what a finished run's folder holds.
+QUICK_EPOCHS = 3
+QUICK = ["data.synthetic_train=1000", f"train.num_epochs={QUICK_EPOCHS}", "train.hflip=true", "optim.schedule=cosine"]
 
 
 def smoke(*overrides):
@@ -51,15 +54,24 @@ def reference(tmp_path_factory):
     return out, result
 
 
-def test_run_writes_a_complete_run_directory(reference):
-    out, result = reference
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """An uninterrupted run of the QUICK config."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    result = run(smoke(*QUICK), out)
+    assert result.status == "completed"
+    return out, result
+
+
+def test_run_writes_a_complete_run_directory(finished):
+    out, result = finished
     assert result.run_dir == out
     assert sorted(p.name for p in out.iterdir()) == ["batch_losses.npy", "config.yaml", "metrics.jsonl",
                                                        "model.npz", "summary.json"]  # state.npz gone: finished
     summary = json.loads((out / "summary.json").read_text())
-    assert summary == result.summary and summary["status"] == "completed" and summary["epochs"] == EPOCHS
-    assert metrics_epochs(out) == list(range(1, EPOCHS + 1))
-    assert len(np.load(out / "batch_losses.npy")) == EPOCHS * 78  # ceil(7800 / 100) batches per epoch
+    assert summary == result.summary and summary["status"] == "completed" and summary["epochs"] == QUICK_EPOCHS
+    assert metrics_epochs(out) == list(range(1, QUICK_EPOCHS + 1))
+    assert len(np.load(out / "batch_losses.npy")) == QUICK_EPOCHS * 8  # ceil(800 / 100) batches per epoch
     # train_accuracy means one thing: the best epoch's metrics line scored the same rows with the same params
     best = json.loads((out / "metrics.jsonl").read_text().splitlines()[summary["best_epoch"] - 1])
     assert summary["train_accuracy"] == best["train_accuracy"]
@@ -88,12 +100,12 @@ def test_random_search_task(tmp_path):
         resume(tmp_path / "rs")
 
 
-def test_an_existing_run_is_refused_before_any_work(tmp_path, reference):
-    out, _ = reference
+def test_an_existing_run_is_refused_before_any_work(tmp_path, finished):
+    out, _ = finished
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     with pytest.raises(ConfigError, match=r"already holds a run: continue it with `csnets train --resume .*` "
                                           r"or replace it with --overwrite"):
-        run(smoke(*RESUMABLE), out)
+        run(smoke(*QUICK), out)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
@@ -127,8 +139,8 @@ def test_a_folder_of_the_users_files_is_never_taken(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
-def test_resume_of_a_finished_run_does_nothing(reference):
-    out, result = reference
+def test_resume_of_a_finished_run_does_nothing(finished):
+    out, result = finished
     before = (out / "model.npz").stat().st_mtime_ns
     again = resume(out)
     assert again.status == "completed" and again.summary == result.summary
@@ -274,12 +286,12 @@ def test_a_crash_mid_run_leaves_status_failed(tmp_path):
     assert resumed.status == "completed" and metrics_epochs(tmp_path / "crash") == [1, 2, 3, 4]
 
 
-def test_resume_takes_no_config_or_out(tmp_path, reference):
+def test_resume_takes_no_config_or_out(tmp_path, finished):
     from click.testing import CliRunner
 
     from cs_nets.cli import main
 
-    result = CliRunner().invoke(main, ["train", "--resume", str(reference[0]), "--config", str(SMOKE)])
+    result = CliRunner().invoke(main, ["train", "--resume", str(finished[0]), "--config", str(SMOKE)])
     assert result.exit_code == 2 and "--resume continues a run with its own config" in result.output
     result = CliRunner().invoke(main, ["train"])
     assert result.exit_code == 2 and "Missing option '--config' (or --resume RUN_DIR)" in result.output
