@@ -108,7 +108,7 @@ def test_the_official_archive_and_its_md5():
 
     assert cifar100.URL == "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
     assert MD5 == "eb9058c3a382ffc7106e4002c42a8d85"
-    assert cifar100.expected_md5(None, None, print) == MD5  # the official URL is always checked
+    assert cifar100.expected_md5(None, None, cifar100.URL, cifar100.MD5, print) == MD5  # the official URL is always checked
 
 
 def hostile_member(kind):

@@ -9,15 +9,15 @@ import os
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from cs_nets.data.batches import IMAGE_BYTES, LAYOUTS, check_declared_batches, max_rows, read_batch, read_meta
-from cs_nets.data.download import fetch, file_md5, part_path
+from cs_nets.data.download import expected_md5, fetch, file_md5, part_path
 from cs_nets.data.extract import ARCHIVE_ERRORS, check_member, safe_extract
+from cs_nets.data.locks import held_lock
 from cs_nets.data.messages import one_line
 from cs_nets.errors import ConfigError, DataError
 from cs_nets.files.untrusted import check_regular, open_regular
@@ -120,7 +120,7 @@ def download_cifar10(data_dir, fmt="python", url=None, md5=None, force=False,
         return folder
     if not force and (partial := _partial_folder_error(folder, fmt)) is not None:
         raise partial
-    expected = _expected_md5(spec, url, md5, log)
+    expected = expected_md5(url, md5, spec.url, spec.md5, log)
     archive = data_dir / spec.filename
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -128,8 +128,8 @@ def download_cifar10(data_dir, fmt="python", url=None, md5=None, force=False,
         raise DataError(f"cannot create the data folder {data_dir}: {one_line(err)}") from None
     # Several processes (a sweep's runs) may start at once on a fresh folder: one downloads
     # and extracts, the others wait here and then find the folder complete.
-    with _folder_lock(data_dir / f".{spec.filename}.lock", log,
-                      f"another process is downloading or extracting into {data_dir}; waiting") as lock:
+    with held_lock(data_dir / f".{spec.filename}.lock", log,
+                   f"another process is downloading or extracting into {data_dir}; waiting") as lock:
         if force or _complete_files(folder, fmt) is None:  # else: done by the process we waited for
             _fetch_and_extract(spec, data_dir, archive, url, expected, force, progress, log,
                                timeout=timeout, retries=retries, backoff=backoff)
@@ -139,27 +139,6 @@ def download_cifar10(data_dir, fmt="python", url=None, md5=None, force=False,
             Path(lock.lock_file).unlink(missing_ok=True)
     log(f"CIFAR-10 is ready in {folder}")
     return folder
-
-
-@contextmanager
-def _folder_lock(path, log, waiting):
-    """Hold an exclusive FileLock on ``path`` (the OS releases it if the process dies); log
-    ``waiting`` once if another process holds it. Yields the lock."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(path))
-    try:
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            log(waiting)
-            lock.acquire()
-    except OSError as err:
-        raise DataError(f"cannot lock {path}: {one_line(err)}") from None
-    try:
-        yield lock
-    finally:
-        lock.release()
 
 
 def _fetch_and_extract(spec, data_dir, archive, url, expected, force, progress, log, **fetch_options):
@@ -190,21 +169,6 @@ def _spec(fmt):
         raise ConfigError(f"unknown CIFAR-10 format {fmt!r}: expected 'python' or 'binary'")
     return OFFICIAL[fmt]
 
-
-def _expected_md5(spec, url, md5, log):
-    """The MD5 to check against (lowercase hex) or None, following download_cifar10's rules."""
-    if md5 is None:
-        if url is None or url == spec.url:
-            return spec.md5
-        log(f"no MD5 given for {url}: the archive will not be verified")
-        return None
-    md5 = str(md5).strip().lower()
-    if len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
-        raise ConfigError(f"md5 must be 32 hex digits, got {md5!r}")
-    return md5
-
-
-# --------------------------------------------------------------------------- loading
 
 def load_cifar10(data_dir, fmt=None, train_dtype="uint8"):
     """Read CIFAR-10 from ``data_dir`` into a RawCifar.

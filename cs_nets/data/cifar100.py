@@ -19,7 +19,7 @@ import numpy as np
 
 from cs_nets.data.batches import IMAGE_BYTES
 from cs_nets.data.cifar10 import RawCifar
-from cs_nets.data.download import fetch, file_md5, part_path
+from cs_nets.data.download import expected_md5, fetch, file_md5, part_path
 from cs_nets.data.extract import safe_extract
 from cs_nets.data.locks import held_lock
 from cs_nets.data.safe_pickle import load_untrusted
@@ -47,7 +47,7 @@ def download_cifar100(data_dir, url=None, md5=None, force=False, progress=True, 
     if not force and _complete(folder):
         log(f"CIFAR-100 is ready in {folder}")
         return folder
-    expected = expected_md5(url, md5, log)
+    expected = expected_md5(url, md5, URL, MD5, log)
     archive = data_dir / FILENAME
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,19 +74,6 @@ def download_cifar100(data_dir, url=None, md5=None, force=False, progress=True, 
                 raise DataError(f"{err}; delete {archive} or download again with --force") from None
     log(f"CIFAR-100 is ready in {folder}")
     return folder
-
-
-def expected_md5(url, md5, log):
-    """The MD5 to check the archive against (lowercase hex), or None for a mirror given without one."""
-    if md5 is None:
-        if url is None or url == URL:
-            return MD5
-        log(f"no MD5 given for {url}: the archive will not be verified")
-        return None
-    md5 = str(md5).strip().lower()
-    if len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
-        raise ConfigError(f"md5 must be 32 hex digits, got {md5!r}")
-    return md5
 
 
 def layout_files(folder, name=None) -> dict[str, Path]:

@@ -14,11 +14,25 @@ import time
 from pathlib import Path
 
 from cs_nets.data.messages import one_line
-from cs_nets.errors import DataError, DownloadError
+from cs_nets.errors import ConfigError, DataError, DownloadError
 
 # Small reads: when a connection breaks, the bytes of the read in progress are lost,
 # so this bounds what a resume has to fetch again.
 CHUNK_BYTES = 1 << 16
+
+
+def expected_md5(url, md5, official_url: str, official_md5: str, log) -> str | None:
+    """The MD5 to check an archive against (lowercase hex): ``md5`` when given, the official MD5
+    for the official URL, else None (a mirror given without one: said in the log, not verified)."""
+    if md5 is None:
+        if url is None or url == official_url:
+            return official_md5
+        log(f"no MD5 given for {url}: the archive will not be verified")
+        return None
+    md5 = str(md5).strip().lower()
+    if len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
+        raise ConfigError(f"md5 must be 32 hex digits, got {md5!r}")
+    return md5
 
 
 class _Retryable(Exception):
