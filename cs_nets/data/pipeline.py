@@ -265,11 +265,23 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
     X_train, y_train = inputs.extract(split.X_train, folder, progress, log), split.y_train
     if config.data.hflip_copies and image_size is not None:
         # The mirrors join the training split only, after the codebook was learned from the originals.
-        mirrored = inputs.extract(mirror_rows(split.X_train, image_size), folder, progress, log)
-        X_train, y_train = np.concatenate([X_train, mirrored]), np.concatenate([y_train, y_train])
-        del mirrored
+        X_train = _with_mirrors(inputs, X_train, split.X_train, image_size, folder, progress, log)
+        y_train = np.concatenate([y_train, y_train])
     inputs.fit(X_train)
     X_train = inputs.transform(X_train, in_place=consume)
     X_val = inputs.transform(inputs.extract(split.X_val, folder, progress, log), in_place=consume)
     test_rows = inputs.extract(split.X_test, folder, progress, log)
     return Dataset(X_train, y_train, X_val, split.y_val, test_rows, split.y_test, split.class_names, inputs)
+
+
+def _with_mirrors(inputs: InputPipeline, X_train: np.ndarray, images: np.ndarray, image_size: int,
+                  folder: Path | None, progress, log) -> np.ndarray:
+    """(2N, F): the inputs X_train of the N training `images`, then those of their left-right mirrors."""
+    n = len(images)
+    if inputs.features:
+        mirrored = inputs.extract(mirror_rows(images, image_size), folder, progress, log)
+        return np.concatenate([X_train, mirrored])
+    both = np.empty((2 * n, X_train.shape[1]), X_train.dtype)  # raw pixels: mirrored straight into place
+    both[:n] = X_train
+    mirror_rows(X_train, image_size, out=both[n:])
+    return both

@@ -80,14 +80,19 @@ def split_train_val(raw, num_train=None, num_val=1000, shuffle=False, seed=0, in
     return Split(X_train, y[train_idx], X_val, y[val_idx], raw.X_test, raw.y_test, list(raw.class_names))
 
 
-def mirror_rows(X: np.ndarray, image_size: int) -> np.ndarray:
-    """Each image mirrored left-right: X (N, 3*S*S) rows of S x S colour images -> a new (N, 3*S*S) array."""
+def mirror_rows(X: np.ndarray, image_size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Each image mirrored left-right: X (N, 3*S*S) rows of S x S colour images -> (N, 3*S*S).
+
+    out: a C-contiguous array of X's shape to write into (default: a new one).
+    """
     _check_2d(X, "X")
     if X.shape[1] != 3 * image_size * image_size:
         raise ArgumentError(f"X has {X.shape[1]} values per row; {image_size}x{image_size} colour images have "
                             f"{3 * image_size * image_size}")
-    images = X.reshape(len(X), 3, image_size, image_size)
-    return np.ascontiguousarray(images[..., ::-1]).reshape(X.shape)
+    out = np.empty(X.shape, X.dtype) if out is None else out
+    shape = (len(X), 3, image_size, image_size)
+    out.reshape(shape)[...] = X.reshape(shape)[..., ::-1]
+    return out
 
 
 def _gather_to_front(X, rows):
