@@ -58,7 +58,8 @@ def param_shapes(model_type: str, input_dim: int, num_classes: int, hyper: dict)
 
 
 def estimate_bytes(config, num_train: int | None = None, input_dim: int | None = None, *,
-                   training: bool = True, storage: str | None = None, data_dir=None) -> dict[str, int]:
+                   training: bool = True, storage: str | None = None, data_dir=None,
+                   folder_sizes: tuple[int, int] | None = None) -> dict[str, int]:
     """Bytes of the big arrays a run of ``config`` allocates, by part (keys of ``PARTS``).
 
     num_train / input_dim: the sizes when known (after loading); by default they are
@@ -69,7 +70,9 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
     images are held (default: data.storage, with auto taken as float32; see choose_storage).
     With uint8 a folder's training images are mapped from its cache and not counted: they
     are page cache, which the OS reads in as batches need them and may drop again.
-    data_dir: the CLI's --data-dir, which replaces data.path for the folder source.
+    data_dir: the CLI's --data-dir, which replaces data.path for the folder source;
+    folder_sizes: that folder's (training files, test files) when already counted
+    (``count_folder``), so that it is not listed again.
     Python integers throughout, so absurd sizes give absurd numbers, not overflows.
     """
     from cs_nets.features.spec import feature_dim  # the features package is heavier than this module
@@ -93,7 +96,7 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
         # One draw at a time: float32 pixels and the class signal added to them (cs_nets.data.synthetic).
         generation = max(n_images, n_test) * IMAGE_BYTES * 2 * 4
     elif data.source in IMAGE_FOLDER_SOURCES:
-        n_images, n_test = _folder_sizes(data_dir or data.path, data.test_fraction)
+        n_images, n_test = folder_sizes or count_folder(config, data_dir)
         row_bytes = raw_dim = 3 * data.image_size * data.image_size
         generation = 0
     else:
@@ -151,13 +154,15 @@ def storage_applies(config) -> bool:
     return not config.features and config.data.source not in POINT_SOURCES
 
 
-def choose_storage(config, data_dir=None, available: int | None = None) -> str:
+def choose_storage(config, data_dir=None, available: int | None = None, *,
+                   folder_sizes: tuple[int, int] | None = None) -> str:
     """What data.storage resolves to for a training run of ``config``: "float32" or "uint8".
 
     float32 and uint8 are kept (float32 meaning the model's float type, data.dtype). auto is
     uint8 when the run with float inputs would need more than ``available`` bytes (default:
     ``usable_memory()``; unknown: float32), else float32, so a set that fits keeps the fastest
     path. Where the model reads features or 2-D points storage does not apply: float32.
+    data_dir, folder_sizes: as for ``estimate_bytes``.
     """
     if not storage_applies(config):
         return "float32"
@@ -167,16 +172,28 @@ def choose_storage(config, data_dir=None, available: int | None = None) -> str:
         available = usable_memory()
     if available is None:
         return "float32"
-    as_floats = sum(estimate_bytes(config, storage="float32", data_dir=data_dir).values())
-    return "uint8" if as_floats > available else "float32"
+    as_floats = estimate_bytes(config, storage="float32", data_dir=data_dir, folder_sizes=folder_sizes)
+    return "uint8" if sum(as_floats.values()) > available else "float32"
 
 
-def _folder_sizes(path, test_fraction) -> tuple[int, int]:
-    """(training files, test files) of a folder dataset, listed without reading an image; CIFAR-10's
-    sizes when the folder cannot be listed (loading then names the problem)."""
+def storage_that_fits(config, data_dir=None) -> str:
+    """The storage a training run of ``config`` uses (``choose_storage``), once the run is known to fit
+    in memory with it (``check_fits``: ConfigError otherwise). A folder dataset is listed once for both."""
+    available = usable_memory()
+    sizes = count_folder(config, data_dir) if config.data.source in IMAGE_FOLDER_SOURCES else None
+    storage = choose_storage(config, data_dir, available, folder_sizes=sizes)
+    check_fits(config, available=available, storage=storage, data_dir=data_dir, folder_sizes=sizes)
+    return storage
+
+
+def count_folder(config, data_dir=None) -> tuple[int, int]:
+    """(training files, test files) of the folder dataset of ``config`` (at ``data_dir``, else data.path),
+    listed without reading an image; CIFAR-10's sizes when it cannot be listed (loading then names
+    the problem)."""
     from cs_nets.data.folder import count_files
 
-    sizes = count_files(path, test_fraction) if path else None
+    path = data_dir or config.data.path
+    sizes = count_files(path, config.data.test_fraction) if path else None
     return sizes if sizes is not None else (CIFAR_TRAIN, CIFAR_TEST)
 
 
@@ -248,19 +265,21 @@ def resident_memory() -> int:
 
 def check_fits(config, num_train: int | None = None, input_dim: int | None = None, *,
                training: bool = True, available: int | None = None, storage: str | None = None,
-               data_dir=None) -> int:
+               data_dir=None, folder_sizes: tuple[int, int] | None = None) -> int:
     """Raise ConfigError when a run of ``config`` cannot fit in memory; return the estimated bytes.
 
     available: bytes usable by the run (default: ``usable_memory()``, what this process holds
     plus what the machine still has free, at most CS_NETS_MEMORY_LIMIT). With neither /proc
     nor sysconf nor the limit nothing is refused. storage: what data.storage resolved to
-    (default: ``choose_storage`` with the same available bytes). data_dir: as for estimate_bytes.
+    (default: ``choose_storage`` with the same available bytes). data_dir, folder_sizes: as
+    for estimate_bytes.
     """
     if available is None:
         available = usable_memory()
-    if storage is None:
-        storage = choose_storage(config, data_dir, available)
-    parts = estimate_bytes(config, num_train, input_dim, training=training, storage=storage, data_dir=data_dir)
+    if storage is None and training:  # scoring reads uint8 images whatever the storage
+        storage = choose_storage(config, data_dir, available, folder_sizes=folder_sizes)
+    parts = estimate_bytes(config, num_train, input_dim, training=training, storage=storage, data_dir=data_dir,
+                           folder_sizes=folder_sizes)
     total = sum(parts.values())
     if available is None:
         return total

@@ -221,17 +221,25 @@ def assert_same_run_dirs(a: Path, b: Path):
         assert sa[key] == sb[key], key
 
 
-@pytest.mark.slow
-def test_a_uint8_run_resumes_to_the_float32_runs_bits(tmp_path):
-    """Interrupted after its first epoch (state.npz saved) and resumed: unchanged resume and checkpoints."""
-    config = load_config(SMOKE, [*SMALL, "train.num_epochs=3", "data.storage=uint8", "train.hflip=true"])
+def test_runs_resume_across_storages_to_the_float32_runs_bits(tmp_path, monkeypatch):
+    """Interrupted after the first epoch (state.npz saved) and resumed: resume and checkpoints work
+    unchanged, and an auto run that resumes where its float inputs no longer fit goes on with uint8."""
+    sets = [*SMALL, "train.num_epochs=3", "train.hflip=true"]
 
     def stop(metrics):
         if metrics["epoch"] == 1:
             raise KeyboardInterrupt
 
-    assert run(config, tmp_path / "u8", on_epoch=stop).status == "interrupted"
+    assert run(load_config(SMOKE, [*sets, "data.storage=uint8"]), tmp_path / "u8", on_epoch=stop).status == \
+        "interrupted"
     assert resume(tmp_path / "u8").status == "completed"
-    float_config = load_config(SMOKE, [*SMALL, "train.num_epochs=3", "data.storage=float32", "train.hflip=true"])
-    assert run(float_config, tmp_path / "f32").status == "completed"
+    auto = load_config(SMOKE, sets)
+    assert choose_storage(auto) == "float32"
+    assert run(auto, tmp_path / "switch", on_epoch=stop).status == "interrupted"
+    monkeypatch.setenv(LIMIT_VARIABLE, str(sum(estimate_bytes(auto, storage="float32").values()) - 1))
+    assert choose_storage(auto) == "uint8"
+    assert resume(tmp_path / "switch").status == "completed"
+    monkeypatch.delenv(LIMIT_VARIABLE)
+    assert run(load_config(SMOKE, [*sets, "data.storage=float32"]), tmp_path / "f32").status == "completed"
     assert_same_run_dirs(tmp_path / "u8", tmp_path / "f32")
+    assert_same_run_dirs(tmp_path / "switch", tmp_path / "f32")

@@ -32,7 +32,7 @@ from cs_nets.config import Config, config_from_dict, yaml_load
 from cs_nets.data.pipeline import Dataset, prepare_dataset
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.files.untrusted import clip, read_text
-from cs_nets.memory import check_fits, choose_storage
+from cs_nets.memory import storage_that_fits
 from cs_nets.nn.models import build_model
 from cs_nets.nn.models.base import SCORING_ROWS
 from cs_nets.nn.random_search import random_search
@@ -204,9 +204,8 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
 
 def _prepare(config: Config, data_dir, progress: bool, log) -> Dataset:
     """The data of `config`, once a run of it is known to fit in memory (ConfigError before any
-    download otherwise), with data.storage resolved once for both (cs_nets.memory.choose_storage)."""
-    storage = choose_storage(config, data_dir)
-    check_fits(config, storage=storage, data_dir=data_dir)
+    download otherwise), with data.storage resolved once for both."""
+    storage = storage_that_fits(config, data_dir)
     return prepare_dataset(config, data_dir, progress=progress, log=log, storage=storage)
 
 
