@@ -1,7 +1,8 @@
 """Benchmark data.storage: peak memory and epoch time of uint8 against float32 training images.
 
-    python scripts/bench_storage.py --out /tmp/storage-bench --images 200000 --runs 3
-    python scripts/bench_storage.py --out /tmp/storage-bench --cifar-dir /tmp/cifar-dev --baseline-src /work/main
+    python scripts/bench_storage.py --out /tmp/storage-bench --images 200000 --runs 4
+    git archive 69c4925 | tar -x -C /tmp/base     # a checkout from before data.storage
+    python scripts/bench_storage.py --skip-folder --runs 6 --cifar-dir /tmp/cifar-dev --baseline-src /tmp/base
 
 1. Writes an ImageFolder dataset of ``--images`` 32x32 PNG files (10 class folders,
    synthetic CIFAR-like images from cs_nets.data.synthetic, drawn in chunks) into
@@ -19,8 +20,8 @@
 4. Times the one step the storages do not share, drawing the minibatches (``X_train.take``
    into the batch buffer), for ``--draw-epochs`` epochs each, alternated in one process.
 5. With ``--cifar-dir D``: the same config on CIFAR-10 (storage auto), ``--runs`` epochs
-   with this source tree alternated (A B, B A, ...) with ``--baseline-src`` (another checkout, e.g. the
-   main branch before data.storage), to show the default path kept its speed.
+   with this source tree alternated (A B, B A, ...) with ``--baseline-src`` (another
+   checkout, e.g. from before data.storage), to show the default path kept its speed.
 
 Prints medians (and min/max). Targets (issue 20): uint8 peak RSS <= 1.2 GB; uint8 epoch
 <= 1.15 x the float32 epoch on the same data.
@@ -61,7 +62,6 @@ def generate(out: Path, images: int) -> None:
     for k in range(CLASSES):
         (out / f"class{k}").mkdir(parents=True, exist_ok=True)
     start, written = time.perf_counter(), 0
-    # One seed for the templates, so every chunk draws images of the same 10 classes.
     for first in range(0, images, CHUNK):
         n = min(CHUNK, images - first)
         raw = make_synthetic(num_train=n, num_test=1, seed=0)  # the same 10 class templates for every chunk
@@ -76,7 +76,6 @@ def generate(out: Path, images: int) -> None:
         print(f"  {written}/{images} images written ({rate:.0f}/s)", file=sys.stderr)
     marker.write_text(json.dumps({"images": images}))
     print(f"wrote {images} PNG files to {out} in {time.perf_counter() - start:.0f} s")
-
 
 
 def proc_status() -> dict:
