@@ -24,6 +24,10 @@ LABEL_MODES = ("fine", "coarse")  # cifar100: 100 fine classes or 20 coarse supe
 ARCHIVE_FORMATS = ("python", "binary")
 NORMALIZATIONS = ("none", "mean", "mean_std")
 DTYPES = ("float32", "float64")
+# data.storage: how the training images are held (cs_nets.data.storage). float32: as model inputs in
+# data.dtype, normalized once; uint8: as pixels, each minibatch normalized as it is drawn; auto: uint8
+# only when the float inputs would not fit in memory (cs_nets.memory.choose_storage).
+STORAGES = ("auto", "float32", "uint8")
 SPLITS = ("train", "val", "test")
 TASKS = ("train", "random_search")  # what a run does: cs_nets.runs.task
 # A run's summary.json status. Results: a run that ended with its best parameters scored

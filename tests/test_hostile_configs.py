@@ -168,7 +168,8 @@ def test_estimate_counts_the_model_the_trainer_builds(tmp_path, momentum):
 
 
 def test_check_fits_compares_with_the_memory_it_is_given(tmp_path):
-    config = load_config(SMOKE)
+    # float32 storage: with auto, a byte too few would switch to uint8 storage, which fits (test_storage.py)
+    config = load_config(SMOKE, ["data.storage=float32"])
     needed = sum(estimate_bytes(config).values())
     assert check_fits(config, available=needed) == needed
     with pytest.raises(ConfigError) as err:

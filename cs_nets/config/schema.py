@@ -45,6 +45,10 @@ class DataConfig:
     normalize: str = option("mean", "pixel preprocessing fit on the training split",
                           choices=registry.NORMALIZATIONS)
     dtype: str = option("float32", "floating type of model inputs and parameters", choices=registry.DTYPES)
+    storage: str = option("auto", "how the training images are held: float32 (model inputs in data.dtype, "
+                                  "normalized once), uint8 (pixels, each minibatch normalized as drawn; a folder's "
+                                  "cache is memory-mapped), auto (uint8 if the float inputs would not fit in memory)",
+                          choices=registry.STORAGES)
     synthetic_train: int = option(2000, "training images of the synthetic source", gt=0)
     synthetic_test: int = option(500, "test images of the synthetic source", gt=0)
     points_per_class: int = option(100, "2-D sources: training points per class (the test split is as many more)",
@@ -302,6 +306,7 @@ def build_config(raw: dict, where: Where, name: str = "run") -> Config:
     if config.model.type == "two_layer" and len(config.model.hidden_dims) != 1:
         raise ConfigError(f"{where(('model', 'hidden_dims'))}: two_layer has one hidden layer, got "
                           f"model.hidden_dims={config.model.hidden_dims}; use model.type: fc_net for more")
+    check_storage(config, where)
     if config.train.hflip and config.features:
         raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; it cannot be combined with features")
     if config.data.hflip_copies and config.data.source in registry.POINT_SOURCES:
@@ -340,6 +345,20 @@ def check_image_source(config: Config, where: Where):
                           f"data.image_size must be 32, got {size}")
     if size != 32 and config.train.hflip:
         raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips 32x32 images; data.image_size is {size}")
+
+
+def check_storage(config: Config, where: Where):
+    """data.storage uint8 holds image pixels: refused where the model reads features or 2-D points."""
+    data = config.data
+    if data.storage != "uint8":
+        return
+    if data.source in registry.POINT_SOURCES:
+        raise ConfigError(f"{where(('data', 'storage'))}: data.storage uint8 keeps image pixels as bytes; "
+                          f"data.source {data.source} gives 2-D points: remove data.storage")
+    if config.features:
+        types = ", ".join(str(t.get("type")) for t in config.features)
+        raise ConfigError(f"{where(('data', 'storage'))}: data.storage uint8 keeps the pixels the model reads as "
+                          f"bytes, but this model reads features ({types}), which are floats: remove data.storage")
 
 
 def check_features(config: Config, where: Where):

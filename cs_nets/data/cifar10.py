@@ -19,6 +19,7 @@ from cs_nets.data.download import expected_md5, fetch, file_md5, part_path
 from cs_nets.data.extract import ARCHIVE_ERRORS, check_member, safe_extract
 from cs_nets.data.locks import held_lock
 from cs_nets.data.messages import one_line
+from cs_nets.data.storage import ImageRows
 from cs_nets.errors import ConfigError, DataError
 from cs_nets.files.untrusted import check_regular, open_regular
 
@@ -69,11 +70,13 @@ class RawCifar:
     Loaded with ``train_dtype`` float32/float64, X_train holds the same values 0..255
     as floats: a run on raw pixels normalizes that array in place, so the training
     images are never held twice (uint8 and float).
+    With data.storage uint8 a folder's X_train is an ImageRows of its mapped cache
+    (cs_nets.data.storage), which stands for the uint8 array without reading it.
     layout: "python", "binary", "python-archive", "binary-archive" or "synthetic".
     source: the folder or archive it came from.
     """
 
-    X_train: np.ndarray
+    X_train: np.ndarray | ImageRows
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
@@ -425,15 +428,18 @@ def _hash_update(digest, a):
 
 
 def data_fingerprint(raw):
-    """The content hash of a RawCifar: equal images give equal ids, whatever layout they came from
-    and whatever ``train_dtype`` they were read into (float pixels are hashed as the uint8 they hold).
+    """The content hash of a RawCifar: equal images give equal ids, whatever layout they came from,
+    whatever ``train_dtype`` they were read into (float pixels are hashed as the uint8 they hold)
+    and whether X_train is an array or an ImageRows (data.storage uint8): storage does not change it.
     """
     digest = hashlib.sha256()
     for a in (raw.X_train, raw.y_train, raw.X_test, raw.y_test):
-        if a.dtype.kind == "f" and raw.layout != "points":  # pixels 0..255 held as floats
-            digest.update(f"{a.shape}uint8".encode())
+        if not isinstance(a, np.ndarray) or (a.dtype.kind == "f" and raw.layout != "points"):
+            # pixels 0..255 held as floats, or uint8 rows picked from a (mapped) array (data.storage
+            # uint8): hashed as the uint8 array they stand for, a few rows at a time
+            digest.update(f"{tuple(a.shape)}uint8".encode())
             for start in range(0, len(a), HASH_ROWS):
-                digest.update(a[start:start + HASH_ROWS].astype(np.uint8).data)
+                digest.update(np.ascontiguousarray(a[start:start + HASH_ROWS]).astype(np.uint8, copy=False).data)
         else:
             _hash_update(digest, a)
     return digest.hexdigest()[:32]

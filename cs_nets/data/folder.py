@@ -19,7 +19,8 @@ DIR/.cs_nets/, named by a hash of the image size, the conversion and every file'
 relative path, size and modification time; any change to the files builds a new
 one (old ones are removed). A FileLock makes a second process wait for the first
 one's cache instead of decoding too. A folder that cannot be written is read
-without a cache (a note says so).
+without a cache (a note says so). With data.storage uint8 the cache is memory-mapped
+(``load_folder(memory_map=True)``): the training images are read from it batch by batch.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import numpy as np
 from cs_nets.data.cifar10 import RawCifar
 from cs_nets.data.images import load_image, walk_images
 from cs_nets.data.locks import held_lock
+from cs_nets.data.storage import ImageRows
 from cs_nets.errors import ConfigError, DataError
 from cs_nets.files.atomic import atomic_open
 
@@ -113,6 +115,17 @@ def count_classes(folder) -> int:
         return 2
 
 
+def count_files(folder, test_fraction: float | None) -> tuple[int, int] | None:
+    """(training files, test files) of a folder dataset, listed without reading an image, or None when
+    it cannot be listed (loading then names the problem). For the memory estimate made before loading."""
+    try:
+        listing = list_folder(Path(folder).expanduser(), test_fraction)
+    except (ConfigError, DataError):
+        return None
+    n_test = int(np.count_nonzero(listing.is_test))
+    return len(listing.files) - n_test, n_test
+
+
 def stratified_test_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """(N,) bool: round(fraction * n_k) random files of each class k (at least 1 if n_k >= 2, at most n_k - 1)."""
     rng = np.random.default_rng(seed)
@@ -158,10 +171,13 @@ def _files_of(folder: Path, names: list[str]) -> tuple[list[str], list[int]]:
 
 
 def load_folder(folder, image_size: int = 32, test_fraction: float | None = None, progress: bool = True,
-                log=None, workers: int | None = None) -> RawImages:
+                log=None, workers: int | None = None, memory_map: bool = False) -> RawImages:
     """The folder dataset at `folder` -> RawImages with X_*: (N, 3 S S) uint8 rows, y_*: (N,) int64.
 
     Decoded images come from the cache when the files have not changed (module docstring).
+    memory_map: X_train is an ImageRows of the cache mapped from disk (np.load(mmap_mode="r")):
+    the training images are not read into memory (data.storage uint8). The test rows are
+    read either way. A folder that cannot hold a cache gives its decoded rows in memory.
     """
     log = log or (lambda message: None)
     folder = Path(folder).expanduser().absolute()
@@ -169,12 +185,15 @@ def load_folder(folder, image_size: int = 32, test_fraction: float | None = None
     key = listing_key(folder, listing.files, image_size)
     cache = cache_dir(folder) / f"images-{image_size}-{key}.npy"
     shape = (len(listing.files), 3 * image_size * image_size)
-    rows = _read_cache(cache, shape)
+    rows = _read_cache(cache, shape, memory_map)
     if rows is None:
         rows = _build_cache(folder, listing.files, image_size, cache, shape, progress, log, workers)
+        mapped = _read_cache(cache, shape, memory_map=True) if memory_map else None
+        rows = rows if mapped is None else mapped  # the file just written, mapped: the decoded copy goes
     train, test = training_order(listing), np.flatnonzero(listing.is_test)
-    return RawImages(rows[train], listing.labels[train], rows[test], listing.labels[test], listing.class_names,
-                     "folder", folder, image_size=image_size)
+    X_train = ImageRows(rows, train) if memory_map else rows[train]
+    return RawImages(X_train, listing.labels[train], np.asarray(rows[test]), listing.labels[test],
+                     listing.class_names, "folder", folder, image_size=image_size)
 
 
 def training_order(listing: Listing) -> np.ndarray:
@@ -200,10 +219,14 @@ def listing_key(folder: Path, files: list[str], image_size: int) -> str:
     return digest.hexdigest()[:24]
 
 
-def _read_cache(cache: Path, shape) -> np.ndarray | None:
-    """The cached rows, or None when absent or not exactly a uint8 array of `shape` (then it is rebuilt)."""
+def _read_cache(cache: Path, shape, memory_map: bool = False) -> np.ndarray | None:
+    """The cached rows, or None when absent or not exactly a uint8 array of `shape` (then it is rebuilt).
+
+    memory_map: a read-only np.memmap of the file instead of a copy in memory. The cache is
+    only ever replaced by a rename, never rewritten in place, so a mapping stays valid.
+    """
     try:
-        rows = np.load(cache, allow_pickle=False)
+        rows = np.load(cache, allow_pickle=False, mmap_mode="r" if memory_map else None)
     except (OSError, ValueError, EOFError):
         return None
     return rows if rows.dtype == np.uint8 and rows.shape == shape else None

@@ -13,11 +13,16 @@ that a checkpoint is evaluated with exactly the preprocessing it was trained wit
 Memory: a run on raw CIFAR-10 pixels reads the training images straight into the
 model's float dtype and normalizes them in place, so the float32 training split
 (600 MB on the full set) is the only copy of the training images, and the test
-split stays uint8 (30 MB instead of 123 MB of float32).
+split stays uint8 (30 MB instead of 123 MB of float32). With ``data.storage: uint8``
+(or ``auto`` when the float inputs would not fit, cs_nets.memory.choose_storage) the
+training split stays uint8 instead (a folder's cache mapped from disk) and X_train is
+a ``NormalizedRows`` that normalizes each minibatch as the trainer draws it
+(cs_nets.data.storage): a quarter of the memory, the same results bit for bit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +38,11 @@ from cs_nets.data.cifar10 import (
     resolve_data_dir,
 )
 from cs_nets.data.preprocess import Normalizer, Split, mirror_rows, split_train_val
+from cs_nets.data.storage import ImageRows, NormalizedRows
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.data.toy import make_toy
 from cs_nets.errors import ArgumentError, ConfigError, DataError
-from cs_nets.memory import return_freed_memory
+from cs_nets.memory import choose_storage, return_freed_memory
 from cs_nets.nn.models.base import SCORING_ROWS
 
 SPLITS = registry.SPLITS
@@ -46,7 +52,8 @@ SPLITS = registry.SPLITS
 class Dataset:
     """What a run trains and scores on, and the pipeline that made it.
 
-    X_train: (N, D) float, X_val: (M, D) float: model inputs; y_*: int64 labels.
+    X_train: (N, D) float model inputs, or with data.storage uint8 a NormalizedRows that gives
+        them batch by batch (cs_nets.data.storage); X_val: (M, D) float; y_*: int64 labels.
     test_rows: (T, F) the test split before normalization (uint8 pixels, feature
         vectors or points): ``inputs.predict(model, test_rows)`` scores it chunk by chunk.
     inputs: the InputPipeline (``inputs.data_fingerprint``: the content hash of the data).
@@ -61,19 +68,26 @@ class Dataset:
     class_names: list
     inputs: InputPipeline
 
+    @property
+    def storage(self) -> str:
+        """How the training inputs are held: "uint8" (normalized as drawn), else their float dtype."""
+        return "uint8" if isinstance(self.X_train, NormalizedRows) else str(self.X_train.dtype)
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array, by field name (what a sweep shares between its trials)."""
         return {name: getattr(self, name) for name in ("X_train", "y_train", "X_val", "y_val", "test_rows", "y_test")}
 
 
 def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=None,
-                train_dtype="uint8") -> tuple[RawCifar, Path | None]:
+                train_dtype="uint8", memory_map: bool = False) -> tuple[RawCifar, Path | None]:
     """The raw images (or 2-D points) of the configured source and their data folder (None: generated).
 
     train_dtype: what CIFAR-10's (and a folder's) training images are read into (see
     load_cifar10); generated sources ignore it. For the folder source, data_dir (the
     CLI's --data-dir) replaces data.path, and the folder returned is its cache folder
     (DIR/.cs_nets: feature caches go there, never among the class folders).
+    memory_map: the folder source maps its decoded-image cache: X_train is then an
+    ImageRows of the file (see load_folder); other sources ignore it.
     """
     if data.source == "synthetic":
         return make_synthetic(data.synthetic_train, data.synthetic_test, seed=seed), None
@@ -83,9 +97,10 @@ def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=N
         from cs_nets.data.folder import cache_dir, load_folder
 
         folder = Path(data_dir or data.path or ".").expanduser().absolute()  # data.path is required (schema)
-        images = load_folder(folder, data.image_size, data.test_fraction, progress=progress, log=log)
-        if train_dtype != "uint8":  # as load_cifar10 does: normalized in place later
-            images.X_train = images.X_train.astype(train_dtype)
+        images = load_folder(folder, data.image_size, data.test_fraction, progress=progress, log=log,
+                             memory_map=memory_map)
+        if train_dtype != "uint8" and isinstance(images.X_train, np.ndarray):  # not mapped: as load_cifar10 does,
+            images.X_train = images.X_train.astype(train_dtype)  # normalized in place later
         return images, cache_dir(folder)
     folder = resolve_data_dir(data_dir, data.dir)
     if data.source == "cifar100":
@@ -99,10 +114,11 @@ def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=N
     return raw, folder
 
 
-def pixel_dtype(config: Config) -> str:
+def pixel_dtype(config: Config, storage: str = "float32") -> str:
     """What to read the training images into: the model's float dtype when the model sees the
-    pixels (they are normalized in place), uint8 when feature transforms read them."""
-    return "uint8" if config.features else config.data.dtype
+    pixels (they are normalized in place), uint8 when feature transforms read them or when
+    they are stored as uint8 (`storage`, what data.storage resolved to)."""
+    return "uint8" if config.features or storage == "uint8" else config.data.dtype
 
 
 class InputPipeline:
@@ -237,27 +253,42 @@ def split_of(raw: RawCifar, data: DataConfig, seed: int, in_place: bool = False)
         raise ConfigError(f"data.num_train / data.num_val: {err}") from None
 
 
-def prepare_dataset(config: Config, data_dir=None, progress=True, log=None) -> Dataset:
-    """Load, split, extract and normalize the data of `config`; everything learned sees the training split only."""
-    raw, folder = load_images(config.data, config.seed, data_dir, progress, log, train_dtype=pixel_dtype(config))
-    data = build_dataset(config, raw, folder, progress, log, consume=True)
+def prepare_dataset(config: Config, data_dir=None, progress=True, log=None, storage: str | None = None) -> Dataset:
+    """Load, split, extract and normalize the data of `config`; everything learned sees the training split only.
+
+    storage: "float32" or "uint8", what data.storage resolved to (None: resolve it now,
+    ``cs_nets.memory.choose_storage``).
+    """
+    storage = storage or choose_storage(config, data_dir)
+    raw, folder = load_images(config.data, config.seed, data_dir, progress, log,
+                              train_dtype=pixel_dtype(config, storage), memory_map=storage == "uint8")
+    data = build_dataset(config, raw, folder, progress, log, consume=True, storage=storage)
     return_freed_memory()  # the reading and normalizing threads' temporaries
     return data
 
 
 def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, progress=True, log=None, *,
-                  consume: bool = False) -> Dataset:
+                  consume: bool = False, storage: str = "float32") -> Dataset:
     """``prepare_dataset`` on already loaded data `raw` (`folder`: where to cache features, or None).
 
     consume: `raw` is given away: a float X_train is split and normalized in place
     (the training images are never held twice), so raw.X_train is overwritten.
+    storage: "uint8" keeps the training split as uint8 rows of raw.X_train (an array,
+    or the ImageRows of a mapped folder cache) and gives X_train as a NormalizedRows;
+    "float32" normalizes it into a float array of data.dtype.
     """
+    if storage == "uint8" and (config.features or config.data.source in registry.POINT_SOURCES):
+        raise ArgumentError("data.storage uint8 keeps image pixels, not features or 2-D points")
+    if storage == "uint8" and not isinstance(raw.X_train, ImageRows):
+        raw = dataclasses.replace(raw, X_train=ImageRows(raw.X_train))  # the split: an index into these rows
+    elif storage != "uint8" and isinstance(raw.X_train, ImageRows):
+        raise ArgumentError("mapped training images (ImageRows) are for data.storage uint8")
     fingerprint = data_fingerprint(raw)
     image_size = None if config.data.source in registry.POINT_SOURCES else getattr(raw, "image_size", 32)
     split = split_of(raw, config.data, config.seed, in_place=consume)
     if consume and len(split.X_train) + len(split.X_val) < len(raw.X_train) // 2:
         # a small split of a large set: copies, so the rest of the set can be freed
-        split.X_train, split.X_val = split.X_train.copy(), split.X_val.copy()
+        split.X_train, split.X_val = _compact(split.X_train), split.X_val.copy()
     del raw  # the split holds what is needed; let the full raw arrays go as soon as possible
     inputs = InputPipeline.for_config(config).fit_features(split.X_train, log, cache_dir=folder)
     inputs.data_fingerprint = fingerprint  # saved in the checkpoint: evaluate and resume check data against it
@@ -268,20 +299,32 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
         X_train = _with_mirrors(inputs, X_train, split.X_train, image_size, folder, progress, log)
         y_train = np.concatenate([y_train, y_train])
     inputs.fit(X_train)
-    X_train = inputs.transform(X_train, in_place=consume)
+    if isinstance(X_train, ImageRows):  # uint8 storage: normalized batch by batch as the trainer draws them
+        X_train = NormalizedRows(X_train, inputs.normalizer)
+    else:
+        X_train = inputs.transform(X_train, in_place=consume)
     X_val = inputs.transform(inputs.extract(split.X_val, folder, progress, log), in_place=consume)
     test_rows = inputs.extract(split.X_test, folder, progress, log)
     return Dataset(X_train, y_train, X_val, split.y_val, test_rows, split.y_test, split.class_names, inputs)
 
 
-def _with_mirrors(inputs: InputPipeline, X_train: np.ndarray, images: np.ndarray, image_size: int,
-                  folder: Path | None, progress, log) -> np.ndarray:
+def _with_mirrors(inputs: InputPipeline, X_train, images, image_size: int, folder: Path | None, progress, log):
     """(2N, F): the inputs X_train of the N training `images`, then those of their left-right mirrors."""
     n = len(images)
     if inputs.features:
         mirrored = inputs.extract(mirror_rows(images, image_size), folder, progress, log)
         return np.concatenate([X_train, mirrored])
-    both = np.empty((2 * n, X_train.shape[1]), X_train.dtype)  # raw pixels: mirrored straight into place
-    both[:n] = X_train
-    mirror_rows(X_train, image_size, out=both[n:])
-    return both
+    stored = isinstance(X_train, ImageRows)  # uint8 storage: the pixels and their mirrors, in memory
+    pixels = X_train[:] if stored else X_train
+    both = np.empty((2 * n, pixels.shape[1]), pixels.dtype)  # raw pixels: mirrored straight into place
+    both[:n] = pixels
+    mirror_rows(pixels, image_size, out=both[n:])
+    return ImageRows(both) if stored else both
+
+
+def _compact(X):
+    """A copy of X's rows in memory (an ImageRows of an in-memory array: its rows alone; a mapped
+    one stays as it is, its rows are not in memory)."""
+    if isinstance(X, ImageRows):
+        return X if X.is_mapped() else ImageRows(X[:])
+    return X.copy()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cs_nets import registry
+from cs_nets.data.storage import ImageRows
 from cs_nets.errors import ArgumentError
 
 # Rows per chunk are chosen so a chunk is about this many elements (~8 MB as float32):
@@ -60,7 +61,9 @@ def split_indices(n, num_train=None, num_val=1000, shuffle=False, seed=0):
 def split_train_val(raw, num_train=None, num_val=1000, shuffle=False, seed=0, in_place=False):
     """A Split of ``raw`` (a RawCifar, or anything with X_train/y_train/X_test/y_test/class_names).
 
-    X_train may be any (N, D) array (pixels or features). Unshuffled, the splits are
+    X_train may be any (N, D) array (pixels or features), or an ImageRows (data.storage uint8),
+    whose training split is then an ImageRows of the same images (no copy) and the
+    validation split a uint8 copy of its rows. Unshuffled, the splits are
     views of ``raw.X_train``; shuffled, they are copies, or with ``in_place`` the
     training rows are moved to the front of ``raw.X_train`` itself (which is
     overwritten) and X_train is a view of them, so a large training set is never
@@ -68,7 +71,9 @@ def split_train_val(raw, num_train=None, num_val=1000, shuffle=False, seed=0, in
     """
     train_idx, val_idx = split_indices(len(raw.X_train), num_train, num_val, shuffle, seed)
     X, y = raw.X_train, raw.y_train
-    if not shuffle:  # contiguous rows: slicing gives views instead of copies
+    if isinstance(X, ImageRows):  # uint8 storage: the training rows stay where they are, picked by an index
+        X_train, X_val = X.subset(train_idx), X[val_idx]
+    elif not shuffle:  # contiguous rows: slicing gives views instead of copies
         take_train = slice(0, len(train_idx))
         take_val = slice(len(train_idx), len(train_idx) + len(val_idx))
         X_train, X_val = X[take_train], X[take_val]
@@ -134,7 +139,7 @@ class Normalizer:
         self.n_features_ = None
 
     def fit(self, X):
-        """Learn the statistics of X: (N, D) uint8 or float, accumulated in float64."""
+        """Learn the statistics of X: (N, D) uint8 or float (or an ImageRows), accumulated in float64."""
         X = _check_2d(X, "X")
         if len(X) == 0:
             raise ArgumentError("cannot fit a Normalizer on an empty training split")
@@ -170,19 +175,39 @@ class Normalizer:
             out = np.empty(X.shape, dtype=self.dtype)
         elif out.shape != X.shape or out.dtype != np.dtype(self.dtype):
             raise ArgumentError(f"out must be {self.dtype} {X.shape}, got {out.dtype} {out.shape}")
-        inv_std = None if self.std_ is None else (1.0 / self.std_.astype(np.float64)).astype(self.dtype)
+        inv_std = self.inverse_std()
 
         def normalize(rows):  # out may be X itself: each element is read before it is written
-            chunk = out[rows]
-            if self.mean_ is None:
-                np.copyto(chunk, X[rows], casting="unsafe")
-            else:
-                np.subtract(X[rows], self.mean_, out=chunk, casting="unsafe")
-            if inv_std is not None:
-                chunk *= inv_std
+            self.normalize_into(X[rows], out[rows], inv_std)
 
         _map_chunks(normalize, X)
         return out
+
+    def inverse_std(self):
+        """1 / std_ (D,) in ``dtype`` (divided in float64, then rounded), what ``normalize_into`` multiplies
+        by; None without a std (modes none and mean)."""
+        return None if self.std_ is None else (1.0 / self.std_.astype(np.float64)).astype(self.dtype)
+
+    def normalize_into(self, X, out, inv_std):
+        """out = (X - mean_) * inv_std elementwise, on this thread, allocating no array.
+
+        X: (n, D) uint8 or float; out: (n, D) of ``dtype`` (may be X itself); inv_std: ``inverse_std()``,
+        computed once by the caller. The one place the arithmetic lives: ``transform`` applies it to
+        each chunk of a split, and uint8 storage (cs_nets.data.storage) to each minibatch as it is drawn,
+        so both give the same bits.
+        """
+        if X.dtype != out.dtype and np.can_cast(X.dtype, out.dtype):
+            # uint8 pixels: cast into out (exact), then work there; what the ufunc would compute with
+            # X cast on the fly, slightly faster and without its casting buffers
+            np.copyto(out, X)
+            X = out
+        if self.mean_ is None:
+            if X is not out:
+                np.copyto(out, X, casting="unsafe")
+        else:
+            np.subtract(X, self.mean_, out=out, casting="unsafe")
+        if inv_std is not None:
+            np.multiply(out, inv_std, out=out)
 
     def config(self):
         """JSON-able settings: {"mode", "dtype", "eps", "n_features"}."""
@@ -242,7 +267,7 @@ def worker_threads() -> int:
 
 
 def _check_2d(X, name):
-    if not isinstance(X, np.ndarray) or X.ndim != 2:
+    if not isinstance(X, (np.ndarray, ImageRows)) or X.ndim != 2:
         shape = getattr(X, "shape", None)
         raise ArgumentError(f"{name} must be a 2-D array (N, D), got shape {shape}")
     return X

@@ -32,7 +32,7 @@ from cs_nets.config import Config, config_from_dict, yaml_load
 from cs_nets.data.pipeline import Dataset, prepare_dataset
 from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.files.untrusted import clip, read_text
-from cs_nets.memory import check_fits
+from cs_nets.memory import storage_that_fits
 from cs_nets.nn.models import build_model
 from cs_nets.nn.models.base import SCORING_ROWS
 from cs_nets.nn.random_search import random_search
@@ -117,13 +117,11 @@ def run(config: Config, out=None, *, task: str = "train", data_dir=None, dataset
         refuse_special_folder(path)
     else:
         check_new_run_dir(path, overwrite, config_path)
-    if dataset is None:
-        check_fits(config)  # a run that cannot fit in memory is refused before any download
-    data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
+    data = dataset if dataset is not None else _prepare(config, data_dir, progress, log)
     model = build_model_for(config, data) if task == "train" else None
     run_dir = RunDir.new(path, overwrite, config_path, unique=unique)
     log(f"data: {len(data.y_train)} train, {len(data.y_val)} val, {len(data.y_test)} test, "
-        f"{data.X_train.shape[1]} inputs ({data.X_train.dtype}); run directory {run_dir.path}")
+        f"{data.X_train.shape[1]} inputs ({_held(data)}); run directory {run_dir.path}")
     header = {"task": task, "model": config.model.type if task == "train" else "random_search",
               "overrides": list(overrides), "command": command or "", "data_fingerprint": data.inputs.data_fingerprint,
               "class_names": list(data.class_names), "config": config.to_dict(), **(extra_summary or {})}
@@ -174,9 +172,8 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
             raise ConfigError(f"--resume {run_dir.path}: a {clip(summary['task'], 40)} run cannot be resumed; "
                               f"start it again")
         changes = _changed_config(run_dir.path, config, summary, allow_changed_config)
-        if dataset is None:
-            check_fits(config)  # an edited (or crafted) config.yaml may ask for more than there is
-        data = dataset if dataset is not None else prepare_dataset(config, data_dir, progress=progress, log=log)
+        # an edited (or crafted) config.yaml may ask for more memory than there is: _prepare checks
+        data = dataset if dataset is not None else _prepare(config, data_dir, progress, log)
         expected = summary.get("data_fingerprint")
         if expected and expected != data.inputs.data_fingerprint:
             raise DataError(f"{run_dir.path} was trained on other data (fingerprint {expected}, this data "
@@ -203,6 +200,19 @@ def resume(run_path, *, data_dir=None, dataset: Dataset | None = None, progress:
                                       for k, old, new in changes)]
     return _carry_out(run_dir, header, lambda: _train(config, data, model, run_dir, state, header, progress,
                                                       log, on_epoch), pictures, log)
+
+
+def _prepare(config: Config, data_dir, progress: bool, log) -> Dataset:
+    """The data of `config`, once a run of it is known to fit in memory (ConfigError before any
+    download otherwise), with data.storage resolved once for both."""
+    storage = storage_that_fits(config, data_dir)
+    return prepare_dataset(config, data_dir, progress=progress, log=log, storage=storage)
+
+
+def _held(data: Dataset) -> str:
+    """The dtype of the model inputs, and how the training images are held when that differs."""
+    dtype = str(data.X_train.dtype)
+    return dtype if data.storage == dtype else f"{dtype}; training images held as {data.storage}"
 
 
 def _check_finite_state(state: TrainState, path: Path) -> None:
@@ -341,8 +351,10 @@ def _search(config, data, run_dir: RunDir, header, progress, log) -> RunResult:
             bar.refresh()
 
     start = time.perf_counter()
+    # random search scores whole arrays: uint8 storage (a NormalizedRows) gives its float copy here
+    X_train = data.X_train if isinstance(data.X_train, np.ndarray) else data.X_train[:]
     try:
-        result = random_search(data.X_train, data.y_train, attempts=search.attempts, scale=search.scale,
+        result = random_search(X_train, data.y_train, attempts=search.attempts, scale=search.scale,
                                loss=config.model.loss, subsample=search.subsample, seed=config.seed,
                                num_classes=len(data.class_names), progress=on_attempt)
     finally:

@@ -8,6 +8,9 @@ The parameters of the best validation epoch are kept and restored at the end.
 Each step: gather the batch into a kept buffer, one ``model.loss`` call whose backward
 pass hands each gradient to the update rule, which updates that parameter at once
 (cs_nets.training._fused_step: the rules of cs_nets.nn.optim without gradient arrays).
+The gather is ``X_train.take(rows, axis=0, out=buffer)``: a float array's own, or with
+``data.storage: uint8`` a ``cs_nets.data.storage.NormalizedRows``'s, which gathers the
+uint8 pixels and normalizes them into the buffer there (the same values, bit for bit).
 
 Everything the loop carries from one epoch to the next is a ``TrainState``
 (cs_nets.training.state): parameters, best parameters, the update rule's buffers, the
@@ -86,7 +89,9 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
         seed: int = 0, progress: bool = True, on_epoch=None, state: TrainState | None = None) -> TrainResult:
     """Train `model` in place with minibatch SGD and return what happened.
 
-    X_train: (N, D) float, y_train: (N,) int; X_val: (M, D), y_val: (M,).
+    X_train: (N, D) float, or anything with its ``shape``, ``dtype``, ``X_train[rows]`` and
+    ``X_train.take(rows, axis=0, out=..., mode="clip")`` (a NormalizedRows of uint8 images);
+    y_train: (N,) int; X_val: (M, D), y_val: (M,).
     on_epoch: optional callable(metrics: dict, state: TrainState) after each epoch.
     state: a TrainState saved by an earlier call with the same model, data and
     configs; training continues after its last epoch.
@@ -131,7 +136,7 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
                 xb, yb = batch_buf[:len(idx)], label_buf[:len(idx)]
                 # mode="clip": idx is a permutation slice, always in range; the default
                 # "raise" gathers into a temporary first and then copies it into out.
-                np.take(X_train, idx, axis=0, out=xb, mode="clip")
+                X_train.take(idx, axis=0, out=xb, mode="clip")
                 np.take(y_train, idx, out=yb, mode="clip")
                 if train_config.hflip:
                     _flip_half(xb, rng)
