@@ -27,8 +27,12 @@ Interface:
     reset()                       forget requests and pending faults
 
 ``dead_url`` is the URL of a file on a 127.0.0.1 port where nothing listens (no network).
+
+``reap(proc) -> proc`` hands a started process to the test's teardown: it is killed and
+waited for when the test ends, however it ends (tests/hostile.py: ``reaped``).
 """
 
+import contextlib
 import shutil
 import socket
 import threading
@@ -39,6 +43,7 @@ from pathlib import Path
 
 import pytest
 from archive_writer import write_archive
+from hostile import reaped
 
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.training import _blas as blas
@@ -203,6 +208,13 @@ def dead_url():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/cifar-10-python.tar.gz"
+
+
+@pytest.fixture
+def reap():
+    """reap(proc) -> proc: `proc` (and its process group, when it leads one) is gone when the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda proc: stack.enter_context(reaped(proc))
 
 
 @pytest.fixture(params=["openblas", "numpy"])

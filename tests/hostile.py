@@ -11,13 +11,16 @@ runs one ``csnets`` command in it and checks three things:
 
 ``invoke`` runs the command in this process (click's CliRunner, fast); ``spawn`` runs it as a
 subprocess with a timeout, for what must be a real process: FIFOs that must not hang,
-closed stdout or stderr, signals.
+closed stdout or stderr, signals. A test that starts a process of its own (to signal or kill it
+while it works) holds it with ``reaped``, so that no process outlives the test, whatever fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -117,3 +120,29 @@ def fast_first(values, ids=None):
     ids = list(ids) if ids is not None else [None] * len(values)
     return [pytest.param(*(v if isinstance(v, tuple) else (v,)), id=i, marks=() if n == 0 else pytest.mark.slow)
             for n, (v, i) in enumerate(zip(values, ids))]
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen):
+    """Yield `proc`; when the block ends, however it ends (an assertion, a timeout), the process is gone.
+
+    Still running, it is killed (SIGKILL) and waited for, and its pipes are closed. Started with
+    ``start_new_session=True``, it leads a process group of its own: whatever is left in that group
+    (a local sweep's trial processes) is killed too, also when the process itself had ended.
+    """
+    try:
+        group = os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:  # ended (and reaped) already
+        group = False
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if group:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

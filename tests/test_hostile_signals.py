@@ -116,14 +116,14 @@ def test_signals_while_scoring(tmp_path, monkeypatch, reference, signals, code, 
 
 
 @pytest.mark.slow
-def test_a_real_process_stopped_twice_while_scoring_exits_at_once(tmp_path):
+def test_a_real_process_stopped_twice_while_scoring_exits_at_once(tmp_path, reap):
     """A subprocess scoring a large test split: SIGTERM, then SIGTERM again: it exits 143 within seconds."""
     out = tmp_path / "run"
     big = ["--set", "data.synthetic_test=60000", "--set", "model.hidden_dims=[512]", "--set", "train.num_epochs=1",
            "--set", "data.synthetic_train=600"]
-    proc = subprocess.Popen([sys.executable, "-m", "cs_nets", "train", "--config", str(SMOKE), *big, "--out",
-                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = reap(subprocess.Popen([sys.executable, "-m", "cs_nets", "train", "--config", str(SMOKE), *big, "--out",
+                                  str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT)}))
     deadline = time.monotonic() + 120
     while not (out / "model.npz").exists():  # written first when finishing, then the test split is scored
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

@@ -300,7 +300,8 @@ def start(out, *grids, jobs=1):
     args = [a for g in grids for a in ("--grid", g)]
     return subprocess.Popen([sys.executable, "-m", "cs_nets", "sweep", "--config", str(SMOKE), *args, "--backend",
                              "local", "-j", str(jobs), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its group: the driver and its trials (the reap fixture)
 
 
 def wait_for_epochs(run_dir, count, proc, timeout=120):
@@ -315,9 +316,9 @@ def wait_for_epochs(run_dir, count, proc, timeout=120):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_sweep_and_resume_finishes_it_bit_for_bit(tmp_path):
+def test_sigterm_stops_the_sweep_and_resume_finishes_it_bit_for_bit(tmp_path, reap):
     out = tmp_path / "sweep"
-    proc = start(out, "train.num_epochs=2,200,200")
+    proc = reap(start(out, "train.num_epochs=2,200,200"))
     wait_for_epochs(out / "trial-001", 2, proc)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
@@ -351,9 +352,9 @@ def test_sigterm_stops_the_sweep_and_resume_finishes_it_bit_for_bit(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_killed_trial_is_one_line_and_its_summary_table_and_exit_status_agree(tmp_path):
+def test_a_killed_trial_is_one_line_and_its_summary_table_and_exit_status_agree(tmp_path, reap):
     out = tmp_path / "sweep"
-    proc = start(out, "train.num_epochs=200,2", jobs=2)
+    proc = reap(start(out, "train.num_epochs=200,2", jobs=2))
     running = wait_for_epochs(out / "trial-000", 2, proc)
     os.kill(running["pid"], signal.SIGKILL)  # e.g. the out-of-memory killer
     stdout, stderr = proc.communicate(timeout=120)
@@ -402,9 +403,9 @@ def test_each_example_grid_becomes_a_valid_local_sweep(script, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the trials follow their driver through prctl")
-def test_a_killed_driver_takes_its_trials_with_it_and_they_are_saved(tmp_path):
+def test_a_killed_driver_takes_its_trials_with_it_and_they_are_saved(tmp_path, reap):
     out = tmp_path / "sweep"
-    proc = start(out, "train.num_epochs=200")
+    proc = reap(start(out, "train.num_epochs=200"))
     running = wait_for_epochs(out / "trial-000", 2, proc)
     proc.kill()  # SIGKILL: the driver has no say
     proc.communicate(timeout=60)

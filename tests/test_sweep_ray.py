@@ -256,12 +256,14 @@ def cluster():
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
                                                             "node_ip_address": LOOPBACK})
-    cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False, _node_ip_address=LOOPBACK)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    try:  # a node that fails to start must not leave the head's processes behind
+        cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, _node_ip_address=LOOPBACK)
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 def node_ids():
@@ -373,7 +375,7 @@ parameters:
 def start_sweep(spec_path, out, address):
     return subprocess.Popen([sys.executable, "-m", "cs_nets", "sweep", str(spec_path), "--out", str(out),
                              "--address", address, *(["--resume"] if (Path(out) / "sweep.json").exists() else [])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def wait_for_epochs(run_dir, count, proc, timeout=120):
@@ -400,7 +402,7 @@ def wait_gone(pid, timeout=60):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ctrl_c_then_a_killed_sweep_then_resume(cluster, tmp_path):
+def test_ctrl_c_then_a_killed_sweep_then_resume(cluster, tmp_path, reap):
     spec_path = write_spec(tmp_path, """max_concurrent: 1
 scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
 parameters:
@@ -410,7 +412,7 @@ parameters:
     out = tmp_path / "out"
 
     # 1. Ctrl-C while trial-001 trains: the sweep stops cleanly, exit 130
-    proc = start_sweep(spec_path, out, cluster.address)
+    proc = reap(start_sweep(spec_path, out, cluster.address))
     wait_for_epochs(out / "trial-001", 2, proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
@@ -424,7 +426,7 @@ parameters:
     done = (out / "trial-000" / "summary.json").read_bytes(), (out / "trial-000" / "summary.json").stat().st_mtime_ns
 
     # 2. resumed, then killed (SIGKILL) while trial-002 trains
-    proc = start_sweep(spec_path, out, cluster.address)
+    proc = reap(start_sweep(spec_path, out, cluster.address))
     wait_for_epochs(out / "trial-002", 2, proc)
     running = summaries(out)["trial-002"]
     proc.kill()
@@ -448,12 +450,12 @@ parameters:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_trial_killed_before_its_config_was_written_starts_afresh_on_resume(cluster, tmp_path):
+def test_a_trial_killed_before_its_config_was_written_starts_afresh_on_resume(cluster, tmp_path, reap):
     from test_sweep import make_killed_before_config  # inside: a module-level import would collect its tests here
 
     spec_path = write_spec(tmp_path, "max_concurrent: 1\nparameters:\n  train.num_epochs: [60]\n")
     out = tmp_path / "out"
-    proc = start_sweep(spec_path, out, cluster.address)
+    proc = reap(start_sweep(spec_path, out, cluster.address))
     wait_for_epochs(out / "trial-000", 1, proc)
     running = summaries(out)["trial-000"]
     proc.kill()  # the driver dies, and Ray ends its trial
