@@ -30,6 +30,9 @@ Interface:
 
 ``reap(proc) -> proc`` hands a started process to the test's teardown: it is killed and
 waited for when the test ends, however it ends (tests/hostile.py: ``reaped``).
+
+``pytest --hostile-checks tests/test_hostile_*.py`` ends with how many hostile cases passed
+asserting all three of exit code, one-line message and untouched files (tests/hostile.py).
 """
 
 import contextlib
@@ -43,7 +46,7 @@ from pathlib import Path
 
 import pytest
 from archive_writer import write_archive
-from hostile import reaped
+from hostile import CHECKED, reaped
 
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.training import _blas as blas
@@ -225,6 +228,28 @@ def blas_backend(request):
         pytest.skip("NumPy's bundled OpenBLAS is not on this machine")
     yield request.param
     blas.use_numpy(None)  # back to the default (CS_NETS_BLAS)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--hostile-checks", action="store_true",
+                     help="count the passed hostile cases (tests/test_hostile_*.py) that asserted exit code, one line "
+                          "and untouched files through tests/hostile.py")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not config.getoption("--hostile-checks"):
+        return
+    passed = [r.nodeid for r in terminalreporter.stats.get("passed", []) if r.when == "call"
+              and Path(r.nodeid.split("::")[0]).name.startswith("test_hostile_")]
+    by_file: dict[str, list[int]] = {}
+    for nodeid in passed:
+        counts = by_file.setdefault(nodeid.split("::")[0], [0, 0])
+        counts[0] += CHECKED.get(nodeid, set()) >= {"one line", "untouched"}
+        counts[1] += 1
+    terminalreporter.write_sep("-", "hostile cases asserting exit code, one line and untouched files")
+    for name, (three, total) in sorted(by_file.items()):
+        terminalreporter.write_line(f"{name}: {three} of {total} passed")
+    terminalreporter.write_line(f"all: {sum(c[0] for c in by_file.values())} of {len(passed)} passed")
 
 
 def pytest_collection_modifyitems(items):

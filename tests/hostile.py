@@ -100,18 +100,31 @@ def spawn(world: Path, args, own: tuple[str, ...] = (), timeout: float = 60, env
     return Outcome(proc.returncode, (out or "") + (err or ""), changed_outside(before, snapshot(world), own))
 
 
-def one_line(outcome: Outcome, code: int, pattern: str) -> str:
-    """Assert: exit `code`, the whole output is one line `error: ...` matching `pattern`; return it."""
+def one_line(outcome: Outcome, code: int | None, pattern: str, start: str = "error: ") -> str:
+    """Assert: exit `code` (None: the caller checks it), the whole output is one line that starts with
+    `start` and matches `pattern`; return it."""
     assert code is None or outcome.code == code, (outcome.code, outcome.out)
     assert "Traceback" not in outcome.out, outcome.out
     lines = outcome.out.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), outcome.out
+    assert len(lines) == 1 and lines[0].startswith(start), outcome.out
     assert re.search(pattern, lines[0]), (pattern, lines[0])
+    _checked("one line")
     return lines[0]
 
 
 def untouched(outcome: Outcome) -> None:
     assert outcome.changed == [], f"changed outside the run's folder: {outcome.changed}"
+    _checked("untouched")
+
+
+# The checks each case made, by test id: `pytest --hostile-checks` (tests/conftest.py) counts the cases
+# that passed having asserted the exit code and one line (one_line) and that nothing else changed (untouched).
+CHECKED: dict[str, set[str]] = {}
+
+
+def _checked(what: str) -> None:
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    CHECKED.setdefault(test, set()).add(what)
 
 
 def fast_first(values, ids=None):
