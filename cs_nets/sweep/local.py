@@ -37,7 +37,7 @@ from cs_nets.runs.writer import RunDir, read_summary_if_any
 from cs_nets.sweep.finalize import mark_failed
 from cs_nets.sweep.folder import LOGS_DIR, SWEEP_FILE, check_sweep_dir, record
 from cs_nets.sweep.results import SweepResult, best_outcome, outcome_of, trial_command, write_best_config
-from cs_nets.sweep.spec import SweepSpec, Trial
+from cs_nets.sweep.spec import SweepSpec, Trial, check_trials_fit
 
 POLL_SECONDS = 0.1
 STOP_WAIT = 120.0  # seconds the stopped trials get to save their state before they are killed
@@ -46,10 +46,14 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 def run_local_sweep(spec: SweepSpec, trials: list[Trial], out, *, jobs: int = 1, resume: bool = False,
                     data_dir=None, log=None) -> SweepResult:
-    """Run every trial not finished yet, `jobs` at a time, into the sweep folder `out` (locked by the caller)."""
+    """Run every trial not finished yet, `jobs` at a time, into the sweep folder `out` (locked by the caller).
+
+    Every trial is checked to fit in memory (check_trials_fit, ConfigError) before anything is written.
+    """
     log = log or (lambda message: None)
     out = Path(out).absolute()
     started = time.perf_counter()
+    check_trials_fit(trials)
     check_sweep_dir(spec, trials, out, resume, "local")
     log(f"sweep: {len(trials)} trials of {spec.base_path.name} into {out} (local backend, {jobs} at a time)")
     rungs = halving_rungs(spec, trials)
