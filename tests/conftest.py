@@ -27,6 +27,8 @@ Interface:
     reset()                       forget requests and pending faults
 
 ``dead_url`` is the URL of a file on a 127.0.0.1 port where nothing listens (no network).
+``good_and_incomplete_cifar`` is two data folders (for ``data.dir``) of the small archive's
+python layout, the second without its test_batch.
 
 ``reap(proc) -> proc`` hands a started process to the test's teardown: it is killed and
 waited for when the test ends, however it ends (tests/hostile.py: ``reaped``).
@@ -202,6 +204,21 @@ def cifar_server(small_cifar_archives, tmp_path_factory):
     server = CifarServer(root, dataset, md5)
     yield server
     server.close()
+
+
+@pytest.fixture
+def good_and_incomplete_cifar(small_cifar_archives, tmp_path_factory):
+    """(good, incomplete): data folders with the small CIFAR-10 extracted (python layout); the second lost test_batch."""
+    from cs_nets.data.cifar10 import OFFICIAL
+    from cs_nets.data.extract import safe_extract
+
+    archives, _, _ = small_cifar_archives
+    root = tmp_path_factory.mktemp("cifar-folders")
+    for name in ("good", "incomplete"):
+        (root / name).mkdir()
+        safe_extract(archives / OFFICIAL["python"].filename, root / name, OFFICIAL["python"].folder)
+    (root / "incomplete" / OFFICIAL["python"].folder / "test_batch").unlink()
+    return root / "good", root / "incomplete"
 
 
 @pytest.fixture

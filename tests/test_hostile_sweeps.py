@@ -3,6 +3,8 @@ sweep folder is made or locked, before Ray starts and before any data is loaded,
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -135,6 +137,29 @@ def test_the_ray_driver_checks_the_sizes_before_ray_starts_or_data_is_loaded(tmp
     with pytest.raises(ConfigError, match=r"\(in trial-001: model.hidden_dims=\[1000000000\]\)$"):
         run_sweep(spec, expand_trials(spec), tmp_path / "o")
     assert list(tmp_path.iterdir()) == [] and not ray.is_initialized()
+
+
+def test_out_of_memory_while_preparing_shared_data_names_its_trials(tmp_path):
+    """A real MemoryError (the address space limited to 3 GiB, 12 GB of images asked for), past the estimate:
+    the driver's loading of the shared data says so in one line naming the trials."""
+    code = f"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+from cs_nets.errors import DataError
+from cs_nets.sweep import expand_trials, grid_spec
+from cs_nets.sweep.data import load_datasets
+spec = grid_spec({str(SMOKE)!r}, ["model.reg=0,1,2", "data.synthetic_train=1000000"])
+try:
+    load_datasets(spec, expand_trials(spec))
+except DataError as err:
+    print(err)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    assert re.fullmatch(r"the data of trial-000, trial-001 and trial-002 \(data.synthetic_train=1000000 from --grid "
+                        r"data.synthetic_train\): out of memory while preparing it \(.+\)", line), line
 
 
 def test_a_memory_error_in_the_sweep_driver_is_one_line(tmp_path, monkeypatch):

@@ -150,6 +150,22 @@ def test_a_failed_trial_is_one_line_after_the_table_and_exit_1(tmp_path):
     assert [row[:2] for row in table(proc.stdout)] == [["trial-000", "completed"]]
 
 
+def test_a_trial_that_fails_on_its_data_names_the_swept_data_key_and_its_line(tmp_path, good_and_incomplete_cifar):
+    good, bad = good_and_incomplete_cifar
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"base: {SMOKE}\nparameters:\n  data.dir: [{good}, {bad}]\n")
+    out = tmp_path / "sweep"
+    result = cli("sweep", spec, "--set", "data.source=cifar10", "--set", "data.num_val=50", "--set",
+                 "train.num_epochs=1", "--backend", "local", "--out", out)
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("trial-001 failed")]
+    assert line.startswith(f"trial-001 failed: exit 1: error: {bad / 'cifar-10-batches-py'} is incomplete: "
+                           f"test_batch missing: put the file back")
+    assert line.endswith(f" (data.dir={bad} from {spec}:3)")
+    assert result.output.splitlines()[-1] == "error: 1 of 2 trials failed"
+    assert summaries(out)["trial-000"]["status"] == "completed" and not (out / "trial-001").exists()
+
+
 def test_list_values_are_split_outside_brackets(tmp_path):
     out = tmp_path / "sweep"
     proc = sweep_sh(SMOKE, "model.type=fc_net", "model.hidden_dims=[16,8],[32]", "train.num_epochs=1", "--out", out,

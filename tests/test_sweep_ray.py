@@ -239,6 +239,30 @@ def test_data_is_shared_exactly_when_it_is_the_same(small_cifar_archives, tmp_pa
     assert synthetic[0] != synthetic[1]  # synthetic images are drawn from the seed
 
 
+def test_a_data_error_names_the_trials_that_share_the_data(good_and_incomplete_cifar, tmp_path):
+    """What the Ray driver says when the data it prepares for its trials fails, before Tune starts (no Ray here)."""
+    from cs_nets.errors import DataError
+    from cs_nets.sweep.data import load_datasets, name_trials
+
+    good, bad = good_and_incomplete_cifar
+    sets = ["data.source=cifar10", "data.num_val=50"]
+    problem = f"{bad / 'cifar-10-batches-py'} is incomplete: test_batch missing"
+    spec_path = write_spec(tmp_path, f"parameters:\n  model.reg: [0, 1]\n  data.dir: [{good}, {bad}]\n")
+    spec = load_spec(spec_path, sets)
+    with pytest.raises(DataError) as err:
+        load_datasets(spec, expand_trials(spec))
+    assert str(err.value).startswith(f"the data of trial-001 and trial-003 (data.dir={bad} from {spec_path}:4): "
+                                     f"{problem}")
+    # not swept: the data of every trial, no spec line
+    spec = load_spec(write_spec(tmp_path, "parameters:\n  model.reg: [0, 1, 2, 3, 4, 5]\n", name="b.yaml"),
+                     [*sets, f"data.dir={bad}"])
+    with pytest.raises(DataError) as err:
+        load_datasets(spec, expand_trials(spec))
+    assert str(err.value).startswith(f"the data of trial-000, trial-001, trial-002, trial-003 and 2 others: {problem}")
+    assert "\n" not in str(err.value)
+    assert name_trials(["trial-007"]) == "trial-007"
+
+
 def test_the_cli_module_imports_neither_numpy_nor_ray():
     code = "import sys, cs_nets.cli; print(sorted({'numpy', 'ray'} & set(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -466,6 +490,23 @@ def test_a_trial_killed_before_its_config_was_written_starts_afresh_on_resume(cl
     assert result.exit_code == 0, result.output
     assert summaries(out)["trial-000"]["status"] == "completed" and (out / "trial-000" / "config.yaml").is_file()
     assert epochs_in(out / "trial-000") == list(range(1, 61))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_shared_data_that_fails_is_one_line_naming_its_trials_before_tune_starts(cluster, tmp_path,
+                                                                                 good_and_incomplete_cifar):
+    good, bad = good_and_incomplete_cifar
+    spec_path = write_spec(tmp_path, f"parameters:\n  data.dir: [{good}, {bad}]\n  model.reg: [0, 1]\n")
+    out = tmp_path / "out"
+    result = sweep(spec_path, "--set", "data.source=cifar10", "--set", "data.num_val=50", "--out", out)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert errors == [result.output.splitlines()[-1]]
+    assert errors[0].startswith(f"error: the data of trial-002 and trial-003 (data.dir={bad} from {spec_path}:3): "
+                                f"{bad / 'cifar-10-batches-py'} is incomplete: test_batch missing: put the file back")
+    assert not (out / "sweep.json").exists() and not list(out.glob("trial-*"))  # Tune never started
 
 
 @pytest.mark.ray

@@ -103,7 +103,7 @@ def _run(spec, trials, out, address, resume, data_dir, progress, log, connect_ti
     we_started, ray_seconds = _connect(address, log, connect_timeout)
     try:
         _check_resources(spec)
-        datasets = load_datasets([t.config for t in trials], data_dir, progress=progress, log=log)
+        datasets = load_datasets(spec, trials, data_dir, progress=progress, log=log)
         keys = {t.name: data_key(t.config) for t in trials}
         shared = [{"bytes": dataset_bytes(ds), "trials": sum(k == key for k in keys.values())}
                   for key, ds in datasets.items()]
