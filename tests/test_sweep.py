@@ -389,6 +389,42 @@ def test_a_killed_trial_is_one_line_and_its_summary_table_and_exit_status_agree(
     assert summaries(out)["trial-000"]["status"] == "completed"
 
 
+@pytest.mark.slow
+def test_a_second_sweep_into_a_running_sweeps_folder_is_refused_at_once(tmp_path, reap):
+    """Two real sweep processes, one folder: the second (new or --resume) exits 2 at once and changes nothing;
+    the first goes on until it is stopped."""
+    out = tmp_path / "sweep"
+    grid = ["--config", str(SMOKE), "--grid", "train.num_epochs=200,200", "--backend", "local", "--out", str(out)]
+    proc = reap(start(out, "train.num_epochs=200,200"))
+    running = wait_for_epochs(out / "trial-000", 1, proc)
+    sweep_json = (out / "sweep.json").read_bytes()
+    folders = sorted(p.name for p in out.iterdir())
+    for extra in ([], ["--resume"]):
+        started = time.monotonic()
+        second = subprocess.run([sys.executable, "-m", "cs_nets", "sweep", *grid, *extra], capture_output=True,
+                                text=True, timeout=120)
+        assert second.returncode == 2 and second.stdout == "", second.stderr
+        assert second.stderr.splitlines() == [
+            f"error: --out {out}: another csnets sweep is running into it; wait for it or stop it"]
+        assert time.monotonic() - started < 60  # the lock is tried, never waited for
+        assert (out / "sweep.json").read_bytes() == sweep_json
+        assert sorted(p.name for p in out.iterdir()) == folders  # no trial folder, log or record of its own
+        assert proc.poll() is None  # the first sweep goes on
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # its trial was stopped with it
+        try:
+            os.kill(running["pid"], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the trial outlived its sweep")
+    assert summaries(out)["trial-000"]["status"] == "interrupted"
+
+
 def test_spec_trials_are_the_same_on_both_backends(tmp_path):
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(f"base: {SMOKE}\nnum_samples: 2\nseed: 3\nparameters:\n"

@@ -510,6 +510,40 @@ def test_shared_data_that_fails_is_one_line_naming_its_trials_before_tune_starts
 
 
 @pytest.mark.ray
+@pytest.mark.slow
+def test_a_second_sweep_into_a_running_sweeps_folder_is_refused_at_once(cluster, tmp_path, reap):
+    """Two real sweeps, one folder: the second (new or --resume, a process of its own or in this one) exits 2 at
+    once and changes nothing; the first goes on until it is stopped."""
+    spec_path = write_spec(tmp_path, "max_concurrent: 1\nparameters:\n  train.num_epochs: [200, 200]\n")
+    out = tmp_path / "out"
+    proc = reap(start_sweep(spec_path, out, cluster.address))
+    wait_for_epochs(out / "trial-000", 1, proc)
+    sweep_json = (out / "sweep.json").read_bytes()
+    trial_dirs = sorted(p.name for p in out.glob("trial-*"))
+    refused = [f"error: --out {out}: another csnets sweep is running into it; wait for it or stop it"]
+    for how in ("a process", "in this process", "in this process, --resume"):
+        started = time.monotonic()
+        if how == "a process":
+            second = subprocess.run([sys.executable, "-m", "cs_nets", "sweep", str(spec_path), "--out", str(out),
+                                     "--address", cluster.address], capture_output=True, text=True, timeout=120)
+            code, lines = second.returncode, (second.stdout + second.stderr).splitlines()
+        else:
+            result = sweep(spec_path, "--out", out, *(["--resume"] if "resume" in how else []))
+            code, lines = result.exit_code, result.output.splitlines()
+        assert (code, lines) == (2, refused), how
+        assert time.monotonic() - started < 60, how  # the lock is tried, never waited for
+        assert (out / "sweep.json").read_bytes() == sweep_json
+        assert sorted(p.name for p in out.glob("trial-*")) == trial_dirs
+        assert proc.poll() is None  # the first sweep goes on
+    running = summaries(out)["trial-000"]
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    wait_gone(running["pid"])  # its trial went with it
+    assert (out / "sweep.json").read_bytes() == sweep_json
+
+
+@pytest.mark.ray
 def test_a_new_sweep_refuses_a_folder_that_holds_one(tmp_path):
     pytest.importorskip("ray")  # checked before Ray is even started
     spec_path = write_spec(tmp_path, "parameters:\n  model.reg: [0]\n")
