@@ -2,13 +2,14 @@
 sweep folder is made or locked, before Ray starts and before any data is loaded, on both backends."""
 
 import json
+import os
 import re
 import subprocess
 import sys
 
 import pytest
 from click.testing import CliRunner
-from hostile import ROOT, SMOKE, invoke, one_line, untouched
+from hostile import ROOT, SMOKE, invoke, one_line, spawn, untouched
 
 from cs_nets.cli import main
 from cs_nets.errors import ConfigError
@@ -101,6 +102,94 @@ def test_a_wrong_ray_address_in_the_environment_is_one_line(tmp_path, address, c
     one_line(outcome, code, f"^{re.escape(message)}$")
     untouched(outcome)
     assert not ray.is_initialized()
+
+
+# ----------------------------------------------------------------------------- specs, grids and folders refused
+
+
+def spec(text: str):
+    return lambda world: (world / "spec.yaml").write_text(f"base: {SMOKE}\n{text}")
+
+
+def latin1_spec(world):
+    (world / "spec.yaml").write_bytes(f"base: {SMOKE}\nparameters:\n  model.reg: [0] # caf".encode() + b"\xe9\n")
+
+
+def recorded(grid: str, backend: str = "local"):
+    """A folder o/ that holds the record (sweep.json) of a sweep over `grid`, as a stopped sweep leaves it."""
+    def make(world):
+        (world / "o").mkdir()
+        swept = grid_spec(SMOKE, [grid])
+        (world / "o" / "sweep.json").write_text(json.dumps(record(swept, expand_trials(swept), backend)))
+    return make
+
+
+def a_file(world):
+    (world / "o").write_text("my notes")
+
+
+def a_train_run(world):
+    from cs_nets.config import load_config
+    from cs_nets.runs.task import run
+
+    run(load_config(SMOKE, ["train.num_epochs=1", "data.synthetic_train=300", "data.synthetic_test=100",
+                            "data.num_val=50"]), world / "o")
+
+
+THOUSANDS = ",".join(str(i) for i in range(3000))
+REG = ["--config", SMOKE, "--grid", "model.reg=0,1"]
+
+# what the world holds -> (the command line's source of trials and options, exit code, the one line, what the
+# sweep may leave: its lock file beside --out, when the refusal comes once the folder is locked)
+REFUSED = {
+    "a non-UTF-8 spec": (latin1_spec, ["spec.yaml"], 2,
+                         r"^error: spec.yaml:3: sweep spec is not UTF-8 text \(byte 0xe9 at offset \d+\)$", ()),
+    "an unknown spec key": (spec("num_sample: 3\nparameters:\n  model.reg: [0]\n"), ["spec.yaml"], 2,
+                            r"^error: spec.yaml:2: unknown key 'num_sample'; did you mean 'num_samples'\?$", ()),
+    "a bad value in one trial": (spec("num_samples: 8\nparameters:\n  model.reg: {choice: [1.0e-3, -2]}\n"),
+                                 ["spec.yaml"], 2, r"^error: spec.yaml:4: model.reg: expected a value >= 0.0, got "
+                                                   r"-2.0 \(in trial-00\d: model.reg=-2\)$", ()),
+    "output.dir swept": (spec("parameters:\n  output.dir: [a, b]\n"), ["spec.yaml"], 2,
+                         r"^error: spec.yaml:3: output.dir cannot be swept", ()),
+    "num_samples of a billion": (spec("num_samples: 1000000000\nparameters:\n  model.reg: {uniform: [0, 1]}\n"),
+                                 ["spec.yaml"], 2, r"^error: spec.yaml:2: num_samples 1000000000 is 1,000,000,000 "
+                                                   r"trials, more than a sweep may have \(10,000\); sweep fewer", ()),
+    "a 3,000 x 3,000 grid": (None, ["--config", SMOKE, "--grid", f"seed={THOUSANDS}", "--grid",
+                                    f"data.num_val={THOUSANDS}"], 2, r"grid 3000 x 3000 is 9,000,000 trials", ()),
+    "unbalanced brackets in --grid": (None, ["--config", SMOKE, "--grid", "model.hidden_dims=[16,8"], 2,
+                                      r"^error: --grid model.hidden_dims=\[16,8: unbalanced brackets$", ()),
+    "a key both --set and swept": (None, [*REG, "--set", "model.reg=3"], 2,
+                                   r"^error: --set model.reg=3: model.reg is swept by --grid model.reg; remove it", ()),
+    "--out is a file": (a_file, REG, 2, r"^error: --out o: exists and is not a directory$", ()),
+    "--out holds a csnets train run": (a_train_run, REG, 2, r"^error: --out o holds a csnets train run, not a "
+                                                            r"sweep: choose another --out$", ()),
+    "--out holds a sweep, without --resume": (recorded("model.reg=0,1"), REG, 2,
+                                              r"already holds a sweep: continue it with --resume", (".o.lock",)),
+    "--resume where no sweep is": (lambda world: (world / "o").mkdir(), [*REG, "--resume"], 2,
+                                   r"^error: --resume: \S*o holds no sweep \(no sweep.json\)$", (".o.lock",)),
+    "--resume with other trials": (recorded("model.reg=0,2"), [*REG, "--resume"], 2,
+                                   r"does not give the trials \(or scheduler\) of the sweep in", (".o.lock",)),
+    "--resume of a damaged sweep.json": (lambda world: (world / "o").mkdir() or (world / "o" / "sweep.json")
+                                         .write_text("{not json"), [*REG, "--resume"], 1,
+                                         r"^error: \S*o/sweep.json", (".o.lock",)),
+}
+
+
+@pytest.mark.parametrize("make,source,code,pattern,own", REFUSED.values(), ids=REFUSED.keys())
+def test_a_sweep_that_cannot_run_is_one_line_and_writes_nothing(tmp_path, make, source, code, pattern, own):
+    if make is not None:
+        make(tmp_path)
+    outcome = invoke(tmp_path, ["sweep", *source, "--backend", "local", "--out", "o"], own=own)
+    one_line(outcome, code, pattern)
+    untouched(outcome)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_as_the_spec_is_refused_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / "spec.yaml")
+    outcome = spawn(tmp_path, ["sweep", "spec.yaml", "--backend", "local", "--out", "o"], timeout=30)
+    one_line(outcome, 2, r"^error: sweep spec spec.yaml is a FIFO \(named pipe\), not a regular file: refused$")
+    untouched(outcome)
 
 
 # ----------------------------------------------------------------------------- the library's side
