@@ -1,5 +1,6 @@
 """Sweeps a careless user starts: absurd sizes in a trial and a wrong $RAY_ADDRESS are one line, before the
-sweep folder is made or locked, before Ray starts and before any data is loaded, on both backends."""
+sweep folder is made or locked, before Ray starts and before any data is loaded, on both backends; so is every
+spec, grid or --out folder a sweep refuses, and nothing outside the sweep's own lock file changes."""
 
 import json
 import os
