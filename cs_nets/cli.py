@@ -664,7 +664,7 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
       csnets sweep configs/sweeps/two_layer.yaml --out sweeps/tl --resume
       csnets sweep --config configs/smoke.yaml --grid optim.learning_rate=1e-3,3e-3 --backend local -j 2
     """
-    from cs_nets.sweep import choose_backend, default_sweep_dir, expand_trials, grid_spec, load_spec
+    from cs_nets.sweep import check_trials_fit, choose_backend, default_sweep_dir, expand_trials, grid_spec, load_spec
     from cs_nets.sweep.folder import lock_sweep_dir
     from cs_nets.sweep.results import best_command
 
@@ -674,8 +674,9 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
         raise click.UsageError("--grid and --command go with --config; a SPEC has its own parameters and task")
     if resume and not out:
         raise click.UsageError("--resume needs --out DIR, the sweep to continue")
+    from_env = ctx.get_parameter_source("address") == click.core.ParameterSource.ENVIRONMENT
     if address and backend == "local":
-        if ctx.get_parameter_source("address") == click.core.ParameterSource.ENVIRONMENT:
+        if from_env:
             address = None  # $RAY_ADDRESS is for the Ray backend
         else:
             raise click.UsageError("--address is a Ray cluster: it needs --backend ray (or auto)")
@@ -687,6 +688,7 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
     if jobs:
         spec.options.max_concurrent = jobs
     trials = expand_trials(spec)
+    check_trials_fit(trials)  # one line before the folder is locked, Ray is started or any data is loaded
     if plot:
         from cs_nets.plots import require_matplotlib
 
@@ -696,7 +698,8 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
     if backend == "ray" and address:
         from cs_nets.sweep.tune import probe_ray
 
-        probe_ray(address, connect_timeout)  # one line within the timeout, before anything is written
+        # one line within the timeout, before anything is written
+        probe_ray(address, connect_timeout, "$RAY_ADDRESS" if from_env else "--address")
     lock = lock_sweep_dir(out)
     try:
         if backend == "local":
@@ -710,6 +713,9 @@ def sweep(ctx, spec_path, config_path, grids, command, out, resume, backend, job
             result = run_sweep(spec, trials, out, address=address, resume=resume, data_dir=data_dir,
                                progress=_progress(quiet), log=log, connect_timeout=connect_timeout,
                                debug=ctx.find_root().params.get("debug", False))
+    except MemoryError as err:  # the estimate said it fits, the machine disagreed: one line all the same
+        detail = " ".join(str(err).split())[:300] or "MemoryError"
+        raise CsNetsError(f"the sweep's driver ran out of memory ({detail}); lower the sizes of its trials") from err
     finally:
         lock.release()
     if any(o.status not in ("failed", "not_started") for o in result.outcomes):

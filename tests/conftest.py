@@ -27,8 +27,17 @@ Interface:
     reset()                       forget requests and pending faults
 
 ``dead_url`` is the URL of a file on a 127.0.0.1 port where nothing listens (no network).
+``good_and_incomplete_cifar`` is two data folders (for ``data.dir``) of the small archive's
+python layout, the second without its test_batch.
+
+``reap(proc) -> proc`` hands a started process to the test's teardown: it is killed and
+waited for when the test ends, however it ends (tests/hostile.py: ``reaped``).
+
+``pytest --hostile-checks tests/test_hostile_*.py`` ends with how many hostile cases passed
+asserting all three of exit code, one-line message and untouched files (tests/hostile.py).
 """
 
+import contextlib
 import shutil
 import socket
 import threading
@@ -39,6 +48,7 @@ from pathlib import Path
 
 import pytest
 from archive_writer import write_archive
+from hostile import CHECKED, reaped
 
 from cs_nets.data.synthetic import make_synthetic
 from cs_nets.training import _blas as blas
@@ -197,12 +207,34 @@ def cifar_server(small_cifar_archives, tmp_path_factory):
 
 
 @pytest.fixture
+def good_and_incomplete_cifar(small_cifar_archives, tmp_path_factory):
+    """(good, incomplete): data folders with the small CIFAR-10 extracted (python layout); the second lost test_batch."""
+    from cs_nets.data.cifar10 import OFFICIAL
+    from cs_nets.data.extract import safe_extract
+
+    archives, _, _ = small_cifar_archives
+    root = tmp_path_factory.mktemp("cifar-folders")
+    for name in ("good", "incomplete"):
+        (root / name).mkdir()
+        safe_extract(archives / OFFICIAL["python"].filename, root / name, OFFICIAL["python"].folder)
+    (root / "incomplete" / OFFICIAL["python"].folder / "test_batch").unlink()
+    return root / "good", root / "incomplete"
+
+
+@pytest.fixture
 def dead_url():
     """A URL on 127.0.0.1 where nothing listens: connecting is refused at once."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/cifar-10-python.tar.gz"
+
+
+@pytest.fixture
+def reap():
+    """reap(proc) -> proc: `proc` (and its process group, when it leads one) is gone when the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda proc: stack.enter_context(reaped(proc))
 
 
 @pytest.fixture(params=["openblas", "numpy"])
@@ -213,6 +245,28 @@ def blas_backend(request):
         pytest.skip("NumPy's bundled OpenBLAS is not on this machine")
     yield request.param
     blas.use_numpy(None)  # back to the default (CS_NETS_BLAS)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--hostile-checks", action="store_true",
+                     help="count the passed hostile cases (tests/test_hostile_*.py) that asserted exit code, one line "
+                          "and untouched files through tests/hostile.py")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not config.getoption("--hostile-checks"):
+        return
+    passed = [r.nodeid for r in terminalreporter.stats.get("passed", []) if r.when == "call"
+              and Path(r.nodeid.split("::")[0]).name.startswith("test_hostile_")]
+    by_file: dict[str, list[int]] = {}
+    for nodeid in passed:
+        counts = by_file.setdefault(nodeid.split("::")[0], [0, 0])
+        counts[0] += CHECKED.get(nodeid, set()) >= {"one line", "untouched"}
+        counts[1] += 1
+    terminalreporter.write_sep("-", "hostile cases asserting exit code, one line and untouched files")
+    for name, (three, total) in sorted(by_file.items()):
+        terminalreporter.write_line(f"{name}: {three} of {total} passed")
+    terminalreporter.write_line(f"all: {sum(c[0] for c in by_file.values())} of {len(passed)} passed")
 
 
 def pytest_collection_modifyitems(items):

@@ -11,13 +11,16 @@ runs one ``csnets`` command in it and checks three things:
 
 ``invoke`` runs the command in this process (click's CliRunner, fast); ``spawn`` runs it as a
 subprocess with a timeout, for what must be a real process: FIFOs that must not hang,
-closed stdout or stderr, signals.
+closed stdout or stderr, signals. A test that starts a process of its own (to signal or kill it
+while it works) holds it with ``reaped``, so that no process outlives the test, whatever fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -97,18 +100,31 @@ def spawn(world: Path, args, own: tuple[str, ...] = (), timeout: float = 60, env
     return Outcome(proc.returncode, (out or "") + (err or ""), changed_outside(before, snapshot(world), own))
 
 
-def one_line(outcome: Outcome, code: int, pattern: str) -> str:
-    """Assert: exit `code`, the whole output is one line `error: ...` matching `pattern`; return it."""
+def one_line(outcome: Outcome, code: int | None, pattern: str, start: str = "error: ") -> str:
+    """Assert: exit `code` (None: the caller checks it), the whole output is one line that starts with
+    `start` and matches `pattern`; return it."""
     assert code is None or outcome.code == code, (outcome.code, outcome.out)
     assert "Traceback" not in outcome.out, outcome.out
     lines = outcome.out.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), outcome.out
+    assert len(lines) == 1 and lines[0].startswith(start), outcome.out
     assert re.search(pattern, lines[0]), (pattern, lines[0])
+    _checked("one line")
     return lines[0]
 
 
 def untouched(outcome: Outcome) -> None:
     assert outcome.changed == [], f"changed outside the run's folder: {outcome.changed}"
+    _checked("untouched")
+
+
+# The checks each case made, by test id: `pytest --hostile-checks` (tests/conftest.py) counts the cases
+# that passed having asserted the exit code and one line (one_line) and that nothing else changed (untouched).
+CHECKED: dict[str, set[str]] = {}
+
+
+def _checked(what: str) -> None:
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    CHECKED.setdefault(test, set()).add(what)
 
 
 def fast_first(values, ids=None):
@@ -117,3 +133,29 @@ def fast_first(values, ids=None):
     ids = list(ids) if ids is not None else [None] * len(values)
     return [pytest.param(*(v if isinstance(v, tuple) else (v,)), id=i, marks=() if n == 0 else pytest.mark.slow)
             for n, (v, i) in enumerate(zip(values, ids))]
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen):
+    """Yield `proc`; when the block ends, however it ends (an assertion, a timeout), the process is gone.
+
+    Still running, it is killed (SIGKILL) and waited for, and its pipes are closed. Started with
+    ``start_new_session=True``, it leads a process group of its own: whatever is left in that group
+    (a local sweep's trial processes) is killed too, also when the process itself had ended.
+    """
+    try:
+        group = os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:  # ended (and reaped) already
+        group = False
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if group:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

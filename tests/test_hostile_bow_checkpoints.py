@@ -2,12 +2,14 @@
 where the meta has a ``bow`` transform, with the shape that transform implies, finite."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from hostile import invoke, one_line, untouched
 
 from cs_nets.cli import main
 from cs_nets.errors import DataError
@@ -108,5 +110,6 @@ def test_a_crafted_codebook_member_is_one_line(bow_run, tmp_path, mutate, expect
     with pytest.raises(DataError, match=None) as err:
         load_checkpoint(dest)
     assert expected in str(err.value) and "\n" not in str(err.value)
-    result = run("evaluate", "--checkpoint", dest, "--quiet")
-    assert result.exit_code == 1 and result.output.count("\n") == 1 and result.output.startswith("error: ")
+    outcome = invoke(tmp_path, ["evaluate", "--checkpoint", dest, "--quiet"])
+    one_line(outcome, 1, re.escape(expected))
+    untouched(outcome)  # nothing written: no feature cache, no file beside the checkpoint

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hostile import invoke, one_line, untouched
 
 from cs_nets.cli import main
 from cs_nets.data.cifar10 import data_fingerprint
@@ -26,11 +27,13 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def one_line_error(result, code=1):
-    assert result.exit_code == code, result.output
-    assert result.output.count("\n") == 1 and result.output.startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    return result.output
+def refused(world, *args, code=1):
+    """`csnets ARGS` with `world` as working directory (hostile.invoke): exit `code`, the output one line
+    `error: ...` (returned), and nothing in `world`, its home or data folder changed."""
+    outcome = invoke(world, args)
+    line = one_line(outcome, code, "")
+    untouched(outcome)
+    return line
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +124,7 @@ def test_evaluate_on_other_data_is_refused_unless_allowed(cifar_server, tmp_path
                                     other.X_test, other.y_test)
     other_url = cifar_server.url_for(f"other/{path.name}")
     assert run("download", "--data-dir", tmp_path / "b", "--url", other_url, "--md5", other_md5).exit_code == 0
-    message = one_line_error(run("evaluate", "--checkpoint", out, "--data-dir", tmp_path / "b", "--quiet"))
+    message = refused(tmp_path, "evaluate", "--checkpoint", out, "--data-dir", tmp_path / "b", "--quiet")
     assert f"{tmp_path / 'b'} is not the data {out / 'model.npz'} was trained on" in message
     assert data_fingerprint(other) in message and "--allow-other-data" in message
     result = run("evaluate", "--checkpoint", out, "--data-dir", tmp_path / "b", "--allow-other-data", "--json")
@@ -137,10 +140,10 @@ def test_a_model_that_does_not_match_its_config_yaml_is_detected(smoke_run, tmp_
     shutil.copytree(out, copy)
     text = (copy / "config.yaml").read_text()
     (copy / "config.yaml").write_text(text.replace("hidden_dims: [32]", "hidden_dims: [64]"))
-    message = one_line_error(run("evaluate", "--checkpoint", copy))
+    message = refused(tmp_path, "evaluate", "--checkpoint", copy)
     assert "does not match" in message and "model.hidden_dims is [32] in the checkpoint but [64] in config.yaml" in message
     (copy / "config.yaml").write_text("model: {type: nope}\n")
-    assert "is not a valid config" in one_line_error(run("evaluate", "--checkpoint", copy / "model.npz"))
+    assert "is not a valid config" in refused(tmp_path, "evaluate", "--checkpoint", copy / "model.npz")
     (copy / "config.yaml").write_text(text)
     assert run("evaluate", "--checkpoint", copy).exit_code == 0
 
@@ -157,11 +160,11 @@ def test_a_checkpoint_without_fingerprint_is_evaluated_with_a_note(smoke_run, tm
 def test_empty_and_non_zip_files_are_one_line_errors(tmp_path):
     empty = tmp_path / "model.npz"
     empty.write_bytes(b"")
-    assert "is not a cs_nets checkpoint (not a zip file)" in one_line_error(run("evaluate", "--checkpoint", empty))
+    assert "is not a cs_nets checkpoint (not a zip file)" in refused(tmp_path, "evaluate", "--checkpoint", empty)
     empty.write_bytes(b"PK\x03\x04" + b"\0" * 100)
-    assert "is not a cs_nets checkpoint" in one_line_error(run("evaluate", "--checkpoint", empty))
+    assert "is not a cs_nets checkpoint" in refused(tmp_path, "evaluate", "--checkpoint", empty)
     (tmp_path / "dir").mkdir()
-    assert "no checkpoint at" in one_line_error(run("evaluate", "--checkpoint", tmp_path / "dir"))
+    assert "no checkpoint at" in refused(tmp_path, "evaluate", "--checkpoint", tmp_path / "dir")
 
 
 def _set(path, value):
@@ -204,7 +207,7 @@ def test_malformed_meta_fields_are_named(smoke_run, tmp_path, path, value, expec
     with pytest.raises(DataError) as err:
         load_checkpoint(ckpt)
     assert expected in str(err.value) and "\n" not in str(err.value)
-    assert expected in one_line_error(run("evaluate", "--checkpoint", ckpt))
+    assert expected in refused(tmp_path, "evaluate", "--checkpoint", ckpt)
 
 
 @pytest.mark.parametrize("meta_text,expected", [
@@ -217,13 +220,13 @@ def test_malformed_meta_fields_are_named(smoke_run, tmp_path, path, value, expec
 def test_meta_that_is_not_a_small_json_object(smoke_run, tmp_path, meta_text, expected):
     out, _ = smoke_run
     ckpt = crafted(out / "model.npz", tmp_path / "model.npz", meta_text=meta_text)
-    assert expected in one_line_error(run("evaluate", "--checkpoint", ckpt))
+    assert expected in refused(tmp_path, "evaluate", "--checkpoint", ckpt)
 
 
 def test_a_huge_meta_is_refused_by_its_header(smoke_run, tmp_path):
     out, _ = smoke_run
     ckpt = crafted(out / "model.npz", tmp_path / "model.npz", meta_text=json.dumps({"x": "y" * MAX_META_CHARS}))
-    assert "more than the 1.0 MiB allowed" in one_line_error(run("evaluate", "--checkpoint", ckpt))
+    assert "more than the 1.0 MiB allowed" in refused(tmp_path, "evaluate", "--checkpoint", ckpt)
 
 
 @pytest.mark.parametrize("mutate,expected", [
@@ -246,6 +249,7 @@ def test_huge_architectures_are_refused_before_building(smoke_run, tmp_path, mut
         tracemalloc.stop()
     assert expected in str(err.value)
     assert peak < 16 << 20  # before: MemoryError tracebacks after trying to allocate terabytes
+    assert expected in refused(tmp_path, "evaluate", "--checkpoint", ckpt)
 
 
 @pytest.mark.parametrize("key,value,expected", [
@@ -268,7 +272,7 @@ def test_arrays_that_do_not_fit_the_architecture(smoke_run, tmp_path, key, value
                     np.lib.format.write_array(f, value if name == "params/W1" else array, allow_pickle=True)
     else:
         crafted(out / "model.npz", path, **{key: value})
-    assert expected in one_line_error(run("evaluate", "--checkpoint", path))
+    assert expected in refused(tmp_path, "evaluate", "--checkpoint", path)
 
 
 def _bomb(src, path, nbytes):
@@ -311,7 +315,7 @@ def test_a_zip_bomb_is_refused_before_it_is_decompressed(smoke_run, tmp_path):
     big = tmp_path / "big" / "model.npz"
     big.parent.mkdir()
     big.write_bytes(bytes(data))
-    message = one_line_error(run("evaluate", "--checkpoint", big))
+    message = refused(tmp_path, "evaluate", "--checkpoint", big)
     assert "members declare 3.0 GiB or more once decompressed" in message and "refused" in message
 
 
@@ -327,7 +331,7 @@ def test_too_many_members_are_refused_before_zipfile_reads_them(tmp_path):
     with zipfile.ZipFile(path, "w") as zf:
         for i in range(MAX_MEMBERS + 1):
             zf.writestr(f"params/W{i}.npy", b"")
-    assert f"lists {MAX_MEMBERS + 1} members" in one_line_error(run("evaluate", "--checkpoint", path))
+    assert f"lists {MAX_MEMBERS + 1} members" in refused(tmp_path, "evaluate", "--checkpoint", path)
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("../evil.npy", b"")
-    assert "unexpected member '../evil.npy'" in one_line_error(run("evaluate", "--checkpoint", path))
+    assert "unexpected member '../evil.npy'" in refused(tmp_path, "evaluate", "--checkpoint", path)

@@ -183,11 +183,12 @@ def test_default_run_names_never_collide(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_two_default_runs_started_together_both_finish(tmp_path):
+def test_two_default_runs_started_together_both_finish(tmp_path, reap):
     """Without --out, two processes of one config started at once: two folders, both exit 0."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-m", "cs_nets", *map(str, TRAIN)], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [reap(subprocess.Popen([sys.executable, "-m", "cs_nets", *map(str, TRAIN)], cwd=tmp_path, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+             for _ in range(2)]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     runs = sorted((tmp_path / "runs").iterdir())
@@ -201,14 +202,14 @@ def test_the_root_is_refused_by_the_library_too(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_random_search_stopped_early_is_never_resumed_as_training(tmp_path):
+def test_a_random_search_stopped_early_is_never_resumed_as_training(tmp_path, reap):
     """kill -9 during a random search: the folder already says random_search; --resume refuses in one line."""
     world = tmp_path
-    proc = subprocess.Popen([sys.executable, "-m", "cs_nets", "random-search", "--config", str(SMOKE),
-                             "--set", "model.type=linear", "--set", "model.loss=svm", "--set",
-                             "search.attempts=10000000", "--out", "rs", "--quiet"], cwd=world,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = reap(subprocess.Popen([sys.executable, "-m", "cs_nets", "random-search", "--config", str(SMOKE),
+                                  "--set", "model.type=linear", "--set", "model.loss=svm", "--set",
+                                  "search.attempts=10000000", "--out", "rs", "--quiet"], cwd=world,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE))
     deadline = time.monotonic() + 60
     while not (world / "rs" / "config.yaml").exists():
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
@@ -220,7 +221,8 @@ def test_a_random_search_stopped_early_is_never_resumed_as_training(tmp_path):
     before = snapshot(world)
     outcome = invoke(world, ["train", "--resume", "rs", "--quiet"])
     one_line(outcome, 2, r"--resume rs: a 'random_search' run cannot be resumed; start it again")
-    assert snapshot(world) == before
+    untouched(outcome)
+    assert snapshot(world) == before  # not even the run's own folder
 
 
 def test_a_file_named_runs_is_refused_before_any_work(tmp_path):

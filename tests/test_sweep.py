@@ -150,6 +150,22 @@ def test_a_failed_trial_is_one_line_after_the_table_and_exit_1(tmp_path):
     assert [row[:2] for row in table(proc.stdout)] == [["trial-000", "completed"]]
 
 
+def test_a_trial_that_fails_on_its_data_names_the_swept_data_key_and_its_line(tmp_path, good_and_incomplete_cifar):
+    good, bad = good_and_incomplete_cifar
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"base: {SMOKE}\nparameters:\n  data.dir: [{good}, {bad}]\n")
+    out = tmp_path / "sweep"
+    result = cli("sweep", spec, "--set", "data.source=cifar10", "--set", "data.num_val=50", "--set",
+                 "train.num_epochs=1", "--backend", "local", "--out", out)
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("trial-001 failed")]
+    assert line.startswith(f"trial-001 failed: exit 1: error: {bad / 'cifar-10-batches-py'} is incomplete: "
+                           f"test_batch missing: put the file back")
+    assert line.endswith(f" (data.dir={bad} from {spec}:3)")
+    assert result.output.splitlines()[-1] == "error: 1 of 2 trials failed"
+    assert summaries(out)["trial-000"]["status"] == "completed" and not (out / "trial-001").exists()
+
+
 def test_list_values_are_split_outside_brackets(tmp_path):
     out = tmp_path / "sweep"
     proc = sweep_sh(SMOKE, "model.type=fc_net", "model.hidden_dims=[16,8],[32]", "train.num_epochs=1", "--out", out,
@@ -300,7 +316,8 @@ def start(out, *grids, jobs=1):
     args = [a for g in grids for a in ("--grid", g)]
     return subprocess.Popen([sys.executable, "-m", "cs_nets", "sweep", "--config", str(SMOKE), *args, "--backend",
                              "local", "-j", str(jobs), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its group: the driver and its trials (the reap fixture)
 
 
 def wait_for_epochs(run_dir, count, proc, timeout=120):
@@ -315,9 +332,9 @@ def wait_for_epochs(run_dir, count, proc, timeout=120):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_sweep_and_resume_finishes_it_bit_for_bit(tmp_path):
+def test_sigterm_stops_the_sweep_and_resume_finishes_it_bit_for_bit(tmp_path, reap):
     out = tmp_path / "sweep"
-    proc = start(out, "train.num_epochs=2,200,200")
+    proc = reap(start(out, "train.num_epochs=2,200,200"))
     wait_for_epochs(out / "trial-001", 2, proc)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
@@ -351,9 +368,9 @@ def test_sigterm_stops_the_sweep_and_resume_finishes_it_bit_for_bit(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_killed_trial_is_one_line_and_its_summary_table_and_exit_status_agree(tmp_path):
+def test_a_killed_trial_is_one_line_and_its_summary_table_and_exit_status_agree(tmp_path, reap):
     out = tmp_path / "sweep"
-    proc = start(out, "train.num_epochs=200,2", jobs=2)
+    proc = reap(start(out, "train.num_epochs=200,2", jobs=2))
     running = wait_for_epochs(out / "trial-000", 2, proc)
     os.kill(running["pid"], signal.SIGKILL)  # e.g. the out-of-memory killer
     stdout, stderr = proc.communicate(timeout=120)
@@ -370,6 +387,42 @@ def test_a_killed_trial_is_one_line_and_its_summary_table_and_exit_status_agree(
     result = cli("sweep", "--config", SMOKE, "--grid", "train.num_epochs=200,2", "--out", out, "--resume")
     assert result.exit_code == 0, result.output
     assert summaries(out)["trial-000"]["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_a_second_sweep_into_a_running_sweeps_folder_is_refused_at_once(tmp_path, reap):
+    """Two real sweep processes, one folder: the second (new or --resume) exits 2 at once and changes nothing;
+    the first goes on until it is stopped."""
+    out = tmp_path / "sweep"
+    grid = ["--config", str(SMOKE), "--grid", "train.num_epochs=200,200", "--backend", "local", "--out", str(out)]
+    proc = reap(start(out, "train.num_epochs=200,200"))
+    running = wait_for_epochs(out / "trial-000", 1, proc)
+    sweep_json = (out / "sweep.json").read_bytes()
+    folders = sorted(p.name for p in out.iterdir())
+    for extra in ([], ["--resume"]):
+        started = time.monotonic()
+        second = subprocess.run([sys.executable, "-m", "cs_nets", "sweep", *grid, *extra], capture_output=True,
+                                text=True, timeout=120)
+        assert second.returncode == 2 and second.stdout == "", second.stderr
+        assert second.stderr.splitlines() == [
+            f"error: --out {out}: another csnets sweep is running into it; wait for it or stop it"]
+        assert time.monotonic() - started < 60  # the lock is tried, never waited for
+        assert (out / "sweep.json").read_bytes() == sweep_json
+        assert sorted(p.name for p in out.iterdir()) == folders  # no trial folder, log or record of its own
+        assert proc.poll() is None  # the first sweep goes on
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # its trial was stopped with it
+        try:
+            os.kill(running["pid"], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the trial outlived its sweep")
+    assert summaries(out)["trial-000"]["status"] == "interrupted"
 
 
 def test_spec_trials_are_the_same_on_both_backends(tmp_path):
@@ -402,9 +455,9 @@ def test_each_example_grid_becomes_a_valid_local_sweep(script, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the trials follow their driver through prctl")
-def test_a_killed_driver_takes_its_trials_with_it_and_they_are_saved(tmp_path):
+def test_a_killed_driver_takes_its_trials_with_it_and_they_are_saved(tmp_path, reap):
     out = tmp_path / "sweep"
-    proc = start(out, "train.num_epochs=200")
+    proc = reap(start(out, "train.num_epochs=200"))
     running = wait_for_epochs(out / "trial-000", 2, proc)
     proc.kill()  # SIGKILL: the driver has no say
     proc.communicate(timeout=60)

@@ -239,6 +239,30 @@ def test_data_is_shared_exactly_when_it_is_the_same(small_cifar_archives, tmp_pa
     assert synthetic[0] != synthetic[1]  # synthetic images are drawn from the seed
 
 
+def test_a_data_error_names_the_trials_that_share_the_data(good_and_incomplete_cifar, tmp_path):
+    """What the Ray driver says when the data it prepares for its trials fails, before Tune starts (no Ray here)."""
+    from cs_nets.errors import DataError
+    from cs_nets.sweep.data import load_datasets, name_trials
+
+    good, bad = good_and_incomplete_cifar
+    sets = ["data.source=cifar10", "data.num_val=50"]
+    problem = f"{bad / 'cifar-10-batches-py'} is incomplete: test_batch missing"
+    spec_path = write_spec(tmp_path, f"parameters:\n  model.reg: [0, 1]\n  data.dir: [{good}, {bad}]\n")
+    spec = load_spec(spec_path, sets)
+    with pytest.raises(DataError) as err:
+        load_datasets(spec, expand_trials(spec))
+    assert str(err.value).startswith(f"the data of trial-001 and trial-003 (data.dir={bad} from {spec_path}:4): "
+                                     f"{problem}")
+    # not swept: the data of every trial, no spec line
+    spec = load_spec(write_spec(tmp_path, "parameters:\n  model.reg: [0, 1, 2, 3, 4, 5]\n", name="b.yaml"),
+                     [*sets, f"data.dir={bad}"])
+    with pytest.raises(DataError) as err:
+        load_datasets(spec, expand_trials(spec))
+    assert str(err.value).startswith(f"the data of trial-000, trial-001, trial-002, trial-003 and 2 others: {problem}")
+    assert "\n" not in str(err.value)
+    assert name_trials(["trial-007"]) == "trial-007"
+
+
 def test_the_cli_module_imports_neither_numpy_nor_ray():
     code = "import sys, cs_nets.cli; print(sorted({'numpy', 'ray'} & set(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -256,12 +280,14 @@ def cluster():
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
                                                             "node_ip_address": LOOPBACK})
-    cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False, _node_ip_address=LOOPBACK)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    try:  # a node that fails to start must not leave the head's processes behind
+        cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, _node_ip_address=LOOPBACK)
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 def node_ids():
@@ -373,7 +399,7 @@ parameters:
 def start_sweep(spec_path, out, address):
     return subprocess.Popen([sys.executable, "-m", "cs_nets", "sweep", str(spec_path), "--out", str(out),
                              "--address", address, *(["--resume"] if (Path(out) / "sweep.json").exists() else [])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def wait_for_epochs(run_dir, count, proc, timeout=120):
@@ -400,7 +426,7 @@ def wait_gone(pid, timeout=60):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ctrl_c_then_a_killed_sweep_then_resume(cluster, tmp_path):
+def test_ctrl_c_then_a_killed_sweep_then_resume(cluster, tmp_path, reap):
     spec_path = write_spec(tmp_path, """max_concurrent: 1
 scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
 parameters:
@@ -410,7 +436,7 @@ parameters:
     out = tmp_path / "out"
 
     # 1. Ctrl-C while trial-001 trains: the sweep stops cleanly, exit 130
-    proc = start_sweep(spec_path, out, cluster.address)
+    proc = reap(start_sweep(spec_path, out, cluster.address))
     wait_for_epochs(out / "trial-001", 2, proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
@@ -424,7 +450,7 @@ parameters:
     done = (out / "trial-000" / "summary.json").read_bytes(), (out / "trial-000" / "summary.json").stat().st_mtime_ns
 
     # 2. resumed, then killed (SIGKILL) while trial-002 trains
-    proc = start_sweep(spec_path, out, cluster.address)
+    proc = reap(start_sweep(spec_path, out, cluster.address))
     wait_for_epochs(out / "trial-002", 2, proc)
     running = summaries(out)["trial-002"]
     proc.kill()
@@ -448,12 +474,12 @@ parameters:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_trial_killed_before_its_config_was_written_starts_afresh_on_resume(cluster, tmp_path):
+def test_a_trial_killed_before_its_config_was_written_starts_afresh_on_resume(cluster, tmp_path, reap):
     from test_sweep import make_killed_before_config  # inside: a module-level import would collect its tests here
 
     spec_path = write_spec(tmp_path, "max_concurrent: 1\nparameters:\n  train.num_epochs: [60]\n")
     out = tmp_path / "out"
-    proc = start_sweep(spec_path, out, cluster.address)
+    proc = reap(start_sweep(spec_path, out, cluster.address))
     wait_for_epochs(out / "trial-000", 1, proc)
     running = summaries(out)["trial-000"]
     proc.kill()  # the driver dies, and Ray ends its trial
@@ -464,6 +490,57 @@ def test_a_trial_killed_before_its_config_was_written_starts_afresh_on_resume(cl
     assert result.exit_code == 0, result.output
     assert summaries(out)["trial-000"]["status"] == "completed" and (out / "trial-000" / "config.yaml").is_file()
     assert epochs_in(out / "trial-000") == list(range(1, 61))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_shared_data_that_fails_is_one_line_naming_its_trials_before_tune_starts(cluster, tmp_path,
+                                                                                 good_and_incomplete_cifar):
+    good, bad = good_and_incomplete_cifar
+    spec_path = write_spec(tmp_path, f"parameters:\n  data.dir: [{good}, {bad}]\n  model.reg: [0, 1]\n")
+    out = tmp_path / "out"
+    result = sweep(spec_path, "--set", "data.source=cifar10", "--set", "data.num_val=50", "--out", out)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert errors == [result.output.splitlines()[-1]]
+    assert errors[0].startswith(f"error: the data of trial-002 and trial-003 (data.dir={bad} from {spec_path}:3): "
+                                f"{bad / 'cifar-10-batches-py'} is incomplete: test_batch missing: put the file back")
+    assert not (out / "sweep.json").exists() and not list(out.glob("trial-*"))  # Tune never started
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_second_sweep_into_a_running_sweeps_folder_is_refused_at_once(cluster, tmp_path, reap):
+    """Two real sweeps, one folder: the second (new or --resume, a process of its own or in this one) exits 2 at
+    once and changes nothing; the first goes on until it is stopped."""
+    spec_path = write_spec(tmp_path, "max_concurrent: 1\nparameters:\n  train.num_epochs: [200, 200]\n")
+    out = tmp_path / "out"
+    proc = reap(start_sweep(spec_path, out, cluster.address))
+    wait_for_epochs(out / "trial-000", 1, proc)
+    sweep_json = (out / "sweep.json").read_bytes()
+    trial_dirs = sorted(p.name for p in out.glob("trial-*"))
+    refused = [f"error: --out {out}: another csnets sweep is running into it; wait for it or stop it"]
+    for how in ("a process", "in this process", "in this process, --resume"):
+        started = time.monotonic()
+        if how == "a process":
+            second = subprocess.run([sys.executable, "-m", "cs_nets", "sweep", str(spec_path), "--out", str(out),
+                                     "--address", cluster.address], capture_output=True, text=True, timeout=120)
+            code, lines = second.returncode, (second.stdout + second.stderr).splitlines()
+        else:
+            result = sweep(spec_path, "--out", out, *(["--resume"] if "resume" in how else []))
+            code, lines = result.exit_code, result.output.splitlines()
+        assert (code, lines) == (2, refused), how
+        assert time.monotonic() - started < 60, how  # the lock is tried, never waited for
+        assert (out / "sweep.json").read_bytes() == sweep_json
+        assert sorted(p.name for p in out.glob("trial-*")) == trial_dirs
+        assert proc.poll() is None  # the first sweep goes on
+    running = summaries(out)["trial-000"]
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    wait_gone(running["pid"])  # its trial went with it
+    assert (out / "sweep.json").read_bytes() == sweep_json
 
 
 @pytest.mark.ray

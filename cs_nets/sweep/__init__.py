@@ -1,6 +1,7 @@
 """``csnets sweep``: hyperparameter search, as local processes or on Ray Tune, from one laptop to a cluster.
 
-    spec.py      the sweep YAML (or a config and --grid options): validated like a config; its trials
+    spec.py      the sweep YAML (or a config and --grid options): validated like a config; its trials,
+                 each checked to fit in memory (check_trials_fit) before anything is written
     folder.py    the sweep folder: its lock, what it may hold, sweep.json
     local.py     the local backend: each trial a process (worker.py), N at a time        [no Ray]
     worker.py    one trial of the local backend: cs_nets.runs.task.run / resume
@@ -18,10 +19,10 @@ import time
 from pathlib import Path
 
 from cs_nets.errors import CsNetsError
-from cs_nets.sweep.spec import SweepSpec, Trial, expand_trials, grid_spec, load_spec
+from cs_nets.sweep.spec import SweepSpec, Trial, check_trials_fit, expand_trials, grid_spec, load_spec
 
-__all__ = ["SweepSpec", "Trial", "choose_backend", "default_sweep_dir", "expand_trials", "grid_spec", "load_spec",
-           "require_ray"]
+__all__ = ["SweepSpec", "Trial", "check_trials_fit", "choose_backend", "default_sweep_dir", "expand_trials",
+           "grid_spec", "load_spec", "require_ray"]
 
 
 def require_ray():

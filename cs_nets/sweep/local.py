@@ -34,22 +34,28 @@ from cs_nets.files.atomic import write_json
 from cs_nets.registry import ENDED_STATUSES
 from cs_nets.runs.reader import read_metrics
 from cs_nets.runs.writer import RunDir, read_summary_if_any
+from cs_nets.sweep.data import swept_data
 from cs_nets.sweep.finalize import mark_failed
 from cs_nets.sweep.folder import LOGS_DIR, SWEEP_FILE, check_sweep_dir, record
 from cs_nets.sweep.results import SweepResult, best_outcome, outcome_of, trial_command, write_best_config
-from cs_nets.sweep.spec import SweepSpec, Trial
+from cs_nets.sweep.spec import SweepSpec, Trial, check_trials_fit
 
 POLL_SECONDS = 0.1
 STOP_WAIT = 120.0  # seconds the stopped trials get to save their state before they are killed
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+EXIT_RUNTIME = 1  # a trial's exit status for a runtime error (cs_nets.errors: data, download); 2 is its config
 
 
 def run_local_sweep(spec: SweepSpec, trials: list[Trial], out, *, jobs: int = 1, resume: bool = False,
                     data_dir=None, log=None) -> SweepResult:
-    """Run every trial not finished yet, `jobs` at a time, into the sweep folder `out` (locked by the caller)."""
+    """Run every trial not finished yet, `jobs` at a time, into the sweep folder `out` (locked by the caller).
+
+    Every trial is checked to fit in memory (check_trials_fit, ConfigError) before anything is written.
+    """
     log = log or (lambda message: None)
     out = Path(out).absolute()
     started = time.perf_counter()
+    check_trials_fit(trials)
     check_sweep_dir(spec, trials, out, resume, "local")
     log(f"sweep: {len(trials)} trials of {spec.base_path.name} into {out} (local backend, {jobs} at a time)")
     rungs = halving_rungs(spec, trials)
@@ -194,6 +200,7 @@ def _run_all(spec: SweepSpec, todo: list[Trial], out: Path, jobs: int, data_dir,
     env = dict(os.environ, **{name: str(spec.options.cpus_per_trial) for name in THREAD_VARIABLES})
     queue = list(todo)
     logs = {}
+    swept = {t.name: swept_data(spec, t) for t in todo}  # named when a trial fails on its data
     stopping_since = None
     while stop.procs or (queue and not stop.signals):
         while queue and len(stop.procs) < jobs and not stop.signals:
@@ -217,16 +224,18 @@ def _run_all(spec: SweepSpec, todo: list[Trial], out: Path, jobs: int, data_dir,
             code = proc.poll()
             if code is not None:
                 del stop.procs[name]
-                _ended(out / name, code, logs[name], log, errors, bool(stop.signals), stop_after)
+                _ended(out / name, code, logs[name], log, errors, bool(stop.signals), stop_after, swept[name])
         time.sleep(POLL_SECONDS)
 
 
 def _ended(path: Path, code: int, log_path: Path, log, errors: dict, stopping: bool,
-           stop_after: int | None = None) -> None:
+           stop_after: int | None = None, swept: str = "") -> None:
     """One line for a trial whose process ended; its summary made to agree with how it ended.
 
     stopping: the sweep is being stopped; a trial that ends by the signal before its run
-    started is left as not started. stop_after: the trial was to pause there (no line)."""
+    started is left as not started. stop_after: the trial was to pause there (no line).
+    swept: the trial's swept data keys with their spec lines (cs_nets.sweep.data.swept_data),
+    added to a runtime error (exit 1: its data missing or damaged, a download)."""
     name = path.name
     summary = read_summary_if_any(path)
     status = summary.get("status")
@@ -243,6 +252,8 @@ def _ended(path: Path, code: int, log_path: Path, log, errors: dict, stopping: b
         return
     how = f"its process was killed by {_signal_name(-code)}" if code < 0 else f"exit {code}"
     error = f"{how}: {_last_line(log_path)}" if code > 0 else how
+    if code == EXIT_RUNTIME and swept:
+        error += f" ({swept})"
     if status == "running":  # it died without a word: its summary must not say running
         mark_failed(path, error)
     errors[name] = summary.get("error") if status == "failed" and summary.get("error") else error
@@ -255,7 +266,7 @@ def _last_line(path: Path) -> str:
             lines = [line for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
     except OSError:
         return "(no log)"
-    return lines[-1][:300] if lines else "(no output)"
+    return lines[-1][:600] if lines else "(no output)"  # long paths: the message, not a clipped half of it
 
 
 def _signal_name(number: int) -> str:

@@ -16,7 +16,8 @@
 ``load_spec`` validates the file and its base config (with ``--set`` overrides);
 ``expand_trials`` draws every trial's values with ``default_rng(seed)`` and
 validates each trial's resolved config, so a bad value fails before anything runs
-(ConfigError naming the spec's file:line and the trial), not in trial 37.
+(ConfigError naming the spec's file:line and the trial), not in trial 37;
+``check_trials_fit`` does the same for sizes that cannot fit in memory.
 """
 
 from __future__ import annotations
@@ -435,8 +436,37 @@ def trial_config(spec: SweepSpec, params: dict, name: str = "trial") -> Config:
     try:
         return build_config(raw, _TrialWhere(spec.base_where, swept), name=spec.base_config.name)
     except ConfigError as err:
-        values = ", ".join(f"{k}={format_value(v)}" for k, v in params.items())
-        raise ConfigError(f"{err} (in {name}: {values})") from None
+        raise ConfigError(f"{err} (in {name}: {describe_params(params)})") from None
+
+
+def describe_params(params: dict) -> str:
+    """'optim.learning_rate=0.001, model.reg=0': a trial's swept values, as messages name them."""
+    return ", ".join(f"{k}={format_value(v)}" for k, v in params.items())
+
+
+def check_trials_fit(trials: list[Trial], available: int | None = None) -> None:
+    """ConfigError (exit 2) naming the first trial whose run cannot fit in memory, with its swept values.
+
+    Each trial's resolved config goes through cs_nets.memory.check_fits, the estimate
+    ``csnets train`` makes, against the memory this process may use, read once for all
+    trials (``available``: that many bytes instead; unknown: nothing is refused). The
+    sweep calls it before its folder is locked and before Ray starts or any data is
+    loaded, so ``data.synthetic_train: [1.0e10]`` or a drawn ``model.hidden_dims`` of
+    [1000000000] is one line, not a MemoryError in the driver or in trial 37. 10,000
+    trials (MAX_TRIALS) take about a tenth of a second.
+    """
+    from cs_nets.memory import available_memory, check_fits, resident_memory  # numpy and the models: not at import
+
+    if available is None:
+        free = available_memory()
+        if free is None:
+            return
+        available = free + resident_memory()
+    for trial in trials:
+        try:
+            check_fits(trial.config, available=available)
+        except ConfigError as err:
+            raise ConfigError(f"{err} (in {trial.name}: {describe_params(trial.params)})") from None
 
 
 def _check_scheduler(spec: SweepSpec, trials: list[Trial]) -> None:

@@ -45,7 +45,7 @@ from cs_nets.sweep.data import data_key, dataset_bytes, load_datasets
 from cs_nets.sweep.finalize import finish_stopped_run, mark_failed, wait_for_exit
 from cs_nets.sweep.folder import RAY_DIR, SWEEP_FILE, check_sweep_dir, record
 from cs_nets.sweep.results import SweepResult, base_command, best_outcome, outcome_of, sets, write_best_config
-from cs_nets.sweep.spec import SweepSpec, Trial
+from cs_nets.sweep.spec import SweepSpec, Trial, check_trials_fit
 from cs_nets.sweep.trial import DONE, train_trial
 
 
@@ -78,13 +78,16 @@ def run_sweep(spec: SweepSpec, trials: list[Trial], out, *, address: str | None 
     connect_timeout: seconds the address gets to answer.
     debug: Ray's own messages on the terminal; else in DIR/ray.log.
     The caller holds the sweep folder's lock (cs_nets.sweep.folder.lock_sweep_dir).
-    A failed trial does not stop the others. Ctrl-C (or SIGTERM/SIGHUP) stops the sweep:
-    Tune stops the trials and saves its state, the run directories are finished as
-    ``interrupted`` and ``resume`` continues them.
+    Every trial is checked to fit in memory (check_trials_fit, ConfigError) before
+    anything is written, Ray is started or data is prepared. A failed trial does not
+    stop the others. Ctrl-C (or SIGTERM/SIGHUP) stops the sweep: Tune stops the trials
+    and saves its state, the run directories are finished as ``interrupted`` and
+    ``resume`` continues them.
     """
     log = log or (lambda message: None)
     out = Path(out).absolute()
     started = time.perf_counter()
+    check_trials_fit(trials)  # the driver prepares the data and the trials skip their own check
     check_sweep_dir(spec, trials, out, resume, "ray")
     _check_ray_state(out, resume)
     if address:
@@ -100,7 +103,7 @@ def _run(spec, trials, out, address, resume, data_dir, progress, log, connect_ti
     we_started, ray_seconds = _connect(address, log, connect_timeout)
     try:
         _check_resources(spec)
-        datasets = load_datasets([t.config for t in trials], data_dir, progress=progress, log=log)
+        datasets = load_datasets(spec, trials, data_dir, progress=progress, log=log)
         keys = {t.name: data_key(t.config) for t in trials}
         shared = [{"bytes": dataset_bytes(ds), "trials": sum(k == key for k in keys.values())}
                   for key, ds in datasets.items()]
@@ -169,8 +172,10 @@ HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(3) + b"\x04" + bytes
 HTTP2_SETTINGS = 0x04
 
 
-def probe_ray(address: str, timeout: float) -> None:
+def probe_ray(address: str, timeout: float, option: str = "--address") -> None:
     """CsNetsError (one line naming the address) unless a gRPC server answers at HOST:PORT within `timeout` s.
+
+    option: where the address came from, for the message ('--address', or '$RAY_ADDRESS').
 
     A gRPC server answers the HTTP/2 preface with a SETTINGS frame; a closed port
     refuses, a web server answers something else, a dead host says nothing.
@@ -179,7 +184,7 @@ def probe_ray(address: str, timeout: float) -> None:
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"--address {address}: expected HOST:PORT of a Ray head node (e.g. 10.0.0.5:6379)")
+        raise ConfigError(f"{option} {address}: expected HOST:PORT of a Ray head node (e.g. 10.0.0.5:6379)")
     what = f"cannot connect to Ray at {address}"
     deadline = time.monotonic() + timeout
     try:
