@@ -83,6 +83,7 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
     if not training or not storage_applies(config):
         storage = "float32"
     classes = num_classes(data)
+    image_shape = (data.image_size, data.image_size, 3)  # 32 but for the folder source (the schema says so)
     if data.source in POINT_SOURCES:
         # Two independent draws of points_per_class points per class: (N, 2) float32 each.
         n_images = n_test = data.points_per_class * classes
@@ -105,7 +106,7 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
     if num_train is None:
         num_train = data.num_train or max(n_images - data.num_val, 1)
     if input_dim is None:
-        input_dim = feature_dim(config.features) if config.features else raw_dim
+        input_dim = feature_dim(config.features, image_shape) if config.features else raw_dim
     num_val = data.num_val
     # data.hflip_copies: the training split gains a mirrored copy of each image (and its features).
     mirrors = num_train if data.hflip_copies and data.source not in POINT_SOURCES else 0
@@ -125,7 +126,7 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
     if generation:
         parts["generation"] = generation
     if config.features:
-        parts["features"] = (n_images + n_test + mirrors) * feature_dim(config.features) * 4
+        parts["features"] = (n_images + n_test + mirrors) * feature_dim(config.features, image_shape) * 4
     # The test split's (C, C) int64 confusion matrix, its flat bincount, and summary.json's
     # copy as a list of Python ints (a pointer and an int object each) and as JSON text.
     parts["confusion"] = classes * classes * (8 + 8 + 36 + 4)

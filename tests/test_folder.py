@@ -193,14 +193,29 @@ def test_test_fraction_is_required_without_splits_and_refused_with_them(tmp_path
     (["data.path=/x"], "data.path applies to data.source folder only"),
     (["data.image_size=16"], "data.image_size applies to data.source folder only"),
     (["data.source=folder", "data.path=/x", "features=[{type: hog, cell: 5}]"], "hog cell 5 does not divide"),
-    (["data.source=folder", "data.path=/x", "data.image_size=48", "features=[{type: hog, cell: 8}]"],
-     "data.image_size must be 32"),
-    (["data.source=folder", "data.path=/x", "data.image_size=48", "train.hflip=true"], "flips 32x32 images"),
+    (["data.source=folder", "data.path=/x", "data.image_size=20", "features=[{type: hog, cell: 8}]"],
+     r"hog cell 8 does not divide the 20x20 images \(data.image_size\); choose a divisor of 20$"),
+    (["data.source=folder", "data.path=/x", "data.image_size=8", "features=[{type: bow, patch: 10}]"],
+     r"bow patch 10 is larger than the 8x8 images \(data.image_size\); choose at most 8$"),
+    (["data.source=folder", "data.path=/x", "data.image_size=8", "features=[{type: bow, patch: 8}]"],
+     r"patch 8 with stride 1 leaves 1 patch position\(s\) per side of a 8x8 image; quadrants pooling needs more"),
     (["data.source=folder", "data.path=/x", "data.test_fraction=1.0"], "<= 0.9"),
 ])
 def test_config_errors_of_the_folder_source(overrides, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as err:
         load_config(None, overrides)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["data.image_size=48", "features=[{type: hog, cell: 8}, color_hist, {type: bow, patch: 6, words: 8}]"],
+    ["data.image_size=24", "features=[{type: hog, cell: 6}]"],
+    ["data.image_size=48", "train.hflip=true"],
+    ["data.image_size=9", "features=[{type: bow, patch: 8, pooling: image}]"],
+])
+def test_features_and_hflip_are_accepted_at_any_image_size(overrides):
+    config = load_config(None, ["data.source=folder", "data.path=/x", *overrides])
+    assert config.data.image_size == int(overrides[0].split("=")[1])
 
 
 def run(*args):

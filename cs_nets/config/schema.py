@@ -319,7 +319,7 @@ def build_config(raw: dict, where: Where, name: str = "run") -> Config:
 
 
 def check_image_source(config: Config, where: Where):
-    """The folder source's keys: given where they apply, and an image size the features and hflip can read."""
+    """The folder source's keys: given where they apply, and an image size the features can read."""
     data = config.data
     folder = data.source in registry.IMAGE_FOLDER_SOURCES
     if folder and not data.path:
@@ -340,11 +340,16 @@ def check_image_source(config: Config, where: Where):
         if t.get("type") == "hog" and size % t["cell"]:
             raise ConfigError(f"{where(('features',))}: hog cell {t['cell']} does not divide the "
                               f"{size}x{size} images (data.image_size); choose a divisor of {size}")
-    if size != 32 and config.features:
-        raise ConfigError(f"{where(('features',))}: feature transforms read 32x32 images; with features "
-                          f"data.image_size must be 32, got {size}")
-    if size != 32 and config.train.hflip:
-        raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips 32x32 images; data.image_size is {size}")
+        if t.get("type") == "bow" and t["patch"] > size:
+            raise ConfigError(f"{where(('features',))}: bow patch {t['patch']} is larger than the "
+                              f"{size}x{size} images (data.image_size); choose at most {size}")
+    if config.features and folder:
+        from cs_nets.features import feature_dim
+
+        try:  # e.g. too few bow patch positions for quadrant pooling (32x32 images always have enough)
+            feature_dim(config.features, (size, size, 3))
+        except ConfigError as err:
+            raise ConfigError(f"{where(('features',))}: {clip_text(err, 300)} (data.image_size)") from None
 
 
 def check_storage(config: Config, where: Where):

@@ -122,7 +122,7 @@ def pixel_dtype(config: Config, storage: str = "float32") -> str:
 
 
 class InputPipeline:
-    """uint8 images (N, 3072) or points (N, 2) -> model inputs (N, D): optional features, then normalization.
+    """uint8 images (N, 3 S S), S = image_size, or points (N, 2) -> model inputs (N, D): optional features, then normalization.
 
     features: normalized transform list (empty: raw pixels); normalizer: a
     ``Normalizer`` (fit on the training split by ``fit``, or restored by
@@ -143,8 +143,13 @@ class InputPipeline:
         mode = "mean_std" if config.features else config.data.normalize
         return cls(config.features, Normalizer(mode, dtype=config.data.dtype))
 
+    @property
+    def side(self) -> int:
+        """The side S of the square images whose rows (N, 3 S S) the features read (32 when not recorded)."""
+        return self.image_size or 32
+
     def fit_features(self, X_train: np.ndarray, log=None, cache_dir: Path | None = None) -> InputPipeline:
-        """Learn the codebook of every ``bow`` transform from X_train: (N, 3072) uint8, the training split only.
+        """Learn the codebook of every ``bow`` transform from X_train: (N, 3 S S) uint8, the training split only.
 
         cache_dir: the data folder; the codebook is then cached in <cache_dir>/features,
         keyed by every byte of X_train and the transform's k-means parameters.
@@ -159,10 +164,11 @@ class InputPipeline:
                         f"{len(X_train)} training images (or reading them from the cache)")
                 params = {k: t[k] for k in ("words", "patch", "whiten", "samples", "iterations", "seed")}
                 if cache_dir is None:
-                    self.codebooks[i] = fit_codebook(X_train, **params)
+                    self.codebooks[i] = fit_codebook(X_train, **params, side=self.side)
                     continue
                 fingerprint = fingerprint or content_hash(X_train)
-                self.codebooks[i] = cached_codebook(X_train, t, Path(cache_dir) / "features", fingerprint, log)
+                self.codebooks[i] = cached_codebook(X_train, t, Path(cache_dir) / "features", fingerprint, log,
+                                                    image_size=self.side)
         return self
 
     def extract(self, X: np.ndarray, data_dir: Path | None, progress=True, log=None) -> np.ndarray:
@@ -177,9 +183,9 @@ class InputPipeline:
 
         codebooks = [self.codebooks.get(i) for i in range(len(self.features))]
         if data_dir is None:  # generated data: cheap to recompute, nothing to key a cache on
-            return extract_features(X, self.features, progress=progress, codebooks=codebooks)
+            return extract_features(X, self.features, progress=progress, codebooks=codebooks, image_size=self.side)
         return cached_features(X, self.features, Path(data_dir) / "features", content_hash(X),
-                               progress=progress, log=log, codebooks=codebooks)
+                               progress=progress, log=log, codebooks=codebooks, image_size=self.side)
 
     def fit(self, X_train: np.ndarray) -> InputPipeline:
         """Learn the normalization of the training split's features (or pixels) X_train: (N, F)."""
@@ -290,9 +296,10 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
         # a small split of a large set: copies, so the rest of the set can be freed
         split.X_train, split.X_val = _compact(split.X_train), split.X_val.copy()
     del raw  # the split holds what is needed; let the full raw arrays go as soon as possible
-    inputs = InputPipeline.for_config(config).fit_features(split.X_train, log, cache_dir=folder)
+    inputs = InputPipeline.for_config(config)
+    inputs.image_size = image_size  # saved in the checkpoint: predict resizes images to it, features read it
+    inputs.fit_features(split.X_train, log, cache_dir=folder)
     inputs.data_fingerprint = fingerprint  # saved in the checkpoint: evaluate and resume check data against it
-    inputs.image_size = image_size  # saved in the checkpoint: predict resizes images to it
     X_train, y_train = inputs.extract(split.X_train, folder, progress, log), split.y_train
     if config.data.hflip_copies and image_size is not None:
         # The mirrors join the training split only, after the codebook was learned from the originals.

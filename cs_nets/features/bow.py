@@ -19,7 +19,7 @@ quadrant pooling). Definitions (the tests hold per-patch loops to them):
    distance, ties to the lower index) and moves each centroid to the mean of its
    patches; a centroid that gets none stays where it is.
 5. Encoding of an image: every patch on a grid with step ``stride`` (P x P
-   positions, P = (32 - p) // stride + 1), normalized and whitened like the
+   positions, P = (S - p) // stride + 1 for S x S images), normalized and whitened like the
    training patches, is compared with the K centroids at distances d_k:
      hard:     f = one-hot of the nearest centroid (the lecture's histogram);
      triangle: f_k = max(0, mean_j(d_j) - d_k), with d_k = ||z - c_k|| (not squared):
@@ -103,15 +103,16 @@ def positions(patch, stride, side=32):
     return (side - patch) // stride + 1
 
 
-def sample_patches(X, patch, count, rng):
+def sample_patches(X, patch, count, rng, side=32):
     """`count` patches at random images and positions: (count, 3 p²) float32.
 
-    X: (N, 3072) uint8 CIFAR rows (the training split). rng: np.random.Generator.
+    X: (N, 3 S S) uint8 CIFAR rows of S x S images, S = side (the training split).
+    rng: np.random.Generator.
     """
-    images = X.reshape(-1, 3, 32, 32)
+    images = X.reshape(-1, 3, side, side)
     which = rng.integers(0, len(images), size=count)
-    top = rng.integers(0, 32 - patch + 1, size=count)
-    left = rng.integers(0, 32 - patch + 1, size=count)
+    top = rng.integers(0, side - patch + 1, size=count)
+    left = rng.integers(0, side - patch + 1, size=count)
     offsets = np.arange(patch)
     rows = (top[:, None] + offsets)[:, None, :, None]  # (count, 1, p, 1)
     cols = (left[:, None] + offsets)[:, None, None, :]  # (count, 1, 1, p)
@@ -199,10 +200,16 @@ def kmeans(P, centroids, iterations):
     return centroids
 
 
-def fit_codebook(X, words=256, patch=6, whiten=True, samples=100_000, iterations=20, seed=0):
-    """Learn a Codebook from training images X: (N, 3072) uint8 CIFAR rows (the training split only)."""
+def fit_codebook(X, words=256, patch=6, whiten=True, samples=100_000, iterations=20, seed=0, side=32):
+    """Learn a Codebook from training images X: (N, 3 S S) uint8 CIFAR rows of S x S images, S = side
+    (the training split only; 3072 values for CIFAR's 32 x 32)."""
+    if X.ndim != 2 or X.shape[1] != 3 * side * side:
+        raise ArgumentError(f"fit_codebook: X has {X.shape[1:]} values per row; {side}x{side} colour images have "
+                            f"{3 * side * side}")
+    if patch > side:
+        raise ArgumentError(f"fit_codebook: patch {patch} is larger than the {side}x{side} images")
     rng = np.random.default_rng(seed)
-    P = normalize_patches(sample_patches(X, patch, samples, rng))
+    P = normalize_patches(sample_patches(X, patch, samples, rng, side))
     mean = matrix = None
     if whiten:
         mean, matrix = fit_whitening(P)
@@ -393,5 +400,5 @@ def regions(side, pooling):
 
 
 def encode_images(images, codebook, stride=1, encoding="triangle", pooling="quadrants"):
-    """Bag-of-words features: images (n, 3, 32, 32) uint8 -> (n, R * K) float32 (see ``Encoder``)."""
+    """Bag-of-words features: images (n, 3, S, S) uint8 -> (n, R * K) float32 (see ``Encoder``)."""
     return Encoder(codebook, stride, encoding, pooling, side=images.shape[-1])(images)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cs_nets.errors import DataError
-from cs_nets.features.extract import check_pixels, extract_features
+from cs_nets.features.extract import IMAGE_SIZE, check_pixels, extract_features
 from cs_nets.features.spec import feature_dim, normalize_transforms
 from cs_nets.files.atomic import atomic_open
 from cs_nets.files.untrusted import open_regular
@@ -19,29 +19,34 @@ FEATURES_VERSION = 1
 FINITE_CHECK_ROWS = 4096  # rows checked at a time: a small temporary, whatever the cache's size
 
 
-def cache_key(fingerprint, transforms, codebooks=None):
+def cache_key(fingerprint, transforms, codebooks=None, image_size=IMAGE_SIZE):
     """Hex SHA-256 of the version, the data fingerprint, the normalized transforms
-    (every parameter, defaults filled in) and the digest of every fitted codebook."""
+    (every parameter, defaults filled in), the digest of every fitted codebook and the
+    image side (only when it is not CIFAR's 32, so that the keys of existing caches stay)."""
     transforms = normalize_transforms(transforms)
     payload = {
         "version": FEATURES_VERSION,
         "fingerprint": fingerprint,
         "transforms": transforms,
     }
+    if image_size != IMAGE_SIZE:  # caches of different sizes never mix
+        payload["image_size"] = image_size
     if any(t["type"] == "bow" for t in transforms):
         payload["codebooks"] = [None if c is None else c.digest() for c in (codebooks or [])]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def cache_path(cache_dir, fingerprint, transforms, codebooks=None):
+def cache_path(cache_dir, fingerprint, transforms, codebooks=None, image_size=IMAGE_SIZE):
     """Where ``cached_features`` keeps the array: ``<cache_dir>/features-<key[:24]>.npy``."""
-    return Path(cache_dir) / f"features-{cache_key(fingerprint, transforms, codebooks)[:24]}.npy"
+    return Path(cache_dir) / f"features-{cache_key(fingerprint, transforms, codebooks, image_size)[:24]}.npy"
 
 
-def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=None, codebooks=None):
-    """``extract_features(X, transforms, codebooks=codebooks)``, read from or written to a cache file.
+def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=None, codebooks=None,
+                    image_size=IMAGE_SIZE):
+    """``extract_features(X, transforms, codebooks=codebooks, image_size=image_size)``, read from or
+    written to a cache file.
 
-    X: (N, 3072) uint8.  fingerprint: non-empty string that identifies X (e.g. the
+    X: (N, 3 S S) uint8 rows of S x S images, S = image_size.  fingerprint: non-empty string that identifies X (e.g. the
     split name and the checksums of its source files); the caller owns its meaning.
     codebooks: the fitted ``bow`` codebooks (see ``extract.check_codebooks``).
     log: callable(str) for warnings, or None to use ``warnings.warn``.
@@ -52,9 +57,9 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
     if not isinstance(fingerprint, str) or not fingerprint:
         raise ValueError(f"fingerprint: got {fingerprint!r}, expected a non-empty string")
     transforms = normalize_transforms(transforms)
-    check_pixels(X)
-    path = cache_path(cache_dir, fingerprint, transforms, codebooks)
-    expected = (len(X), feature_dim(transforms))
+    check_pixels(X, image_size)
+    path = cache_path(cache_dir, fingerprint, transforms, codebooks, image_size)
+    expected = (len(X), feature_dim(transforms, (image_size, image_size, 3)))
     if path.exists():
         try:
             return _load(path, expected)
@@ -68,7 +73,7 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
                 return _load(path, expected)  # written by the process we waited for
             except (OSError, ValueError, EOFError):
                 pass
-        features = extract_features(X, transforms, progress=progress, codebooks=codebooks)
+        features = extract_features(X, transforms, progress=progress, codebooks=codebooks, image_size=image_size)
         try:
             _save_atomic(path, features)
         except OSError as err:
@@ -141,18 +146,22 @@ CODEBOOK_VERSION = 1  # bump when fit_codebook's result changes for the same inp
 CODEBOOK_PARAMS = ("words", "patch", "whiten", "samples", "iterations", "seed")
 
 
-def codebook_path(cache_dir, fingerprint, transform):
-    """``<cache_dir>/codebook-<key[:24]>.npz`` for a normalized ``bow`` transform and a training-set fingerprint."""
+def codebook_path(cache_dir, fingerprint, transform, image_size=IMAGE_SIZE):
+    """``<cache_dir>/codebook-<key[:24]>.npz`` for a normalized ``bow`` transform, a training-set fingerprint
+    and the image side (in the key only when it is not 32, as in ``cache_key``)."""
     payload = {"version": CODEBOOK_VERSION, "fingerprint": fingerprint,
                "bow": {k: transform[k] for k in CODEBOOK_PARAMS}}
+    if image_size != IMAGE_SIZE:
+        payload["image_size"] = image_size
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     return Path(cache_dir) / f"codebook-{key[:24]}.npz"
 
 
-def cached_codebook(X_train, transform, cache_dir, fingerprint, log=None):
-    """``fit_codebook(X_train, ...)`` with the transform's parameters, read from or written to a cache file.
+def cached_codebook(X_train, transform, cache_dir, fingerprint, log=None, image_size=IMAGE_SIZE):
+    """``fit_codebook(X_train, ..., side=image_size)`` with the transform's parameters, read from or written
+    to a cache file.
 
-    X_train: (N, 3072) uint8, the training split; fingerprint: non-empty string naming
+    X_train: (N, 3 S S) uint8 rows of S x S images (S = image_size), the training split; fingerprint: non-empty string naming
     exactly those rows (e.g. their content hash). A file that cannot be read, or holds
     misshapen or non-finite arrays, is reported in one line through `log` and the
     codebook is learned again (and the file replaced); a failed write is reported too.
@@ -163,14 +172,14 @@ def cached_codebook(X_train, transform, cache_dir, fingerprint, log=None):
     if not isinstance(fingerprint, str) or not fingerprint:
         raise ValueError(f"fingerprint: got {fingerprint!r}, expected a non-empty string")
     params = {k: transform[k] for k in CODEBOOK_PARAMS}
-    path = codebook_path(cache_dir, fingerprint, transform)
+    path = codebook_path(cache_dir, fingerprint, transform, image_size)
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as arrays:
                 return Codebook.from_state(dict(arrays), params["patch"], params["words"], params["whiten"])
         except (OSError, ValueError, EOFError, ArgumentError) as err:
             _warn(log, f"codebook cache {path} is unusable ({err}); learning the codebook again")
-    codebook = fit_codebook(X_train, **params)
+    codebook = fit_codebook(X_train, **params, side=image_size)
     try:
         with atomic_open(path, "wb") as f:
             np.savez(f, **codebook.state())

@@ -10,15 +10,17 @@ from cs_nets.features.hog import hog_features, to_grayscale
 from cs_nets.features.polar import polar_features
 from cs_nets.features.spec import feature_dim, is_point_transforms, normalize_transforms
 
-IMAGE_SHAPE = (3, 32, 32)  # CIFAR row order: red plane, green plane, blue plane, each row-major
-PIXELS = 3 * 32 * 32
+IMAGE_SIZE = 32  # CIFAR's side; folder datasets have data.image_size
 
 
-def check_pixels(X):
-    """Raise DataError unless X is (N, 3072) uint8 CIFAR rows."""
-    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != PIXELS or X.dtype != np.uint8:
+def check_pixels(X, image_size=IMAGE_SIZE):
+    """Raise DataError unless X is (N, 3 S S) uint8 CIFAR rows of S x S images, S = image_size
+    (red plane, green plane, blue plane, each row-major: 3072 values for CIFAR's 32 x 32)."""
+    pixels = 3 * image_size * image_size
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != pixels or X.dtype != np.uint8:
         got = f"{X.shape} {X.dtype}" if isinstance(X, np.ndarray) else type(X).__name__
-        raise DataError(f"feature input: expected (N, {PIXELS}) uint8 CIFAR rows, got {got}")
+        raise DataError(f"feature input: expected (N, {pixels}) uint8 CIFAR rows of {image_size}x{image_size} "
+                        f"images, got {got}")
 
 
 def check_codebooks(transforms, codebooks):
@@ -38,14 +40,15 @@ def check_codebooks(transforms, codebooks):
     return codebooks
 
 
-def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None):
+def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, image_size=IMAGE_SIZE):
     """Apply each transform to every image and concatenate the results per image.
 
-    X: (N, 3072) uint8 CIFAR rows, or (N, 2) float points for point transforms (polar).
+    X: (N, 3 S S) uint8 CIFAR rows of S x S images (S = image_size; 3072 values for 32),
+    or (N, 2) float points for point transforms (polar, which ignore image_size).
     transforms: a ``features`` list (normalized here).  codebooks: what the ``bow``
     transforms learned (see ``check_codebooks``; fit them on the training split).
-    Returns (N, F) float32 with F = feature_dim(transforms), columns in transform order:
-      raw        -> the 3072 pixels / 255, in CIFAR order
+    Returns (N, F) float32 with F = feature_dim(transforms, (S, S, 3)), columns in transform order:
+      raw        -> the 3 S S pixels / 255, in CIFAR order
       hog        -> hog_features(cell, bins) of the BT.601 grayscale image
       color_hist -> color_histogram(bins, space)
       bow        -> bag-of-words codes against the codebook (cs_nets.features.bow)
@@ -56,19 +59,19 @@ def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None):
     transforms = normalize_transforms(transforms)
     if is_point_transforms(transforms):
         return np.concatenate([polar_features(X) for _ in transforms], axis=1)
-    check_pixels(X)
+    check_pixels(X, image_size)
     codebooks = check_codebooks(transforms, codebooks)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk: got {chunk!r}, expected a positive integer")
     n = len(X)
-    out = np.empty((n, feature_dim(transforms)), dtype=np.float32)
-    encoders = {i: Encoder(codebooks[i], t["stride"], t["encoding"], t["pooling"])
+    out = np.empty((n, feature_dim(transforms, (image_size, image_size, 3))), dtype=np.float32)
+    encoders = {i: Encoder(codebooks[i], t["stride"], t["encoding"], t["pooling"], side=image_size)
                 for i, t in enumerate(transforms) if t["type"] == "bow"}
     # disable=None lets tqdm hide itself when stderr is not a terminal.
     with tqdm(total=n, desc="features", unit="img", disable=None if progress else True) as bar:
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            images = X[start:stop].reshape(-1, *IMAGE_SHAPE)  # a view: rows are contiguous
+            images = X[start:stop].reshape(-1, 3, image_size, image_size)  # a view: rows are contiguous
             gray = None  # shared by every hog transform of this chunk
             column = 0
             for i, t in enumerate(transforms):

@@ -1,7 +1,8 @@
 """Weights as pictures, in pure NumPy: templates, their selection, and mosaics.
 
-CIFAR order: a weight column of length 3072 holds the red plane (32x32, row-major),
-then green, then blue -- the layout of the flattened (3, 32, 32) image it scores.
+CIFAR order: a weight column of length 3 S S holds the red plane (S x S, row-major),
+then green, then blue -- the layout of the flattened (3, S, S) image it scores
+(3072 values for CIFAR's 32 x 32).
 """
 
 import math

@@ -54,7 +54,8 @@ def plot_run(run_dir, out_dir=None, log=None) -> list[Path]:
     if checkpoint is not None:
         model, inputs, _ = checkpoint
         first_layer = model.params.get("W", model.params.get("W1"))
-        if not inputs.features and first_layer is not None and first_layer.shape[0] == 3 * 32 * 32:
+        side = inputs.image_size or 32  # the checkpoint's image side (32 when an older one records none)
+        if not inputs.features and first_layer is not None and first_layer.shape[0] == 3 * side * side:
             # Templates only where weights map to pixels; feature weights have no picture.
             labels = names if names is not None and first_layer.shape[1] == len(names) else None
             written.append(plot_templates(first_layer, labels, out_dir / "templates.png",

@@ -19,7 +19,8 @@ def plot_templates(W, class_names, path, title=None, max_templates=100):
     """Draw weight columns as images and write a PNG.
 
     Inputs:
-    - W: (3072, K) weights in CIFAR order (red plane, green, blue; 32x32 row-major).
+    - W: (3 S S, K) weights in CIFAR order (red plane, green, blue; S x S row-major):
+      3072 rows for CIFAR's 32x32 images; S is read from the number of rows.
     - class_names: K names -> one labeled template per class (a linear classifier),
       up to 10 per row. Otherwise (None, or K != len(class_names), e.g. W1 of a
       two-layer net) -> an unlabeled grid of the ``max_templates`` columns with the
@@ -32,12 +33,15 @@ def plot_templates(W, class_names, path, title=None, max_templates=100):
     Returns the path written.
     """
     W = np.asarray(W)
-    if W.ndim != 2 or W.shape[1] == 0:
-        raise CsNetsError(f"templates need weights of shape (3072, K) with K >= 1, got {W.shape}")
+    side = math.isqrt(W.shape[0] // 3) if W.ndim == 2 else 0
+    if W.ndim != 2 or W.shape[1] == 0 or side == 0 or W.shape[0] != 3 * side * side:
+        raise CsNetsError(f"templates need weights of shape (3*S*S, K) for S x S colour images, K >= 1 "
+                          f"(3072 for 32x32), got {W.shape}")
+    shape = (3, side, side)
     if class_names is not None and len(class_names) == W.shape[1]:
-        return _plot_labeled(weights_to_images(W), [str(n) for n in class_names], path, title)
+        return _plot_labeled(weights_to_images(W, shape), [str(n) for n in class_names], path, title)
     picked = pick_templates(W, max_templates)
-    return _plot_grid(weights_to_images(W[:, picked]), W.shape[1], path, title)
+    return _plot_grid(weights_to_images(W[:, picked], shape), W.shape[1], path, title)
 
 
 def _plot_labeled(images, names, path, title):

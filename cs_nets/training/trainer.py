@@ -71,9 +71,18 @@ def train_eval_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(size, n), replace=False))
 
 
-def _flip_half(batch: np.ndarray, rng: np.random.Generator) -> None:
-    """Mirror a random half of the images of batch (B, 3*32*32) left-right, in place."""
-    images = batch.reshape(len(batch), 3, 32, 32)
+def image_side(dim: int) -> int:
+    """S of rows holding S x S colour images (dim = 3 S S); ArgumentError when dim is not 3 times a square."""
+    side = math.isqrt(dim // 3)
+    if dim < 3 or 3 * side * side != dim:
+        raise ArgumentError(f"train.hflip flips square colour images: rows of 3*S*S values, got {dim} values "
+                            f"per row (features?)")
+    return side
+
+
+def _flip_half(batch: np.ndarray, rng: np.random.Generator, side: int = 32) -> None:
+    """Mirror a random half of the images of batch (B, 3*S*S), S = side, left-right, in place."""
+    images = batch.reshape(len(batch), 3, side, side)
     flip = rng.random(len(batch)) < 0.5
     images[flip] = images[flip, :, :, ::-1]
 
@@ -100,8 +109,7 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
     n, dim = X_train.shape
     batch_size = min(train_config.batch_size, n)
     batches_per_epoch = math.ceil(n / batch_size)
-    if train_config.hflip and dim != 3 * 32 * 32:
-        raise ArgumentError("train.hflip needs 32x32 colour images as inputs, not features")
+    side = image_side(dim) if train_config.hflip else 0  # the images' side, from the row width D = 3 S S
     rng = np.random.default_rng(seed)
     eval_idx = train_eval_rows(n, train_config.train_eval_size, rng)
     X_eval, y_eval = X_train[eval_idx], y_train[eval_idx]
@@ -139,7 +147,7 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
                 X_train.take(idx, axis=0, out=xb, mode="clip")
                 np.take(y_train, idx, out=yb, mode="clip")
                 if train_config.hflip:
-                    _flip_half(xb, rng)
+                    _flip_half(xb, rng, side)
                 # the backward pass updates each parameter as its gradient arrives
                 loss, _ = model.loss(xb, yb, grads_out=step.begin(lr))
                 if not math.isfinite(loss):
