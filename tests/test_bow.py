@@ -152,13 +152,19 @@ def test_whitening_gives_nearly_identity_covariance():
     np.testing.assert_allclose(W, W.T, atol=1e-6)  # ZCA: symmetric
 
 
-def test_sampled_patches_are_windows_of_the_given_images():
-    X = np.random.default_rng(2).integers(0, 256, size=(3, 3072), dtype=np.uint8)
-    images = X.reshape(3, 3, 32, 32)
-    windows = {images[n, :, r:r + 4, c:c + 4].tobytes() for n in range(3) for r in range(29) for c in range(29)}
-    got = sample_patches(X, 4, 200, np.random.default_rng(0))
-    assert got.shape == (200, 48) and got.dtype == np.float32
-    assert all(row.astype(np.uint8).reshape(3, 4, 4).tobytes() in windows for row in got)
+@pytest.mark.parametrize("side", [32, 24, 40])
+def test_sampled_patches_are_windows_of_the_given_images(side):
+    X = np.random.default_rng(2).integers(0, 256, size=(3, 3 * side * side), dtype=np.uint8)
+    images = X.reshape(3, 3, side, side)
+    last = side - 4 + 1
+    windows = {images[n, :, r:r + 4, c:c + 4].tobytes() for n in range(3) for r in range(last) for c in range(last)}
+    bottom = {images[n, :, last - 1:side, c:c + 4].tobytes() for n in range(3) for c in range(last)}
+    right = {images[n, :, r:r + 4, last - 1:side].tobytes() for n in range(3) for r in range(last)}
+    got = sample_patches(X, 4, 2000, np.random.default_rng(0), side=side)
+    assert got.shape == (2000, 48) and got.dtype == np.float32
+    drawn = {row.astype(np.uint8).reshape(3, 4, 4).tobytes() for row in got}
+    assert drawn <= windows
+    assert drawn & bottom and drawn & right  # the whole image is sampled, up to its last row and column
 
 
 # ------------------------------------------------------------------ encoder
@@ -184,6 +190,36 @@ def test_encoder_equals_the_per_patch_loop(encoding, pooling, whiten, stride, si
     assert got.shape == expected.shape == (5, 7 * (4 if pooling == "quadrants" else 1))
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("side, stride, pooling", [(24, 1, "quadrants"), (40, 3, "quadrants"), (24, 2, "image")])
+def test_extracted_bow_features_of_any_image_size_equal_the_per_patch_loop(side, stride, pooling):
+    rng = np.random.default_rng(side)
+    X = rng.integers(0, 256, size=(30, 3 * side * side), dtype=np.uint8)
+    spec = [{"type": "bow", "words": 6, "patch": 5, "stride": stride, "pooling": pooling, "samples": 1500,
+             "iterations": 3}]
+    codebook = fit_codebook(X, words=6, patch=5, samples=1500, iterations=3, side=side)
+    got = extract_features(X[:4], spec, progress=False, codebooks=[codebook], image_size=side)
+    images = X[:4].reshape(4, 3, side, side)
+    expected = np.stack([loop_encode(im, codebook, stride, "triangle", pooling) for im in images])
+    assert got.shape == expected.shape == (4, feature_dim(spec, (side, side, 3)))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ArgumentError, match="patch 5 is larger than the 4x4 images"):
+        fit_codebook(X[:, :48], words=2, patch=5, samples=1000, side=4)
+    with pytest.raises(ArgumentError, match=f"{side}x{side} colour images have {3 * side * side}"):
+        fit_codebook(X[:, :-3], words=2, patch=5, samples=1000, side=side)
+
+
+def test_codebooks_of_32x32_images_are_those_of_mains_code_path(tmp_path):
+    """fit_codebook at the default size equals the code before image sizes (issue 20), and its cache key too."""
+    X = np.random.default_rng(11).integers(0, 256, size=(6, 3072), dtype=np.uint8)
+    codebook = fit_codebook(X, words=5, patch=5, samples=1000, iterations=2, seed=3)
+    assert codebook.digest() == fit_codebook(X, words=5, patch=5, samples=1000, iterations=2, seed=3,
+                                             side=32).digest()
+    assert codebook.digest() == "db1cbc539d39e6ec8a361a8a8a13dcb89ec05e48dce55c079e9740271f93dad0"
+    (t,) = normalize_transforms([{"type": "bow", "words": 5, "patch": 4, "samples": 1000, "iterations": 2}])
+    assert codebook_path(tmp_path, "fp", t).name == "codebook-824ed9dfc41a4c24207068eb.npz"
+    assert len({codebook_path(tmp_path, "fp", t, image_size=size) for size in (24, 32, 40)}) == 3
 
 
 def test_default_tiles_and_workers_give_the_same_codes():

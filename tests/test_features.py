@@ -1,5 +1,6 @@
 """Tests for cs_nets.features: HOG, color histograms, extraction, cache, config."""
 
+import hashlib
 import math
 from fractions import Fraction
 
@@ -20,9 +21,9 @@ from cs_nets.features import (
 )
 
 
-def random_images(n, seed=0):
-    """(n, 3, 32, 32) uint8 noise."""
-    return np.random.default_rng(seed).integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
+def random_images(n, seed=0, side=32):
+    """(n, 3, side, side) uint8 noise."""
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 3, side, side), dtype=np.uint8)
 
 
 def step_image(axis):
@@ -115,12 +116,14 @@ def reference_hog(rgb, cell, bins):
     return np.sqrt(hist / cell**2).ravel()
 
 
-@pytest.mark.parametrize("cell, bins", [(8, 9), (4, 7), (5, 9)])
-def test_hog_matches_per_pixel_loop_reference(cell, bins):
-    images = random_images(3, seed=cell)
+@pytest.mark.parametrize("side, cell, bins", [(32, 8, 9), (32, 4, 7), (32, 5, 9), (24, 6, 9), (24, 8, 5), (40, 8, 9)])
+def test_hog_matches_per_pixel_loop_reference(side, cell, bins):
+    images = random_images(3, seed=cell, side=side)
     # Smooth one image so small gradients and all orientations are exercised too.
     images[1] = (images[1].astype(np.uint16) + np.roll(images[1], 1, axis=1) + np.roll(images[1], 1, axis=2)) // 3
     got = hog_features(images, cell=cell, bins=bins)
+    assert got.shape == (3, (side // cell) ** 2 * bins) == (3, feature_dim([{"type": "hog", "cell": cell,
+                                                                            "bins": bins}], (side, side, 3)))
     for i in range(3):
         np.testing.assert_allclose(got[i], reference_hog(images[i], cell, bins), atol=1e-5, rtol=0)
 
@@ -148,9 +151,9 @@ def exact_hue(r, g, b):
     return (h / 6) % 1
 
 
-@pytest.mark.parametrize("bins", [10, 16])
-def test_hue_histogram_sums_to_one_and_matches_exact_hue(bins):
-    images = random_images(4, seed=bins)
+@pytest.mark.parametrize("bins, side", [(10, 32), (16, 32), (10, 24), (16, 40)])
+def test_hue_histogram_sums_to_one_and_matches_exact_hue(bins, side):
+    images = random_images(4, seed=bins, side=side)
     hist = color_histogram(images, bins=bins, space="hsv")
     assert hist.shape == (4, bins) and hist.dtype == np.float32
     np.testing.assert_allclose(hist.sum(axis=1), 1.0, atol=1e-6)
@@ -158,7 +161,7 @@ def test_hue_histogram_sums_to_one_and_matches_exact_hue(bins):
         counts = np.zeros(bins)
         for r, g, b in images[n].reshape(3, -1).T.tolist():
             counts[int(exact_hue(r, g, b) * bins)] += 1
-        np.testing.assert_allclose(hist[n], counts / 1024, atol=1e-7)
+        np.testing.assert_allclose(hist[n], counts / side**2, atol=1e-7)
 
 
 @pytest.mark.parametrize(
@@ -172,12 +175,13 @@ def test_hue_histogram_of_solid_colors(rgb, expected_bin):
     assert np.array_equal(color_histogram(np.ascontiguousarray(image), bins=6), expected)
 
 
-def test_rgb_histogram_is_per_channel_and_each_channel_sums_to_one():
-    images = random_images(3, seed=7)
+@pytest.mark.parametrize("side", [32, 24, 40])
+def test_rgb_histogram_is_per_channel_and_each_channel_sums_to_one(side):
+    images = random_images(3, seed=7, side=side)
     hist = color_histogram(images, bins=8, space="rgb")
     assert hist.shape == (3, 24)
     np.testing.assert_allclose(hist.reshape(3, 3, 8).sum(axis=2), 1.0, atol=1e-6)
-    expected = np.stack([np.bincount(images[1, ch].ravel() // 32, minlength=8) / 1024 for ch in range(3)])
+    expected = np.stack([np.bincount(images[1, ch].ravel() // 32, minlength=8) / side**2 for ch in range(3)])
     np.testing.assert_allclose(hist[1], expected.ravel(), atol=1e-7)
 
 
@@ -201,6 +205,35 @@ def test_extract_concatenates_transforms_in_order():
     np.testing.assert_array_equal(got[:, 144:156], color_histogram(images, bins=4, space="rgb"))
     np.testing.assert_allclose(got[:, 156:], X / 255.0, atol=1e-7)  # CIFAR order kept
     assert got[0, 156 + 1024] == pytest.approx(images[0, 1, 0, 0] / 255)  # first green pixel
+
+
+@pytest.mark.parametrize("side", [24, 40])
+def test_extract_reads_rows_of_any_square_size(side):
+    images = random_images(5, seed=side, side=side)
+    X = images.reshape(5, -1)  # (5, 3 S S) CIFAR-order rows
+    spec = [{"type": "hog", "cell": 8}, {"type": "color_hist", "space": "rgb", "bins": 4}, "color_hist", "raw"]
+    got = extract_features(X, spec, chunk=2, progress=False, image_size=side)
+    cells = (side // 8) ** 2 * 9
+    assert got.shape == (5, cells + 12 + 10 + 3 * side * side) == (5, feature_dim(spec, (side, side, 3)))
+    np.testing.assert_array_equal(got[:, :cells], hog_features(images))
+    np.testing.assert_array_equal(got[:, cells:cells + 12], color_histogram(images, bins=4, space="rgb"))
+    np.testing.assert_array_equal(got[:, cells + 12:cells + 22], color_histogram(images))
+    np.testing.assert_allclose(got[:, cells + 22:], X / 255.0, atol=1e-7)
+    assert got[0, cells + 22 + side * side] == pytest.approx(images[0, 1, 0, 0] / 255)  # first green pixel
+    with pytest.raises(DataError, match=rf"expected \(N, {3 * side * side}\) uint8 CIFAR rows of {side}x{side}"):
+        extract_features(random_images(2).reshape(2, -1), spec, progress=False, image_size=side)
+
+
+def test_features_of_32x32_images_are_those_of_mains_code_path():
+    """The digest of hog, colour and raw features of fixed rows, computed with the code before image sizes
+    (issue 20): passing the side through changed no value at 32, the default."""
+    X = np.random.default_rng(11).integers(0, 256, size=(6, 3072), dtype=np.uint8)
+    spec = [{"type": "hog", "cell": 4, "bins": 7}, {"type": "color_hist", "space": "rgb", "bins": 5}, "color_hist",
+            "raw"]
+    got = extract_features(X, spec, progress=False)
+    np.testing.assert_array_equal(got, extract_features(X, spec, progress=False, image_size=32))
+    assert hashlib.sha256(got.tobytes()).hexdigest() == \
+        "d95900df0be3276a9000e4bb7f605778ab6455eb7f22780dc818af6901a77a16"
 
 
 def test_extract_does_not_depend_on_chunk_size():
@@ -247,6 +280,20 @@ def test_cache_hit_does_not_recompute(tmp_path, X, monkeypatch):
     again = cached_features(X, [{"type": "hog", "cell": 8, "bins": 9}, "color_hist"], tmp_path, "train-abc")
     np.testing.assert_array_equal(again, first)
     assert again.dtype == np.float32 and again.shape == (6, 154)
+
+
+def test_caches_of_other_image_sizes_never_mix(tmp_path):
+    X24 = random_images(6, seed=5, side=24).reshape(6, -1)
+    spec = [{"type": "hog", "cell": 6}, "color_hist"]
+    paths = {size: cache_path(tmp_path, "fp", spec, image_size=size) for size in (24, 32, 48)}
+    assert len(set(paths.values())) == 3
+    # The key of 32x32 images is the one caches written before image sizes have (main's code gave this
+    # name): they are still read.
+    assert paths[32].name == cache_path(tmp_path, "fp", spec).name == "features-4dbf5bab274195bbe04182ff.npy"
+    got = cached_features(X24, spec, tmp_path, "fp", progress=False, image_size=24)
+    assert [p.name for p in tmp_path.iterdir()] == [paths[24].name]
+    np.testing.assert_array_equal(got, extract_features(X24, spec, progress=False, image_size=24))
+    assert got.shape == (6, 16 * 9 + 10)
 
 
 def test_cache_miss_for_other_transforms_or_fingerprint(tmp_path, X):
