@@ -289,3 +289,69 @@ def test_an_unknown_key_with_a_newline_is_named_on_one_line(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(config)
     assert "\n" not in str(err.value) and "unknown key 'data.pa\\nth'" in str(err.value)
+
+
+SIZED_FEATURES = ("[{type: hog, cell: 6}, {type: color_hist}, "
+                  "{type: bow, words: 8, patch: 5, stride: 2, samples: 2000, iterations: 3}]")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [
+    ["model.type=two_layer", "model.hidden_dims=[20]", f"features={SIZED_FEATURES}"],
+    ["model.type=linear", "train.hflip=true"],  # raw pixels: flipped in training, drawn as 24x24 templates
+])
+def test_features_hflip_evaluate_predict_and_templates_at_image_size_24(tmp_path, extra):
+    from cs_nets.features import feature_dim
+
+    data = tmp_path / "pets"
+    write_folder(data, per_class=24, size=40)  # 40x40 files, read at 24x24
+    sets = ["data.source=folder", f"data.path={data}", "data.image_size=24", "data.test_fraction=0.25",
+            "data.num_val=9", "optim.learning_rate=1e-3", "train.num_epochs=3", "train.batch_size=20", *extra]
+    out = tmp_path / "run"
+    result = run("train", "--config", ROOT / "configs" / "smoke.yaml", *[a for s in sets for a in ("--set", s)],
+                 "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    model, inputs, meta = load_checkpoint(out)
+    assert meta["image_size"] == inputs.image_size == 24
+    width = feature_dim(inputs.features, (24, 24, 3)) if inputs.features else 3 * 24 * 24
+    assert model.input_dim == width == (16 * 9 + 10 + 4 * 8 if inputs.features else 1728)
+
+    result = run("evaluate", "--checkpoint", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["accuracy"] == summary["test_accuracy"]
+
+    # predict decodes the test files at the checkpoint's size and rebuilds its features there
+    listing = list_folder(data, 0.25)
+    test_files = [data / f for f, t in zip(listing.files, listing.is_test) if t]
+    result = run("predict", "--checkpoint", out, *test_files, "--json")
+    assert result.exit_code == 0, result.stderr
+    predicted = np.array([p["index"] for p in json.loads(result.stdout)["predictions"]])
+    raw = load_folder(data, 24, 0.25, progress=False)
+    assert np.array_equal(predicted, inputs.predict(model, inputs.extract(raw.X_test, None, progress=False)))
+    confusion = np.zeros((3, 3), int)
+    np.add.at(confusion, (raw.y_test, predicted), 1)
+    assert confusion.tolist() == summary["test_confusion"]
+
+    result = run("plot", out)
+    assert result.exit_code == 0, result.output
+    templates = out / "templates.png"
+    assert templates.is_file() != bool(inputs.features)  # feature weights have no picture
+    if templates.is_file():
+        with Image.open(templates) as picture:
+            assert picture.size == (1000, 180)  # one labeled row of 3 class templates
+
+
+def test_the_memory_estimate_counts_features_at_the_image_size():
+    from cs_nets.features import feature_dim
+    from cs_nets.memory import estimate_bytes
+
+    features = [{"type": "hog", "cell": 6}, "color_hist", {"type": "bow", "words": 8, "patch": 5}]
+    config = load_config(None, ["data.source=folder", "data.path=/x", "data.image_size=24", "data.num_val=10",
+                                f"features={features}"])
+    width = feature_dim(features, (24, 24, 3))
+    assert width == 16 * 9 + 10 + 4 * 8 != feature_dim(features)
+    parts = estimate_bytes(config, folder_sizes=(100, 20))
+    assert parts["features"] == 120 * width * 4
+    # float32 rows: 90 training, 10 validation and the copy of the 90 training rows scored each epoch
+    assert parts["inputs"] == (90 + 10 + 90) * width * 4

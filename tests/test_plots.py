@@ -232,6 +232,23 @@ def test_plot_templates_linear_shows_one_labeled_template_per_class(tmp_path):
     assert np.all(rgb == [1.0, 0.0, 0.0], axis=-1).sum() > 500
 
 
+@pytest.mark.parametrize("side", [24, 40])
+def test_plot_templates_draws_templates_of_any_square_size(tmp_path, side):
+    rng = np.random.default_rng(side)
+    W = rng.standard_normal((3 * side * side, 3))
+    W[:, 1] = np.concatenate([np.ones(side * side), np.zeros(2 * side * side)])  # all red: (3, S, S) planes
+    path = plot_templates(W, NAMES[:3], tmp_path / "templates.png")
+    assert png_size(path) == (1000, 180)
+    rgb = decoded(path)[..., :3]
+    red = np.all(rgb == [1.0, 0.0, 0.0], axis=-1)
+    # The red template fills its square cell: the red pixels span as many rows as columns.
+    rows, cols = np.flatnonzero(red.any(axis=1)), np.flatnonzero(red.any(axis=0))
+    assert red.sum() > 500 and abs((rows[-1] - rows[0]) - (cols[-1] - cols[0])) <= 1
+    assert weights_to_images(W, (3, side, side)).shape == (3, side, side, 3)
+    with pytest.raises(CsNetsError, match=r"\(3\*S\*S, K\) for S x S colour images"):
+        plot_templates(W[:-1], NAMES[:3], tmp_path / "bad.png")
+
+
 def test_plot_templates_grid_for_first_layer(tmp_path):
     rng = np.random.default_rng(0)
     W1 = rng.standard_normal((3072, 300)).astype(np.float32)

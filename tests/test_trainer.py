@@ -6,6 +6,7 @@ import pytest
 from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.data.preprocess import Normalizer, split_train_val
 from cs_nets.data.synthetic import make_synthetic
+from cs_nets.errors import ArgumentError
 from cs_nets.nn.grads_out import Gradients
 from cs_nets.nn.models import build_model
 from cs_nets.training.trainer import fit
@@ -125,3 +126,66 @@ def test_hflip_needs_images():
     model = build_model("linear", 10, 10)
     with pytest.raises(ValueError, match="hflip"):
         fit(model, *small, OptimConfig(), TrainConfig(hflip=True), progress=False)
+
+
+def loop_flip_half(batch, flip, side):
+    """The trainer's flip, pixel by pixel: image i's column c becomes column side - 1 - c when flip[i]."""
+    out = batch.copy()
+    for i in range(len(batch)):
+        if flip[i]:
+            for channel in range(3):
+                for r in range(side):
+                    for c in range(side):
+                        out[i, (channel * side + r) * side + c] = batch[i, (channel * side + r) * side + side - 1 - c]
+    return out
+
+
+@pytest.mark.parametrize("side", [24, 32])
+def test_flip_half_mirrors_the_drawn_half_of_square_images_of_any_size(side):
+    from cs_nets.training.trainer import _flip_half
+
+    batch = np.random.default_rng(side).standard_normal((9, 3 * side * side)).astype(np.float32)
+    flip = np.random.default_rng(5).random(9) < 0.5  # what _flip_half draws from the same generator
+    assert 0 < flip.sum() < 9
+    got = batch.copy()
+    _flip_half(got, np.random.default_rng(5), side)
+    np.testing.assert_array_equal(got, loop_flip_half(batch, flip, side))
+
+
+class BatchRecorder:
+    """A linear-looking model that records every minibatch it is given and learns nothing."""
+
+    def __init__(self, dim):
+        self.params = {"w": np.zeros(1)}
+        self.batches = []
+
+    def loss(self, X, y=None, grads_out=None):
+        self.batches.append(X.copy())
+        grads = Gradients() if grads_out is None else grads_out
+        grads.put("w", np.zeros(1))
+        return 1.0, grads.grads
+
+    def predict(self, X):
+        return np.zeros(len(X), np.int64)
+
+
+def test_hflip_in_training_flips_24x24_rows_and_refuses_rows_that_are_not_square_images():
+    side, n = 24, 40
+    X = np.random.default_rng(0).standard_normal((n, 3 * side * side)).astype(np.float32)
+    y = np.zeros(n, np.int64)
+    model = BatchRecorder(X.shape[1])
+    fit(model, X, y, X[:4], y[:4], OptimConfig(), TrainConfig(batch_size=8, num_epochs=2, hflip=True), progress=False)
+    mirrored = X.reshape(n, 3, side, side)[..., ::-1].reshape(n, -1)
+    flipped = kept = 0
+    for batch in model.batches:
+        for row in batch:
+            i = int(np.flatnonzero((X == row).all(axis=1) | (mirrored == row).all(axis=1))[0])
+            flipped += bool((mirrored[i] == row).all())
+            kept += bool((X[i] == row).all())
+    assert flipped + kept == 2 * n and 0 < flipped < 2 * n  # each row as it is or mirrored, both happen
+    for dim in (3 * 24 * 24 + 3, 2, 10):
+        with pytest.raises(ArgumentError, match=rf"train.hflip flips square colour images: rows of 3\*S\*S values, "
+                                                rf"got {dim} values per row"):
+            fit(BatchRecorder(dim), np.zeros((4, dim), np.float32), np.zeros(4, np.int64),
+                np.zeros((2, dim), np.float32), np.zeros(2, np.int64), OptimConfig(), TrainConfig(hflip=True),
+                progress=False)
