@@ -122,7 +122,9 @@ def pixel_dtype(config: Config, storage: str = "float32") -> str:
 
 
 class InputPipeline:
-    """uint8 images (N, 3 S S), S = image_size, or points (N, 2) -> model inputs (N, D): optional features, then normalization.
+    """uint8 images (N, 3 S S) or points (N, 2) -> model inputs (N, D): optional features, then normalization.
+
+    S = image_size, the side of the square images (recorded in checkpoints; None: 2-D points, 32 when unknown).
 
     features: normalized transform list (empty: raw pixels); normalizer: a
     ``Normalizer`` (fit on the training split by ``fit``, or restored by

@@ -10,7 +10,7 @@ Outputs are raw (not standardized): the training pipeline standardizes them.
   color.py    color_histogram: hue (HSV) or per-channel RGB histograms
   bow.py      fit_codebook (training split only), Encoder: bag of visual words
   polar.py    polar_features: (x, y) -> (r, θ) for 2-D points
-  extract.py  extract_features: (N, 3072) uint8 -> (N, F) float32, chunked
+  extract.py  extract_features: (N, 3 S S) uint8 rows of S x S images -> (N, F) float32, chunked
   cache.py    cached_features: the same, stored as .npy in a cache folder; cached_codebook: bow codebooks
 """
 

@@ -161,10 +161,10 @@ def cached_codebook(X_train, transform, cache_dir, fingerprint, log=None, image_
     """``fit_codebook(X_train, ..., side=image_size)`` with the transform's parameters, read from or written
     to a cache file.
 
-    X_train: (N, 3 S S) uint8 rows of S x S images (S = image_size), the training split; fingerprint: non-empty string naming
-    exactly those rows (e.g. their content hash). A file that cannot be read, or holds
-    misshapen or non-finite arrays, is reported in one line through `log` and the
-    codebook is learned again (and the file replaced); a failed write is reported too.
+    X_train: (N, 3 S S) uint8 rows of S x S images (S = image_size), the training split;
+    fingerprint: non-empty string naming exactly those rows (e.g. their content hash).
+    A file that cannot be read, or holds misshapen or non-finite arrays, is reported in
+    one line through `log` and the codebook is learned again (and the file replaced); a failed write is reported too.
     """
     from cs_nets.errors import ArgumentError
     from cs_nets.features.bow import Codebook, fit_codebook
