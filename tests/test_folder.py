@@ -333,6 +333,17 @@ def test_features_hflip_evaluate_predict_and_templates_at_image_size_24(tmp_path
     np.add.at(confusion, (raw.y_test, predicted), 1)
     assert confusion.tolist() == summary["test_confusion"]
 
+    # A checkpoint whose recorded size does not give its inputs is refused before anything is read at it.
+    arrays = dict(np.load(out / "model.npz", allow_pickle=False))
+    meta["image_size"] = 32
+    arrays["meta"] = np.array(json.dumps(meta))
+    (tmp_path / "other").mkdir()
+    np.savez(tmp_path / "other" / "model.npz", **arrays)
+    with pytest.raises(DataError, match=rf"(its features \(hog, color_hist, bow\) do not give its {width} inputs "
+                                        rf"for 32x32 images \(meta image_size\)|meta image_size is 32, expected the "
+                                        rf"side of the images its {width} raw-pixel inputs hold)$"):
+        load_checkpoint(tmp_path / "other" / "model.npz")
+
     result = run("plot", out)
     assert result.exit_code == 0, result.output
     templates = out / "templates.png"

@@ -259,6 +259,18 @@ def _check_meta(meta: dict, path) -> None:
             raise DataError(f"{path}: its run config is not valid: {clip_text(err, 240)}") from None
 
 
+def _feature_width(features: list[dict], size: int) -> int | None:
+    """What the (normalized) image features give for size x size images; None when they cannot read them."""
+    from cs_nets.features import feature_dim, is_point_transforms
+
+    if is_point_transforms(features):
+        return None
+    try:
+        return feature_dim(features, (size, size, 3))
+    except ConfigError:
+        return None
+
+
 def _check_inputs_meta(meta: dict, path) -> None:
     inputs = meta.get("inputs")
     if not isinstance(inputs, dict) or not isinstance(inputs.get("features"), list) \
@@ -334,6 +346,10 @@ def _read_inputs(zf, members, meta, input_dim, path):
         raise DataError(f"{path}: its input statistics are not valid ({clip_text(err, 200)})") from None
     inputs.data_fingerprint = meta.get("data_fingerprint")
     inputs.image_size = meta.get("image_size")
+    if inputs.image_size is not None and inputs.features \
+            and _feature_width(inputs.features, inputs.image_size) != input_dim:  # features are read at that size
+        raise DataError(f"{path}: its features ({', '.join(t['type'] for t in inputs.features)}) do not give its "
+                        f"{input_dim} inputs for {inputs.image_size}x{inputs.image_size} images (meta image_size)")
     return inputs
 
 
