@@ -259,6 +259,8 @@ def test_train_evaluate_and_predict_on_a_folder_dataset(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("command, extra", [
     ("random-search", ["--set", "search.attempts=5"]),
+    ("random-search", ["--set", "search.attempts=5", "--set", "data.image_size=24",
+                       "--set", "features=[{type: hog, cell: 6}, {type: color_hist}]"]),
     ("train", ["--set", "features=[{type: hog, cell: 8}, {type: color_hist}]", "--set", "train.num_epochs=2"]),
     ("train", ["--set", "model.type=fc_net", "--set", "model.hidden_dims=[16, 16]", "--set", "train.num_epochs=2"]),
 ])
@@ -366,3 +368,21 @@ def test_the_memory_estimate_counts_features_at_the_image_size():
     assert parts["features"] == 120 * width * 4
     # float32 rows: 90 training, 10 validation and the copy of the 90 training rows scored each epoch
     assert parts["inputs"] == (90 + 10 + 90) * width * 4
+
+
+@pytest.mark.slow
+def test_a_local_sweep_runs_features_at_image_size_24(tmp_path):
+    data = tmp_path / "pets"
+    write_folder(data, per_class=20, split_dirs=True)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{source: folder, path: {data}, image_size: 24, num_val: 6}}\n"
+                      f"features: {SIZED_FEATURES}\nmodel: {{type: linear}}\ntrain: {{num_epochs: 2, batch_size: 20}}\n")
+    out = tmp_path / "sweep"
+    result = run("sweep", "--config", config, "--grid", "optim.learning_rate=1e-3,1e-2", "--backend", "local",
+                 "--out", out)
+    assert result.exit_code == 0, result.output
+    for trial in ("trial-000", "trial-001"):
+        summary = json.loads((out / trial / "summary.json").read_text())
+        assert summary["status"] == "completed" and load_checkpoint(out / trial)[2]["image_size"] == 24
+        result = run("evaluate", "--checkpoint", out / trial, "--json")
+        assert result.exit_code == 0 and json.loads(result.stdout)["accuracy"] == summary["test_accuracy"]
