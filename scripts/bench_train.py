@@ -363,6 +363,17 @@ def blas_status():
     return getattr(blas, "status", blas.backend)()
 
 
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else platform.processor()): ratios hold for that CPU only."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -385,7 +396,8 @@ def main(argv=None):
     if unknown:
         parser.error(f"--rows: unknown row {unknown[0]!r} (expected some of {', '.join(rows)})")
 
-    print(f"# bench_train: Python {platform.python_version()}, NumPy {np.__version__}, {platform.machine()}")
+    print(f"# bench_train: Python {platform.python_version()}, NumPy {np.__version__}, {platform.machine()}, "
+          f"CPU {cpu_model()}")
     print(f"BLAS: {blas_text()}")
     print(f"cs_nets.training._blas: {blas_status()}")
     env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -437,7 +449,7 @@ def main(argv=None):
             json.dump(dict(results=results, sgemm_gflops={str(k): v for k, v in rates.items()},
                            data_seconds=data_seconds, peak_rss_after_data_mb=rss_data,
                            peak_rss_end_mb=peak_rss_mb(), load_before=load_before, load_after=load_after,
-                           blas=blas_status(), args=vars(args)), f, indent=2)
+                           blas=blas_status(), cpu=cpu_model(), args=vars(args)), f, indent=2)
 
 
 def report(results, rates, data_seconds, rss_data, load_before, load_after, args, torch):
