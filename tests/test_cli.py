@@ -210,7 +210,7 @@ def test_checkpoint_whose_features_do_not_match_the_data(tmp_path):
     np.savez(out / "model.npz", **arrays)
     result = run("evaluate", "--checkpoint", out)
     assert result.exit_code == 1
-    assert "expect 144 values per image, but hog gives 576" in result.output
+    assert "its features (hog) do not give its 144 inputs for 32x32 images" in result.output
     assert "Traceback" not in result.output
 
 

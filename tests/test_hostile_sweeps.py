@@ -196,10 +196,16 @@ def test_a_fifo_as_the_spec_is_refused_without_waiting(tmp_path):
 # ----------------------------------------------------------------------------- the library's side
 
 
-def test_check_trials_fit_names_the_first_trial_that_cannot_fit():
+def test_check_trials_fit_names_the_first_trial_that_cannot_fit(tmp_path):
+    import yaml
+
     from cs_nets.memory import estimate_bytes
 
-    trials = expand_trials(grid_spec(SMOKE, ["model.reg=0,1", "data.synthetic_train=300,400"]))
+    # data.storage float32: under auto, a float set one byte too big would be stored as uint8 and fit
+    config = yaml.safe_load(SMOKE.read_text())
+    config["data"]["storage"] = "float32"
+    (tmp_path / "smoke32.yaml").write_text(yaml.safe_dump(config))
+    trials = expand_trials(grid_spec(tmp_path / "smoke32.yaml", ["model.reg=0,1", "data.synthetic_train=300,400"]))
     needed = [sum(estimate_bytes(t.config).values()) for t in trials]
     assert needed[1] == needed[3] == max(needed) > needed[0] == needed[2]
     check_trials_fit(trials, available=max(needed))  # each fits, just
