@@ -65,6 +65,9 @@ from cs_nets.nn.models import build_model
 from cs_nets.nn.optim import learning_rate
 from cs_nets.training import _blas as blas
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_time_to_accuracy import cpu_model  # noqa: E402  (a sibling script: the CPU model, read once)
+
 try:
     from cs_nets.training.trainer import fit
 except ImportError:  # an older checkout (PYTHONPATH=OLD, to time "before"): train(), on_epoch(metrics)
@@ -362,17 +365,6 @@ def blas_status():
     """What cs_nets.training._blas runs on (status() where this cs_nets has it, else backend())."""
     return getattr(blas, "status", blas.backend)()
 
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux, else platform.processor()): ratios hold for that CPU only."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
