@@ -222,6 +222,21 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def assert_predict_gives_the_test_split(out, data, model, inputs, confusion):
+    """`csnets predict` on the test files of `data` (test_fraction 0.25, read at 24x24) predicts what the
+    checkpoint's model predicts for the decoded test split, and those predictions give `confusion`."""
+    listing = list_folder(data, 0.25)
+    test_files = [data / f for f, t in zip(listing.files, listing.is_test) if t]
+    result = run("predict", "--checkpoint", out, *test_files, "--json")
+    assert result.exit_code == 0, result.stderr
+    predicted = np.array([p["index"] for p in json.loads(result.stdout)["predictions"]])
+    raw = load_folder(data, 24, 0.25, progress=False)
+    assert np.array_equal(predicted, inputs.predict(model, inputs.extract(raw.X_test, None, progress=False)))
+    found = np.zeros((3, 3), int)
+    np.add.at(found, (raw.y_test, predicted), 1)
+    assert found.tolist() == confusion
+
+
 @pytest.mark.slow
 def test_train_evaluate_and_predict_on_a_folder_dataset(tmp_path):
     data = tmp_path / "pets"
@@ -244,16 +259,7 @@ def test_train_evaluate_and_predict_on_a_folder_dataset(tmp_path):
     report = json.loads(result.stdout)
     assert report["accuracy"] == summary["test_accuracy"] and report["class_names"] == NAMES
 
-    listing = list_folder(data, 0.25)
-    test_files = [data / f for f, t in zip(listing.files, listing.is_test) if t]
-    result = run("predict", "--checkpoint", out, *test_files, "--json")
-    assert result.exit_code == 0, result.stderr
-    predicted = np.array([p["index"] for p in json.loads(result.stdout)["predictions"]])
-    raw = load_folder(data, 24, 0.25, progress=False)
-    assert np.array_equal(predicted, inputs.predict(model, raw.X_test))
-    confusion = np.zeros((3, 3), int)
-    np.add.at(confusion, (raw.y_test, predicted), 1)
-    assert confusion.tolist() == report["confusion"]
+    assert_predict_gives_the_test_split(out, data, model, inputs, report["confusion"])
 
 
 @pytest.mark.slow
@@ -324,16 +330,7 @@ def test_features_hflip_evaluate_predict_and_templates_at_image_size_24(tmp_path
     assert json.loads(result.stdout)["accuracy"] == summary["test_accuracy"]
 
     # predict decodes the test files at the checkpoint's size and rebuilds its features there
-    listing = list_folder(data, 0.25)
-    test_files = [data / f for f, t in zip(listing.files, listing.is_test) if t]
-    result = run("predict", "--checkpoint", out, *test_files, "--json")
-    assert result.exit_code == 0, result.stderr
-    predicted = np.array([p["index"] for p in json.loads(result.stdout)["predictions"]])
-    raw = load_folder(data, 24, 0.25, progress=False)
-    assert np.array_equal(predicted, inputs.predict(model, inputs.extract(raw.X_test, None, progress=False)))
-    confusion = np.zeros((3, 3), int)
-    np.add.at(confusion, (raw.y_test, predicted), 1)
-    assert confusion.tolist() == summary["test_confusion"]
+    assert_predict_gives_the_test_split(out, data, model, inputs, summary["test_confusion"])
 
     # A checkpoint whose recorded size does not give its inputs is refused before anything is read at it.
     arrays = dict(np.load(out / "model.npz", allow_pickle=False))

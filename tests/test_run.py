@@ -45,22 +45,24 @@ def csnets(*args, **kwargs):
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+def completed_run(folder, overrides):
+    """(run directory, RunResult) of an uninterrupted run of the smoke config with `overrides`."""
+    out = folder / "run"
+    result = run(smoke(*overrides), out)
+    assert result.status == "completed"
+    return out, result
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted run of the RESUMABLE config."""
-    out = tmp_path_factory.mktemp("ref") / "run"
-    result = run(smoke(*RESUMABLE), out)
-    assert result.status == "completed"
-    return out, result
+    return completed_run(tmp_path_factory.mktemp("ref"), RESUMABLE)
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """An uninterrupted run of the QUICK config."""
-    out = tmp_path_factory.mktemp("finished") / "run"
-    result = run(smoke(*QUICK), out)
-    assert result.status == "completed"
-    return out, result
+    return completed_run(tmp_path_factory.mktemp("finished"), QUICK)
 
 
 def test_run_writes_a_complete_run_directory(finished):

@@ -71,6 +71,18 @@ def run_printed(command, monkeypatch, cwd):
         return CliRunner().invoke(main, words[1:])
 
 
+def wait_gone(pid, timeout=60.0):
+    """Return once process `pid` has ended; AssertionError if it is still there after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the trial (pid {pid}) outlived its sweep")
+
+
 def params_of(run_dir):
     model, _, _ = load_checkpoint(run_dir)
     return model.params
@@ -413,15 +425,7 @@ def test_a_second_sweep_into_a_running_sweeps_folder_is_refused_at_once(tmp_path
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode == 130
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # its trial was stopped with it
-        try:
-            os.kill(running["pid"], 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("the trial outlived its sweep")
+    wait_gone(running["pid"])  # its trial was stopped with it
     assert summaries(out)["trial-000"]["status"] == "interrupted"
 
 
@@ -461,15 +465,7 @@ def test_a_killed_driver_takes_its_trials_with_it_and_they_are_saved(tmp_path, r
     running = wait_for_epochs(out / "trial-000", 2, proc)
     proc.kill()  # SIGKILL: the driver has no say
     proc.communicate(timeout=60)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            os.kill(running["pid"], 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("the trial outlived its sweep")
+    wait_gone(running["pid"])
     summary = summaries(out)["trial-000"]
     assert summary["status"] == "interrupted" and 2 <= summary["epochs"] < 200
     assert (out / "trial-000" / "state.npz").is_file()
