@@ -176,6 +176,25 @@ def test_hflip_copies_add_the_mirrors_to_the_training_split_only(python_dir, fea
     assert not np.allclose(data.X_train[:n], data.X_train[n:])
 
 
+def test_each_feature_phase_logs_what_it_did_and_its_time(python_dir):
+    import re
+
+    lines = []
+    sets = [f"data.dir={python_dir}", "data.num_val=50", "data.hflip_copies=true",
+            "features=[{type: bow, words: 8, samples: 2000, iterations: 2}, hog]"]
+    data = build_dataset(load_config(None, sets), load_cifar10(python_dir, "python"), python_dir,
+                         progress=False, log=lines.append)
+    n, width = len(data.y_train) // 2, data.X_train.shape[1]
+    timed = [line for line in lines if re.search(r" in \d+\.\d s$", line)]
+    assert [re.sub(r" in \d+\.\d s$", "", line) for line in timed] == [
+        "bow: 8 words ready",
+        f"features: {n} train images ({width} values each)",
+        f"features: {n} mirrored train images ({width} values each)",
+        f"features: {len(data.y_val)} val images ({width} values each)",
+        f"features: {len(data.y_test)} test images ({width} values each)",
+    ]
+
+
 def test_hflip_copies_are_counted_and_refused_for_points():
     from cs_nets.errors import ConfigError
     from cs_nets.memory import estimate_bytes

@@ -23,6 +23,7 @@ a ``NormalizedRows`` that normalizes each minibatch as the trainer draws it
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,26 +169,36 @@ class InputPipeline:
                 if cache_dir is None:
                     self.codebooks[i] = fit_codebook(X_train, **params, side=self.side)
                     continue
+                started = time.perf_counter()
                 fingerprint = fingerprint or content_hash(X_train)
                 self.codebooks[i] = cached_codebook(X_train, t, Path(cache_dir) / "features", fingerprint, log,
                                                     image_size=self.side)
+                if log:
+                    log(f"bow: {t['words']} words ready in {time.perf_counter() - started:.1f} s")
         return self
 
-    def extract(self, X: np.ndarray, data_dir: Path | None, progress=True, log=None) -> np.ndarray:
+    def extract(self, X: np.ndarray, data_dir: Path | None, progress=True, log=None, name: str = "") -> np.ndarray:
         """Feature vectors (N, F) float32 of one split's rows X; X itself without features.
 
         With a data folder the result is cached in <data_dir>/features, keyed by
         every byte of X, the transforms and the codebooks.
+        name: the split, for the line logged with the time taken (e.g. "train").
         """
         if not self.features:
             return X
         from cs_nets.features import cached_features, extract_features
 
+        started = time.perf_counter()
         codebooks = [self.codebooks.get(i) for i in range(len(self.features))]
         if data_dir is None:  # generated data: cheap to recompute, nothing to key a cache on
-            return extract_features(X, self.features, progress=progress, codebooks=codebooks, image_size=self.side)
-        return cached_features(X, self.features, Path(data_dir) / "features", content_hash(X),
-                               progress=progress, log=log, codebooks=codebooks, image_size=self.side)
+            rows = extract_features(X, self.features, progress=progress, codebooks=codebooks, image_size=self.side)
+        else:
+            rows = cached_features(X, self.features, Path(data_dir) / "features", content_hash(X),
+                                   progress=progress, log=log, codebooks=codebooks, image_size=self.side)
+        if log:
+            log(f"features: {len(rows)} {name + ' ' if name else ''}images ({rows.shape[1]} values each) "
+                f"in {time.perf_counter() - started:.1f} s")
+        return rows
 
     def fit(self, X_train: np.ndarray) -> InputPipeline:
         """Learn the normalization of the training split's features (or pixels) X_train: (N, F)."""
@@ -302,29 +313,34 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
     inputs.image_size = image_size  # saved in the checkpoint: predict resizes images to it, features read it
     inputs.fit_features(split.X_train, log, cache_dir=folder)
     inputs.data_fingerprint = fingerprint  # saved in the checkpoint: evaluate and resume check data against it
-    X_train, y_train = inputs.extract(split.X_train, folder, progress, log), split.y_train
     if config.data.hflip_copies and image_size is not None:
         # The mirrors join the training split only, after the codebook was learned from the originals.
-        X_train = _with_mirrors(inputs, X_train, split.X_train, image_size, folder, progress, log)
-        y_train = np.concatenate([y_train, y_train])
+        X_train = _with_mirrors(inputs, split.X_train, image_size, folder, progress, log)
+        y_train = np.concatenate([split.y_train, split.y_train])
+    else:
+        X_train, y_train = inputs.extract(split.X_train, folder, progress, log, name="train"), split.y_train
     inputs.fit(X_train)
     if isinstance(X_train, ImageRows):  # uint8 storage: normalized batch by batch as the trainer draws them
         X_train = NormalizedRows(X_train, inputs.normalizer)
     else:
         X_train = inputs.transform(X_train, in_place=consume)
-    X_val = inputs.transform(inputs.extract(split.X_val, folder, progress, log), in_place=consume)
-    test_rows = inputs.extract(split.X_test, folder, progress, log)
+    X_val = inputs.transform(inputs.extract(split.X_val, folder, progress, log, name="val"), in_place=consume)
+    test_rows = inputs.extract(split.X_test, folder, progress, log, name="test")
     return Dataset(X_train, y_train, X_val, split.y_val, test_rows, split.y_test, split.class_names, inputs)
 
 
-def _with_mirrors(inputs: InputPipeline, X_train, images, image_size: int, folder: Path | None, progress, log):
-    """(2N, F): the inputs X_train of the N training `images`, then those of their left-right mirrors."""
+def _with_mirrors(inputs: InputPipeline, images, image_size: int, folder: Path | None, progress, log):
+    """(2N, F): the inputs of the N training `images`, then those of their left-right mirrors."""
     n = len(images)
-    if inputs.features:
-        mirrored = inputs.extract(mirror_rows(images, image_size), folder, progress, log)
-        return np.concatenate([X_train, mirrored])
-    stored = isinstance(X_train, ImageRows)  # uint8 storage: the pixels and their mirrors, in memory
-    pixels = X_train[:] if stored else X_train
+    if inputs.features:  # filled half by half: at most one half is held beside the whole (3 N F, not 4 N F)
+        originals = inputs.extract(images, folder, progress, log, name="train")
+        both = np.empty((2 * n, originals.shape[1]), originals.dtype)
+        both[:n] = originals
+        del originals
+        both[n:] = inputs.extract(mirror_rows(images, image_size), folder, progress, log, name="mirrored train")
+        return both
+    stored = isinstance(images, ImageRows)  # uint8 storage: the pixels and their mirrors, in memory
+    pixels = images[:] if stored else images
     both = np.empty((2 * n, pixels.shape[1]), pixels.dtype)  # raw pixels: mirrored straight into place
     both[:n] = pixels
     mirror_rows(pixels, image_size, out=both[n:])

@@ -318,7 +318,10 @@ def _train(config, data, model, run_dir: RunDir, state, header, progress, log, o
     try:
         with finishing():  # training is over: one stop signal now must not cut the saving short
             run_dir.write_array("batch_losses.npy", result.batch_losses)
+            log(f"training: {len(result.history)} epochs in {result.train_seconds:.1f} s")
+            started = time.perf_counter()
             summary = finish_run(config, data, model, run_dir, {**fields, "status": result.status})
+            log(f"test split scored and the run saved in {time.perf_counter() - started:.1f} s")
             if result.status != "interrupted":
                 run_dir.remove_state()  # finished: nothing left to resume
             run_dir.promote()
