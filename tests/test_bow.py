@@ -277,7 +277,7 @@ def test_encoder_rejects_unknown_choices():
 def test_bow_spec_defaults_ranges_and_size():
     (t,) = normalize_transforms(["bow"])
     assert t == {"type": "bow", "words": 256, "patch": 6, "stride": 1, "encoding": "triangle",
-                 "pooling": "quadrants", "whiten": True, "samples": 100_000, "iterations": 20, "seed": 0}
+                 "pooling": "quadrants", "whiten": True, "samples": 100_000, "iterations": 20, "seed": 0, "weight": 1.0}
     assert feature_dim(["bow"]) == 1024
     assert feature_dim([{"type": "bow", "words": 100, "pooling": "image"}, "hog"]) == 100 + 144
     for bad, match in [({"words": 0}, "words: got 0"), ({"encoding": "soft"}, "encoding: got 'soft'"),

@@ -203,7 +203,7 @@ def test_checkpoint_whose_features_do_not_match_the_data(tmp_path):
     with np.load(out / "model.npz", allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(str(arrays["meta"]))
-    assert meta["inputs"]["features"] == [{"type": "hog", "cell": 8, "bins": 9}]
+    assert meta["inputs"]["features"] == [{"type": "hog", "cell": 8, "bins": 9, "weight": 1.0}]
     assert arrays["params/W1"].shape[0] == 144 and "inputs/std" in arrays  # features are standardized
     meta["inputs"]["features"] = [{"type": "hog", "cell": 4, "bins": 9}]  # 576 values instead of 144
     arrays["meta"] = np.array(json.dumps(meta))

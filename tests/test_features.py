@@ -348,12 +348,13 @@ def test_cache_write_failure_is_reported_not_raised(tmp_path, X):
 
 def test_normalize_fills_defaults_and_accepts_type_names():
     assert normalize_transforms(["hog", {"type": "color_hist", "bins": 16}, {"type": "raw"}]) == [
-        {"type": "hog", "cell": 8, "bins": 9},
-        {"type": "color_hist", "bins": 16, "space": "hsv"},
-        {"type": "raw"},
+        {"type": "hog", "cell": 8, "bins": 9, "weight": 1.0},
+        {"type": "color_hist", "bins": 16, "space": "hsv", "weight": 1.0},
+        {"type": "raw", "weight": 1.0},
     ]
     normalized = normalize_transforms([{"type": "color_hist", "space": "rgb"}])
-    assert normalize_transforms(normalized) == normalized == [{"type": "color_hist", "bins": 10, "space": "rgb"}]
+    assert normalize_transforms(normalized) == normalized == [{"type": "color_hist", "bins": 10, "space": "rgb",
+                                                                             "weight": 1.0}]
     assert FEATURE_TYPES == ("raw", "hog", "color_hist", "bow", "polar")
 
 
@@ -371,14 +372,20 @@ def test_feature_dim():
         ("hog", r"^features: got 'hog'"),
         (["hog", {"type": "sift"}], r"^features\[1\]\.type: got 'sift', expected one of: raw, hog, color_hist, bow, polar$"),
         ([{"cell": 8}], r"^features\[0\]\.type: got None"),
-        ([{"type": "hog", "size": 8}], r"^features\[0\]\.size: unknown key for type 'hog', valid keys: type, cell, bins$"),
-        ([{"type": "raw", "bins": 3}], r"^features\[0\]\.bins: unknown key for type 'raw', valid keys: type$"),
+        ([{"type": "hog", "size": 8}], r"^features\[0\]\.size: unknown key for type 'hog', valid keys: type, cell, bins, weight$"),
+        ([{"type": "raw", "bins": 3}], r"^features\[0\]\.bins: unknown key for type 'raw', valid keys: type, weight$"),
         ([{"type": "hog", "cell": 0}], r"^features\[0\]\.cell: got 0, expected an integer from 1 to 32$"),
         ([{"type": "hog", "cell": "8"}], r"^features\[0\]\.cell: got '8'"),
         ([{"type": "hog", "bins": True}], r"^features\[0\]\.bins: got True"),
         ([{"type": "color_hist", "bins": 2.5}], r"^features\[0\]\.bins: got 2\.5, expected an integer from 1 to 256$"),
         (["raw", {"type": "color_hist", "space": "lab"}], r"^features\[1\]\.space: got 'lab', expected one of: hsv, rgb$"),
         ([3], r"^features\[0\]: got 3, expected a mapping"),
+        ([{"type": "hog", "weight": 0}], r"^features\[0\]\.weight: got 0, expected a number above 0 and at most 1000$"),
+        ([{"type": "hog", "weight": -2.0}], r"^features\[0\]\.weight: got -2\.0"),
+        ([{"type": "hog", "weight": float("nan")}], r"^features\[0\]\.weight: got nan"),
+        ([{"type": "hog", "weight": 1e4}], r"^features\[0\]\.weight: got 10000\.0"),
+        ([{"type": "hog", "weight": True}], r"^features\[0\]\.weight: got True"),
+        ([{"type": "hog", "weight": "3"}], r"^features\[0\]\.weight: got '3'"),
     ],
 )
 def test_normalize_rejects_bad_config(spec, match):

@@ -176,6 +176,27 @@ def test_hflip_copies_add_the_mirrors_to_the_training_split_only(python_dir, fea
     assert not np.allclose(data.X_train[:n], data.X_train[n:])
 
 
+def test_a_transform_weight_multiplies_its_standardized_values_and_keeps_the_cache(python_dir):
+    from cs_nets.data.pipeline import InputPipeline
+
+    sets = [f"data.dir={python_dir}", "data.num_val=50"]
+    plain = build_dataset(load_config(None, [*sets, "features=[hog, color_hist]"]),
+                          load_cifar10(python_dir, "python"), python_dir, progress=False)
+    caches = sorted((python_dir / "features").glob("features-*.npy"))
+    config = load_config(None, [*sets, "features=[hog, {type: color_hist, weight: 3}]"])
+    weighted = build_dataset(config, load_cifar10(python_dir, "python"), python_dir, progress=False)
+    assert sorted((python_dir / "features").glob("features-*.npy")) == caches  # same values: same cache files
+    for got, base in [(weighted.X_train, plain.X_train), (weighted.X_val, plain.X_val),
+                      (weighted.inputs.transform(weighted.test_rows), plain.inputs.transform(plain.test_rows))]:
+        np.testing.assert_array_equal(got[:, :144], base[:, :144])  # hog: weight 1
+        np.testing.assert_allclose(got[:, 144:], 3 * base[:, 144:], rtol=1e-6, atol=1e-6)
+        assert np.abs(base[:, 144:]).max() > 0.5  # the hue block is not all zeros
+    # The weight lives in the saved statistics: a checkpoint's pipeline applies it.
+    restored = InputPipeline.from_state(weighted.inputs.config(), weighted.inputs.state())
+    np.testing.assert_array_equal(restored.transform(weighted.test_rows),
+                                  weighted.inputs.transform(weighted.test_rows))
+
+
 def test_each_feature_phase_logs_what_it_did_and_its_time(python_dir):
     import re
 

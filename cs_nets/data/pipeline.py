@@ -201,8 +201,19 @@ class InputPipeline:
         return rows
 
     def fit(self, X_train: np.ndarray) -> InputPipeline:
-        """Learn the normalization of the training split's features (or pixels) X_train: (N, F)."""
+        """Learn the normalization of the training split's features (or pixels) X_train: (N, F).
+
+        A transform's ``weight`` is folded into the std (std / weight), so standardizing
+        multiplies its values by the weight, with no extra pass, and the checkpoint keeps it.
+        """
         self.normalizer.fit(X_train)
+        if self.features:
+            from cs_nets.features import feature_weights
+
+            weights = feature_weights(self.features, (self.side, self.side, 3))
+            if weights is not None:
+                std = self.normalizer.std_
+                self.normalizer.std_ = (std.astype(np.float64) / weights).astype(std.dtype)
         return self
 
     def transform(self, X: np.ndarray, in_place: bool = False) -> np.ndarray:

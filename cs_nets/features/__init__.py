@@ -5,7 +5,7 @@ The ``features`` config section is an ordered list of transforms, e.g.
 each image's features are the transforms' outputs concatenated in that order.
 Outputs are raw (not standardized): the training pipeline standardizes them.
 
-  spec.py     normalize_transforms, feature_dim: validate the config, size the output
+  spec.py     normalize_transforms, feature_dim, feature_weights: validate the config, size and weight the output
   hog.py      hog_features: gradient-orientation histograms per cell
   color.py    color_histogram: hue (HSV) or per-channel RGB histograms
   bow.py      fit_codebook (training split only), Encoder: bag of visual words
@@ -20,7 +20,7 @@ from cs_nets.features.color import color_histogram
 from cs_nets.features.extract import extract_features
 from cs_nets.features.hog import hog_features
 from cs_nets.features.polar import polar_features
-from cs_nets.features.spec import FEATURE_TYPES, feature_dim, is_point_transforms, normalize_transforms
+from cs_nets.features.spec import FEATURE_TYPES, feature_dim, feature_weights, is_point_transforms, normalize_transforms
 
 __all__ = [
     "FEATURE_TYPES",
@@ -34,6 +34,7 @@ __all__ = [
     "encode_images",
     "extract_features",
     "feature_dim",
+    "feature_weights",
     "fit_codebook",
     "hog_features",
     "is_point_transforms",

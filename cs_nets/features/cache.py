@@ -27,7 +27,8 @@ def cache_key(fingerprint, transforms, codebooks=None, image_size=IMAGE_SIZE):
     payload = {
         "version": FEATURES_VERSION,
         "fingerprint": fingerprint,
-        "transforms": transforms,
+        # weight scales values after standardization: the extracted values, and the key, do not depend on it
+        "transforms": [{k: v for k, v in t.items() if k != "weight"} for t in transforms],
     }
     if image_size != IMAGE_SIZE:  # caches of different sizes never mix
         payload["image_size"] = image_size

@@ -3,10 +3,15 @@
 A spec is an ordered list; each item is a mapping with a ``type`` key (or just the
 type name as a string) plus that type's parameters. The normalized form is a list
 of plain dicts with every default filled in, so two spellings of the same features
-compare (and hash, for the cache) equal.
+compare (and hash, for the cache) equal. Every type also takes ``weight`` (default 1):
+the transform's values, once standardized, are multiplied by it, so that a block of a
+few values is not drowned by one of thousands (it changes no extracted value, so the
+feature cache ignores it).
 """
 
-from numbers import Integral
+from numbers import Integral, Real
+
+import numpy as np
 
 from cs_nets.errors import ConfigError
 from cs_nets.features.bow import ENCODINGS, POOLINGS, positions
@@ -23,6 +28,11 @@ DEFAULTS = {
             "whiten": True, "samples": 100_000, "iterations": 20, "seed": 0},
     "polar": {},
 }
+
+# Every type also takes `weight`: its standardized values are multiplied by it (see WEIGHT_RANGE).
+WEIGHT_DEFAULT = 1.0
+# A block weighted by more than this would swamp the others (and the init's scale) many times over.
+WEIGHT_RANGE = (0.0, 1000.0)  # exclusive below, inclusive above
 
 _CHOICES = {
     ("color_hist", "space"): COLOR_SPACES,
@@ -81,7 +91,7 @@ def _normalize_one(index, item):
     kind = item.get("type")
     if kind not in FEATURE_TYPES:
         raise ConfigError(f"{where}.type: got {kind!r}, expected one of: {', '.join(FEATURE_TYPES)}")
-    defaults = DEFAULTS[kind]
+    defaults = {**DEFAULTS[kind], "weight": WEIGHT_DEFAULT}
     for key in item:
         if key != "type" and key not in defaults:
             valid = ", ".join(["type", *defaults])
@@ -99,6 +109,11 @@ def _normalize_one(index, item):
             raise ConfigError(f"{where}.{key}: got {value!r}, expected one of: {', '.join(_CHOICES[kind, key])}")
         elif (kind, key) in _BOOLS and not isinstance(value, bool):
             raise ConfigError(f"{where}.{key}: got {value!r}, expected true or false")
+        elif key == "weight":
+            lo, hi = WEIGHT_RANGE
+            if isinstance(value, bool) or not isinstance(value, Real) or not lo < value <= hi:
+                raise ConfigError(f"{where}.weight: got {value!r}, expected a number above {lo:g} and at most {hi:g}")
+            value = float(value)
         out[key] = value
     if kind == "bow" and out["samples"] < out["words"]:
         raise ConfigError(f"{where}.samples: got {out['samples']}, expected at least words ({out['words']}): "
@@ -108,20 +123,34 @@ def _normalize_one(index, item):
 
 def feature_dim(transforms, image_shape=(32, 32, 3)):
     """Length F of the concatenated feature vector for ``(H, W, C)`` images."""
+    return sum(feature_sizes(transforms, image_shape))
+
+
+def feature_weights(transforms, image_shape=(32, 32, 3)):
+    """(F,) float64: each transform's ``weight`` repeated over its columns, or None when every weight is 1."""
+    transforms = normalize_transforms(transforms)
+    if all(t["weight"] == WEIGHT_DEFAULT for t in transforms):
+        return None
+    sizes = feature_sizes(transforms, image_shape)
+    return np.repeat([t["weight"] for t in transforms], sizes).astype(np.float64)
+
+
+def feature_sizes(transforms, image_shape=(32, 32, 3)):
+    """Number of values of each transform, in order, for ``(H, W, C)`` images."""
     height, width, channels = image_shape
-    total = 0
+    sizes = []
     for i, t in enumerate(normalize_transforms(transforms)):
         if t["type"] == "raw":
-            total += height * width * channels
+            sizes.append(height * width * channels)
         elif t["type"] == "hog":
             if t["cell"] > min(height, width):
                 raise ConfigError(
                     f"features[{i}].cell: got {t['cell']}, expected at most {min(height, width)} "
                     f"for {height}x{width} images"
                 )
-            total += (height // t["cell"]) * (width // t["cell"]) * t["bins"]
+            sizes.append((height // t["cell"]) * (width // t["cell"]) * t["bins"])
         elif t["type"] == "color_hist":
-            total += t["bins"] * (1 if t["space"] == "hsv" else channels)
+            sizes.append(t["bins"] * (1 if t["space"] == "hsv" else channels))
         elif t["type"] == "bow":
             side = positions(t["patch"], t["stride"], min(height, width))
             # Quadrants need at least 2 x 2 patch positions.
@@ -130,7 +159,7 @@ def feature_dim(transforms, image_shape=(32, 32, 3)):
                     f"features[{i}]: patch {t['patch']} with stride {t['stride']} leaves {max(side, 0)} "
                     f"patch position(s) per side of a {height}x{width} image; {t['pooling']} pooling needs more"
                 )
-            total += t["words"] * (4 if t["pooling"] == "quadrants" else 1)
+            sizes.append(t["words"] * (4 if t["pooling"] == "quadrants" else 1))
         else:  # polar: (x, y) -> (r, theta)
-            total += 2
-    return total
+            sizes.append(2)
+    return sizes
