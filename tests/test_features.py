@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cs_nets.features.cache as cache_module
-from cs_nets.errors import ConfigError, DataError
+from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.features import (
     FEATURE_TYPES,
     cache_path,
@@ -313,6 +313,9 @@ def test_cache_miss_for_other_transforms_or_fingerprint(tmp_path, X):
         lambda path: path.write_bytes(path.read_bytes()[:200]),  # truncated
         lambda path: np.save(path, np.zeros((6, 10), dtype=np.float32)),  # wrong shape
         lambda path: np.save(path, np.zeros((6, 154), dtype=np.float64)),  # wrong dtype
+        lambda path: np.save(path, np.zeros((6, 154), dtype=">f4")),  # big-endian: other bytes
+        lambda path: np.save(path, np.asfortranarray(np.load(path))),  # column-major: other order
+        lambda path: path.write_bytes(path.read_bytes() + b"\0" * 4),  # bytes after the array
     ],
 )
 def test_corrupt_cache_is_recomputed_with_a_warning(tmp_path, X, corrupt):
@@ -325,6 +328,19 @@ def test_corrupt_cache_is_recomputed_with_a_warning(tmp_path, X, corrupt):
     np.testing.assert_array_equal(got, expected)
     assert len(messages) == 1 and "recomputing" in messages[0] and str(path) in messages[0]
     np.testing.assert_array_equal(np.load(path, allow_pickle=False), expected)  # rewritten
+
+
+def test_cache_reads_and_extracts_into_the_rows_it_is_given(tmp_path, X):
+    expected = extract_features(X, SPEC, progress=False)
+    for _ in ("extracted", "read from the cache"):
+        whole = np.full((len(X) + 2, 154), -7.0, dtype=np.float32)
+        got = cached_features(X, SPEC, tmp_path, "fp", progress=False, out=whole[1:-1])
+        assert np.shares_memory(got, whole)
+        np.testing.assert_array_equal(whole[1:-1], expected)
+        assert (whole[[0, -1]] == -7).all()  # the rows around are untouched
+    for bad in (np.empty((6, 153), np.float32), np.empty((6, 154), np.float64), np.empty((6, 308), np.float32)[:, ::2]):
+        with pytest.raises(ArgumentError, match=r"out: expected a C-contiguous \(6, 154\) float32 array"):
+            cached_features(X, SPEC, tmp_path, "fp", progress=False, out=bad)
 
 
 def test_corrupt_cache_without_log_uses_warnings(tmp_path, X):

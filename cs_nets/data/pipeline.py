@@ -177,12 +177,14 @@ class InputPipeline:
                     log(f"bow: {t['words']} words ready in {time.perf_counter() - started:.1f} s")
         return self
 
-    def extract(self, X: np.ndarray, data_dir: Path | None, progress=True, log=None, name: str = "") -> np.ndarray:
+    def extract(self, X: np.ndarray, data_dir: Path | None, progress=True, log=None, name: str = "",
+                out: np.ndarray | None = None) -> np.ndarray:
         """Feature vectors (N, F) float32 of one split's rows X; X itself without features.
 
         With a data folder the result is cached in <data_dir>/features, keyed by
         every byte of X, the transforms and the codebooks.
         name: the split, for the line logged with the time taken (e.g. "train").
+        out: a C-contiguous (N, F) float32 array to fill (None: a new one), e.g. rows of a larger array.
         """
         if not self.features:
             return X
@@ -191,10 +193,11 @@ class InputPipeline:
         started = time.perf_counter()
         codebooks = [self.codebooks.get(i) for i in range(len(self.features))]
         if data_dir is None:  # generated data: cheap to recompute, nothing to key a cache on
-            rows = extract_features(X, self.features, progress=progress, codebooks=codebooks, image_size=self.side)
+            rows = extract_features(X, self.features, progress=progress, codebooks=codebooks, image_size=self.side,
+                                    out=out)
         else:
             rows = cached_features(X, self.features, Path(data_dir) / "features", content_hash(X),
-                                   progress=progress, log=log, codebooks=codebooks, image_size=self.side)
+                                   progress=progress, log=log, codebooks=codebooks, image_size=self.side, out=out)
         if log:
             log(f"features: {len(rows)} {name + ' ' if name else ''}images ({rows.shape[1]} values each) "
                 f"in {time.perf_counter() - started:.1f} s")
@@ -343,12 +346,13 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
 def _with_mirrors(inputs: InputPipeline, images, image_size: int, folder: Path | None, progress, log):
     """(2N, F): the inputs of the N training `images`, then those of their left-right mirrors."""
     n = len(images)
-    if inputs.features:  # filled half by half: at most one half is held beside the whole (3 N F, not 4 N F)
-        originals = inputs.extract(images, folder, progress, log, name="train")
-        both = np.empty((2 * n, originals.shape[1]), originals.dtype)
-        both[:n] = originals
-        del originals
-        both[n:] = inputs.extract(mirror_rows(images, image_size), folder, progress, log, name="mirrored train")
+    if inputs.features:  # each half read or extracted in place: the features are held once (2 N F values)
+        from cs_nets.features import feature_dim
+
+        side = inputs.side
+        both = np.empty((2 * n, feature_dim(inputs.features, (side, side, 3))), dtype=np.float32)
+        inputs.extract(images, folder, progress, log, name="train", out=both[:n])
+        inputs.extract(mirror_rows(images, image_size), folder, progress, log, name="mirrored train", out=both[n:])
         return both
     stored = isinstance(images, ImageRows)  # uint8 storage: the pixels and their mirrors, in memory
     pixels = images[:] if stored else images

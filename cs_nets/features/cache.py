@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cs_nets.errors import DataError
-from cs_nets.features.extract import IMAGE_SIZE, check_pixels, extract_features
+from cs_nets.features.extract import IMAGE_SIZE, check_out, check_pixels, extract_features
 from cs_nets.features.spec import feature_dim, normalize_transforms
 from cs_nets.files.atomic import atomic_open
 from cs_nets.files.untrusted import open_regular
@@ -43,7 +43,7 @@ def cache_path(cache_dir, fingerprint, transforms, codebooks=None, image_size=IM
 
 
 def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=None, codebooks=None,
-                    image_size=IMAGE_SIZE):
+                    image_size=IMAGE_SIZE, out=None):
     """``extract_features(X, transforms, codebooks=codebooks, image_size=image_size)``, read from or
     written to a cache file.
 
@@ -51,7 +51,9 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
     split name and the checksums of its source files); the caller owns its meaning.
     codebooks: the fitted ``bow`` codebooks (see ``extract.check_codebooks``).
     log: callable(str) for warnings, or None to use ``warnings.warn``.
-    Returns (N, F) float32. A cache file that cannot be read or has the wrong
+    out: a C-contiguous (N, F) float32 array the features are read or extracted into (None: a new one),
+    so that no second copy of them is ever held.
+    Returns (N, F) float32 (`out` when given). A cache file that cannot be read or has the wrong
     shape/dtype is reported through `log` and recomputed; failing to write the
     cache is reported too but does not fail the call.
     """
@@ -60,10 +62,10 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
     transforms = normalize_transforms(transforms)
     check_pixels(X, image_size)
     path = cache_path(cache_dir, fingerprint, transforms, codebooks, image_size)
-    expected = (len(X), feature_dim(transforms, (image_size, image_size, 3)))
+    out = check_out(out, (len(X), feature_dim(transforms, (image_size, image_size, 3))))
     if path.exists():
         try:
-            return _load(path, expected)
+            return _load(path, out)
         except (OSError, ValueError, EOFError) as err:
             _warn(log, f"feature cache {path} is unusable ({err}); recomputing it")
     # Parallel runs on one data folder: one computes and writes, the others wait and read it.
@@ -71,10 +73,11 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
     try:
         if lock is not None and path.exists():
             try:
-                return _load(path, expected)  # written by the process we waited for
+                return _load(path, out)  # written by the process we waited for
             except (OSError, ValueError, EOFError):
                 pass
-        features = extract_features(X, transforms, progress=progress, codebooks=codebooks, image_size=image_size)
+        features = extract_features(X, transforms, progress=progress, codebooks=codebooks, image_size=image_size,
+                                    out=out)
         try:
             _save_atomic(path, features)
         except OSError as err:
@@ -106,22 +109,37 @@ def _lock(path, log):
     return lock
 
 
-def _load(path, expected_shape):
-    """The cached (N, F) float32 array at `path`; ValueError if it has another shape or dtype, or a value
-    that is not finite (a cache file damaged, or written by a bug: it must never be trained on)."""
+def _load(path, out):
+    """Read the cached (N, F) float32 array at `path` into `out` (that shape and dtype) and return it.
+
+    ValueError if the file holds another shape or dtype, is cut short, or has a value that
+    is not finite (a cache file damaged, or written by a bug: it must never be trained on).
+    The bytes go straight into `out`: no second copy of a large cache is held.
+    """
     try:
         with open_regular(path, "feature cache") as f:  # a FIFO or device in its place must not block
-            features = np.load(f, allow_pickle=False)
+            shape, fortran_order, dtype = _npy_header(f)
+            if fortran_order or shape != out.shape or dtype != np.dtype("<f4"):
+                raise ValueError(f"holds {shape} {dtype}, expected {out.shape} float32")
+            view = memoryview(out).cast("B")
+            if f.readinto(view) != out.nbytes or f.read(1):
+                raise ValueError("is cut short or has bytes after its array")
     except DataError as err:
         raise ValueError(str(err)) from None
-    if features.shape != expected_shape or features.dtype != np.float32:
-        raise ValueError(
-            f"holds {features.shape} {features.dtype}, expected {expected_shape} float32"
-        )
-    for start in range(0, len(features), FINITE_CHECK_ROWS):
-        if not np.isfinite(features[start:start + FINITE_CHECK_ROWS]).all():
+    for start in range(0, len(out), FINITE_CHECK_ROWS):
+        if not np.isfinite(out[start:start + FINITE_CHECK_ROWS]).all():
             raise ValueError("holds values that are not finite (NaN or infinity)")
-    return features
+    return out
+
+
+def _npy_header(f):
+    """(shape, fortran_order, dtype) of the .npy file `f`, positioned at its data; ValueError if it is not one."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+    if version not in readers:
+        raise ValueError(f"is a .npy file of version {version}, expected 1.0 or 2.0")
+    return readers[version](f)
 
 
 def _save_atomic(path, array):

@@ -23,6 +23,17 @@ def check_pixels(X, image_size=IMAGE_SIZE):
                         f"images, got {got}")
 
 
+def check_out(out, shape):
+    """`out` (or a new array when None) after checking it is a C-contiguous float32 array of `shape`."""
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype != np.float32 \
+            or not out.flags.c_contiguous:
+        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ArgumentError(f"out: expected a C-contiguous {tuple(shape)} float32 array, got {got}")
+    return out
+
+
 def check_codebooks(transforms, codebooks):
     """The fitted codebooks as a list aligned with `transforms` (None where nothing is learned).
 
@@ -40,7 +51,7 @@ def check_codebooks(transforms, codebooks):
     return codebooks
 
 
-def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, image_size=IMAGE_SIZE):
+def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, image_size=IMAGE_SIZE, out=None):
     """Apply each transform to every image and concatenate the results per image.
 
     X: (N, 3 S S) uint8 CIFAR rows of S x S images (S = image_size; 3072 values for 32),
@@ -55,6 +66,7 @@ def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, i
       polar      -> (r, θ) of each point
     Works on `chunk` images at a time (about 0.3 MB of temporaries per image for HOG)
     and shows a tqdm bar on stderr when `progress` is true and stderr is a terminal.
+    out: a C-contiguous (N, F) float32 array to write into (None: a new one), e.g. rows of a larger array.
     """
     transforms = normalize_transforms(transforms)
     if is_point_transforms(transforms):
@@ -64,7 +76,7 @@ def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, i
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk: got {chunk!r}, expected a positive integer")
     n = len(X)
-    out = np.empty((n, feature_dim(transforms, (image_size, image_size, 3))), dtype=np.float32)
+    out = check_out(out, (n, feature_dim(transforms, (image_size, image_size, 3))))
     encoders = {i: Encoder(codebooks[i], t["stride"], t["encoding"], t["pooling"], side=image_size)
                 for i, t in enumerate(transforms) if t["type"] == "bow"}
     # disable=None lets tqdm hide itself when stderr is not a terminal.
