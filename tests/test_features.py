@@ -412,3 +412,12 @@ def test_normalize_rejects_bad_config(spec, match):
 def test_feature_dim_rejects_cell_larger_than_image():
     with pytest.raises(ConfigError, match=r"features\[0\]\.cell: got 16, expected at most 8"):
         feature_dim([{"type": "hog", "cell": 16}], image_shape=(8, 8, 3))
+
+
+def test_point_features_fill_the_rows_they_are_given():
+    points = np.random.default_rng(0).normal(size=(5, 2))
+    out = np.full((5, 2), np.nan, dtype=np.float32)
+    assert extract_features(points, ["polar"], out=out) is out
+    np.testing.assert_allclose(out, extract_features(points, ["polar"]), rtol=1e-6)
+    with pytest.raises(ArgumentError, match=r"out: expected a C-contiguous \(5, 2\) float32 array"):
+        extract_features(points, ["polar"], out=np.empty((5, 3), np.float32))

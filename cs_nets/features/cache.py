@@ -121,8 +121,7 @@ def _load(path, out):
             shape, fortran_order, dtype = _npy_header(f)
             if fortran_order or shape != out.shape or dtype != np.dtype("<f4"):
                 raise ValueError(f"holds {shape} {dtype}, expected {out.shape} float32")
-            view = memoryview(out).cast("B")
-            if f.readinto(view) != out.nbytes or f.read(1):
+            if _read_into(f, memoryview(out).cast("B")) != out.nbytes or f.read(1):
                 raise ValueError("is cut short or has bytes after its array")
     except DataError as err:
         raise ValueError(str(err)) from None
@@ -130,6 +129,17 @@ def _load(path, out):
         if not np.isfinite(out[start:start + FINITE_CHECK_ROWS]).all():
             raise ValueError("holds values that are not finite (NaN or infinity)")
     return out
+
+
+def _read_into(f, view):
+    """Bytes read from `f` into `view` until it is full or the file ends (a read may return less than asked)."""
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def _npy_header(f):

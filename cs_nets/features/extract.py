@@ -70,7 +70,11 @@ def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, i
     """
     transforms = normalize_transforms(transforms)
     if is_point_transforms(transforms):
-        return np.concatenate([polar_features(X) for _ in transforms], axis=1)
+        points = np.concatenate([polar_features(X) for _ in transforms], axis=1)
+        if out is None:
+            return points
+        check_out(out, points.shape)[...] = points
+        return out
     check_pixels(X, image_size)
     codebooks = check_codebooks(transforms, codebooks)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
