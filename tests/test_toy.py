@@ -107,7 +107,7 @@ def test_rings_need_the_polar_transform(tmp_path):
         assert result.exit_code == 0, result.output
     assert train_accuracy(tmp_path / "toy_circles") <= 0.75  # no line separates two rings
     assert train_accuracy(tmp_path / "toy_circles_polar") >= 0.95  # a threshold on r does
-    assert load_config(CONFIGS / "toy_circles_polar.yaml").features == [{"type": "polar"}]
+    assert load_config(CONFIGS / "toy_circles_polar.yaml").features == [{"type": "polar", "weight": 1.0}]
 
 
 @pytest.mark.slow
