@@ -19,6 +19,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from filelock import FileLock
+from processes import wait_gone
 
 from cs_nets.cli import main
 from cs_nets.config import config_from_dict, load_config
@@ -69,18 +70,6 @@ def run_printed(command, monkeypatch, cwd):
     monkeypatch.chdir(cwd)
     with threadpool_limits(limits=1, user_api="blas"):
         return CliRunner().invoke(main, words[1:])
-
-
-def wait_gone(pid, timeout=60.0):
-    """Return once process `pid` has ended; AssertionError if it is still there after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the trial (pid {pid}) outlived its sweep")
 
 
 def params_of(run_dir):

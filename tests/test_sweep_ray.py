@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from processes import wait_gone
 
 from cs_nets.cli import main
 from cs_nets.config import config_from_dict, load_config
@@ -411,17 +412,6 @@ def wait_for_epochs(run_dir, count, proc, timeout=120):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
     raise AssertionError(f"{run_dir} did not reach epoch {count}")
-
-
-def wait_gone(pid, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} still runs")
 
 
 @pytest.mark.ray
