@@ -110,6 +110,8 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
     num_val = data.num_val
     # data.hflip_copies: the training split gains a mirrored copy of each image (and its features).
     mirrors = num_train if data.hflip_copies and data.source not in POINT_SOURCES else 0
+    # data.hflip_average: the validation and test images' mirrors are held beside them (pixels or features).
+    scored_mirrors = num_val + n_test if data.hflip_average and data.source not in POINT_SOURCES else 0
     if storage == "uint8":
         # The training images stay uint8, with an index of the training rows; a folder's are
         # mapped from its cache (not counted, see above): only its validation rows are copied out.
@@ -123,10 +125,12 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
         in_place = data.source == "cifar10" and not config.features
         parts = {"images": (n_test if in_place else n_images + n_test) * row_bytes + (n_images + n_test) * 8
                  + mirrors * (row_bytes + 8)}
+    parts["images"] += scored_mirrors * row_bytes
     if generation:
         parts["generation"] = generation
     if config.features:
-        parts["features"] = (n_images + n_test + mirrors) * feature_dim(config.features, image_shape) * 4
+        parts["features"] = (n_images + n_test + mirrors + scored_mirrors) * feature_dim(config.features,
+                                                                                         image_shape) * 4
     # The test split's (C, C) int64 confusion matrix, its flat bincount, and summary.json's
     # copy as a list of Python ints (a pointer and an int object each) and as JSON text.
     parts["confusion"] = classes * classes * (8 + 8 + 36 + 4)
@@ -134,6 +138,7 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
     # uint8 storage so is the training split, a minibatch at a time.
     num_train += mirrors
     parts["inputs"] = (num_val if storage == "uint8" else num_train + num_val) * input_dim * itemsize
+    parts["inputs"] += (num_val if scored_mirrors else 0) * input_dim * itemsize  # the val mirrors' inputs
     shapes = param_shapes(config.model.type, input_dim, classes, config.model.build_kwargs())
     params = sum(math.prod(s) for s in shapes.values())
     # Training holds the parameters, the best epoch's copy and, with momentum, the

@@ -66,6 +66,8 @@ class DataConfig:
                                              "held out for testing (fixed seed)", gt=0.0, max=0.9)
     hflip_copies: bool = option(False, "augment: add the left-right mirror of every training image to the "
                                        "training split, before features (validation and test unchanged)")
+    hflip_average: bool = option(False, "test-time augmentation: score each validation, test or predicted image "
+                                        "and its left-right mirror, and average the two score vectors")
 
 
 @dataclass
@@ -311,6 +313,9 @@ def build_config(raw: dict, where: Where, name: str = "run") -> Config:
         raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; it cannot be combined with features")
     if config.data.hflip_copies and config.data.source in registry.POINT_SOURCES:
         raise ConfigError(f"{where(('data', 'hflip_copies'))}: data.hflip_copies mirrors images; "
+                          f"data.source {config.data.source} gives 2-D points")
+    if config.data.hflip_average and config.data.source in registry.POINT_SOURCES:
+        raise ConfigError(f"{where(('data', 'hflip_average'))}: data.hflip_average mirrors images; "
                           f"data.source {config.data.source} gives 2-D points")
     if config.train.hflip and config.data.source in registry.POINT_SOURCES:
         raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; "

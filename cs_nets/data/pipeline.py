@@ -58,6 +58,8 @@ class Dataset:
     test_rows: (T, F) the test split before normalization (uint8 pixels, feature
         vectors or points): ``inputs.predict(model, test_rows)`` scores it chunk by chunk.
     inputs: the InputPipeline (``inputs.data_fingerprint``: the content hash of the data).
+    X_val_mirrored, test_rows_mirrored: with data.hflip_average, the same as X_val and
+        test_rows for the left-right mirrors of those images (row i: image i's mirror), else None.
     """
 
     X_train: np.ndarray
@@ -68,6 +70,8 @@ class Dataset:
     y_test: np.ndarray
     class_names: list
     inputs: InputPipeline
+    X_val_mirrored: np.ndarray | None = None
+    test_rows_mirrored: np.ndarray | None = None
 
     @property
     def storage(self) -> str:
@@ -76,7 +80,8 @@ class Dataset:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array, by field name (what a sweep shares between its trials)."""
-        return {name: getattr(self, name) for name in ("X_train", "y_train", "X_val", "y_val", "test_rows", "y_test")}
+        names = ("X_train", "y_train", "X_val", "y_val", "test_rows", "y_test", "X_val_mirrored", "test_rows_mirrored")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
 def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=None,
@@ -132,11 +137,15 @@ class InputPipeline:
     ``from_state``); codebooks: {transform index: Codebook} of the ``bow``
     transforms (learned by ``fit_features`` from the training split, or restored).
     Feature vectors are always standardized (mean and std of the training split).
+    hflip_average: score every image as the mean of its scores and its left-right
+    mirror's (data.hflip_average, test-time augmentation; cs_nets.training.metrics.mean_scores).
     """
 
-    def __init__(self, features: list[dict], normalizer: Normalizer, codebooks: dict | None = None):
+    def __init__(self, features: list[dict], normalizer: Normalizer, codebooks: dict | None = None,
+                 hflip_average: bool = False):
         self.features = list(features)
         self.normalizer = normalizer
+        self.hflip_average = hflip_average
         self.data_fingerprint: str | None = None  # of the raw data it was fit on (see prepare_dataset)
         self.image_size: int | None = None  # side of the square images it reads (None: 2-D points)
         self.codebooks = dict(codebooks or {})
@@ -144,7 +153,7 @@ class InputPipeline:
     @classmethod
     def for_config(cls, config: Config) -> InputPipeline:
         mode = "mean_std" if config.features else config.data.normalize
-        return cls(config.features, Normalizer(mode, dtype=config.data.dtype))
+        return cls(config.features, Normalizer(mode, dtype=config.data.dtype), hflip_average=config.data.hflip_average)
 
     @property
     def side(self) -> int:
@@ -236,18 +245,48 @@ class InputPipeline:
             raise DataError(f"the model's input statistics expect {expected} values per image, but "
                             f"{made_by} gives {X.shape[1]} on this data: the checkpoint does not match it")
 
-    def predict(self, model, X: np.ndarray, batch_size: int = SCORING_ROWS) -> np.ndarray:
+    def mirrored(self, X: np.ndarray, data_dir: Path | None, progress=True, log=None, name: str = ""):
+        """With hflip_average, ``extract`` of the left-right mirrors of the image rows X (N, 3 S S); else None."""
+        if not self.hflip_average:
+            return None
+        return self.extract(mirror_rows(X, self.side), data_dir, progress, log, name=f"mirrored {name}".rstrip())
+
+    def scores(self, model, X: np.ndarray, mirrored: np.ndarray | None = None,
+               batch_size: int = SCORING_ROWS) -> np.ndarray:
+        """The model's (N, C) float32 class scores of the rows X (N, F), as ``extract`` made them.
+
+        mirrored: the rows of the same images' mirrors (``mirrored``): each score is then
+        the mean of the two. Normalizes ``batch_size`` rows at a time (no float copy of all of X).
+        """
+        from cs_nets.training.metrics import mean_scores
+
+        if mirrored is not None and mirrored.shape != X.shape:
+            raise ArgumentError(f"mirrored rows {mirrored.shape} do not match the rows {X.shape}")
+        out = np.empty((len(X), model.num_classes), dtype=np.float32)
+        for start in range(0, len(X), batch_size):
+            part = slice(start, start + batch_size)
+            views = [self.transform(X[part])] + ([] if mirrored is None else [self.transform(mirrored[part])])
+            out[part] = mean_scores(model, views)
+        return out
+
+    def predict(self, model, X: np.ndarray, mirrored: np.ndarray | None = None,
+                batch_size: int = SCORING_ROWS) -> np.ndarray:
         """The model's class for each row of X (N, F), as ``extract`` made them -> (N,) int64.
 
-        Normalizes ``batch_size`` rows at a time, so no float copy of all of X is made.
+        mirrored: as in ``scores``. Normalizes ``batch_size`` rows at a time.
         """
+        if mirrored is not None:
+            return self.scores(model, X, mirrored, batch_size).argmax(axis=1).astype(np.int64)
         labels = np.empty(len(X), dtype=np.int64)
         for start in range(0, len(X), batch_size):
             labels[start:start + batch_size] = model.predict(self.transform(X[start:start + batch_size]))
         return labels
 
     def config(self) -> dict:
-        return {"features": self.features, "normalizer": self.normalizer.config()}
+        config = {"features": self.features, "normalizer": self.normalizer.config()}
+        if self.hflip_average:  # only then: checkpoints without the key load as before
+            config["hflip_average"] = True
+        return config
 
     def state(self) -> dict[str, np.ndarray]:
         """The normalizer's arrays, and each codebook's as ``features/<index>/<name>``."""
@@ -271,7 +310,10 @@ class InputPipeline:
                 prefix = f"features/{i}/"
                 mine = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
                 codebooks[i] = Codebook.from_state(mine, t["patch"], t["words"], t["whiten"])
-        return cls(features, Normalizer.from_state(config["normalizer"], arrays), codebooks)
+        hflip_average = config.get("hflip_average", False)
+        if not isinstance(hflip_average, bool):
+            raise ArgumentError(f"hflip_average: expected true or false, got {type(hflip_average).__name__}")
+        return cls(features, Normalizer.from_state(config["normalizer"], arrays), codebooks, hflip_average)
 
 
 def split_of(raw: RawCifar, data: DataConfig, seed: int, in_place: bool = False) -> Split:
@@ -338,9 +380,14 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
         X_train = NormalizedRows(X_train, inputs.normalizer)
     else:
         X_train = inputs.transform(X_train, in_place=consume)
+    val_mirrored = inputs.mirrored(split.X_val, folder, progress, log, name="val")  # before X_val is overwritten
     X_val = inputs.transform(inputs.extract(split.X_val, folder, progress, log, name="val"), in_place=consume)
+    if val_mirrored is not None:
+        val_mirrored = inputs.transform(val_mirrored, in_place=True)
     test_rows = inputs.extract(split.X_test, folder, progress, log, name="test")
-    return Dataset(X_train, y_train, X_val, split.y_val, test_rows, split.y_test, split.class_names, inputs)
+    return Dataset(X_train, y_train, X_val, split.y_val, test_rows, split.y_test, split.class_names, inputs,
+                   X_val_mirrored=val_mirrored,
+                   test_rows_mirrored=inputs.mirrored(split.X_test, folder, progress, log, name="test"))
 
 
 def _with_mirrors(inputs: InputPipeline, images, image_size: int, folder: Path | None, progress, log):

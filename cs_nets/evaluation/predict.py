@@ -120,11 +120,15 @@ class TrainedModel:
         return self.prediction(scores)
 
     def scores_of_rows(self, rows: np.ndarray, batch_size: int = CHUNK) -> np.ndarray:
-        """(N, 3 S S) uint8 CIFAR rows -> (N, C) float32 class scores, through the features and normalization."""
+        """(N, 3 S S) uint8 CIFAR rows -> (N, C) float32 class scores, through the features and normalization
+        (averaged with the mirrors' scores when the run used data.hflip_average)."""
         scores = np.empty((len(rows), self.model.num_classes), dtype=np.float32)
         for start in range(0, len(rows), batch_size):
-            X = self.inputs.extract(rows[start:start + batch_size], None, progress=False)
-            scores[start:start + batch_size] = self.model.loss(self.inputs.transform(X))
+            part = rows[start:start + batch_size]
+            X = self.inputs.extract(part, None, progress=False)
+            # with data.hflip_average: the mean of the images' scores and their mirrors'
+            mirrored = self.inputs.mirrored(part, None, progress=False)
+            scores[start:start + batch_size] = self.inputs.scores(self.model, X, mirrored)
         return scores
 
     def prediction(self, scores: np.ndarray) -> Prediction:

@@ -37,8 +37,10 @@ from tqdm import tqdm
 
 from cs_nets.config import OptimConfig, TrainConfig
 from cs_nets.errors import ArgumentError
+from cs_nets.nn.models.base import SCORING_ROWS
 from cs_nets.nn.optim import learning_rate
 from cs_nets.training._fused_step import FusedStep
+from cs_nets.training.metrics import accuracy_of_views
 from cs_nets.training.state import TrainState
 
 
@@ -95,7 +97,8 @@ def _loss_split(parts: np.ndarray) -> dict:
 
 
 def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_config: TrainConfig,
-        seed: int = 0, progress: bool = True, on_epoch=None, state: TrainState | None = None) -> TrainResult:
+        seed: int = 0, progress: bool = True, on_epoch=None, state: TrainState | None = None,
+        X_val_mirrored: np.ndarray | None = None) -> TrainResult:
     """Train `model` in place with minibatch SGD and return what happened.
 
     X_train: (N, D) float, or anything with its ``shape``, ``dtype``, ``X_train[rows]`` and
@@ -104,6 +107,8 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
     on_epoch: optional callable(metrics: dict, state: TrainState) after each epoch.
     state: a TrainState saved by an earlier call with the same model, data and
     configs; training continues after its last epoch.
+    X_val_mirrored: (M, D) inputs of the validation images' left-right mirrors
+    (data.hflip_average): each epoch's val_accuracy averages their scores with X_val's.
     Same seed, data and config -> bit-identical parameters, resumed or not.
     """
     n, dim = X_train.shape
@@ -173,7 +178,8 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
                 "train_loss": float(losses.mean()),
                 **_loss_split(parts),
                 "train_accuracy": accuracy(model, X_eval, y_eval),
-                "val_accuracy": accuracy(model, X_val, y_val),
+                "val_accuracy": (accuracy(model, X_val, y_val) if X_val_mirrored is None
+                                 else accuracy_of_views(model, [X_val, X_val_mirrored], y_val, SCORING_ROWS)),
                 "lr": lr,
                 "seconds": seconds,
             }

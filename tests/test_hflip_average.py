@@ -1,0 +1,161 @@
+"""data.hflip_average: every scored image counts as the mean of its scores and its mirror's."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cs_nets.cli import main
+from cs_nets.config import config_from_dict, load_config
+from cs_nets.data.cifar10 import load_cifar10
+from cs_nets.data.pipeline import InputPipeline, build_dataset, load_images, split_of
+from cs_nets.errors import ArgumentError, ConfigError
+from cs_nets.evaluation.predict import TrainedModel
+from cs_nets.memory import estimate_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def mirrored_by_loop(rows, side=32):
+    """Each (3 S S) row's image with its columns in reverse order, one column at a time."""
+    out = np.empty_like(rows)
+    for i, row in enumerate(rows):
+        image, flipped = row.reshape(3, side, side), out[i].reshape(3, side, side)
+        for col in range(side):
+            flipped[:, :, col] = image[:, :, side - 1 - col]
+    return out
+
+
+@pytest.fixture(scope="module", params=["pixels", "features"])
+def averaged_run(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / request.param
+    sets = ["--set", "data.hflip_average=true"]
+    if request.param == "features":
+        sets += ["--set", "features=[hog, {type: color_hist, bins: 8}]", "--set", "optim.learning_rate=0.05"]
+    result = run("train", "--config", SMOKE, *sets, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def split_of_run(run_dir):
+    """The run's (X_val, y_val, X_test, y_test) image rows, rebuilt as evaluate rebuilds them."""
+    trained = TrainedModel.load(run_dir)
+    config = config_from_dict(trained.meta["config"])
+    raw, _ = load_images(config.data, config.seed, progress=False)
+    parts = split_of(raw, config.data, config.seed)
+    return trained, parts
+
+
+def reference_accuracy(trained, rows, y):
+    """Accuracy with each image's scores averaged with its mirror's, image by image."""
+    inputs, model = trained.inputs, trained.model
+    plain = inputs.transform(inputs.extract(rows, None, progress=False))
+    mirrors = inputs.transform(inputs.extract(mirrored_by_loop(rows), None, progress=False))
+    right = 0
+    for i in range(len(rows)):
+        scores = (model.loss(plain[i:i + 1])[0] + model.loss(mirrors[i:i + 1])[0]) / 2
+        right += int(np.argmax(scores) == y[i])
+    return right / len(rows)
+
+
+def test_the_summary_scores_each_image_with_its_mirror(averaged_run):
+    summary = json.loads((averaged_run / "summary.json").read_text())
+    trained, parts = split_of_run(averaged_run)
+    assert trained.inputs.hflip_average
+    assert summary["test_accuracy"] == pytest.approx(reference_accuracy(trained, parts.X_test, parts.y_test),
+                                                     abs=1e-12)
+    assert summary["val_accuracy"] == pytest.approx(reference_accuracy(trained, parts.X_val, parts.y_val),
+                                                    abs=1e-12)
+    assert summary["test_accuracy"] > 0.2  # it learned (chance is 0.1): the comparison is not between guesses
+
+
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_evaluate_reproduces_the_averaged_accuracy(averaged_run, split):
+    summary = json.loads((averaged_run / "summary.json").read_text())
+    result = run("evaluate", "--checkpoint", averaged_run, "--split", split, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["accuracy"] == summary[f"{split}_accuracy"]
+
+
+def test_predict_averages_and_an_image_and_its_mirror_score_alike(averaged_run):
+    trained, parts = split_of_run(averaged_run)
+    rows = parts.X_test[:40]
+    averaged = trained.predict_cifar_rows(rows)
+    of_mirrors = trained.predict_cifar_rows(mirrored_by_loop(rows))
+    np.testing.assert_array_equal(averaged.scores, of_mirrors.scores)  # the mean of the same two views
+    trained.inputs.hflip_average = False  # each view on its own
+    alone, mirror_alone = trained.predict_cifar_rows(rows), trained.predict_cifar_rows(mirrored_by_loop(rows))
+    np.testing.assert_allclose(averaged.scores, (alone.scores + mirror_alone.scores) / 2, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(alone.scores, mirror_alone.scores, atol=1e-3)  # the mirror is another input
+
+
+def test_the_mirrors_of_validation_and_test_are_extracted_and_normalized(small_cifar_archives, tmp_path):
+    from cs_nets.data.cifar10 import OFFICIAL
+    from cs_nets.data.extract import safe_extract
+
+    folder, _, _ = small_cifar_archives
+    safe_extract(folder / OFFICIAL["python"].filename, tmp_path, OFFICIAL["python"].folder)
+    lines = []
+    sets = [f"data.dir={tmp_path}", "data.num_val=50", "features=[hog]", "data.hflip_average=true"]
+    raw = load_cifar10(tmp_path, "python")
+    data = build_dataset(load_config(None, sets), raw, tmp_path, progress=False, log=lines.append)
+    parts = split_of(load_cifar10(tmp_path, "python"), data_config := load_config(None, sets).data, 0)
+    assert data_config.hflip_average
+    inputs = data.inputs
+    np.testing.assert_allclose(data.X_val_mirrored,
+                               inputs.transform(inputs.extract(mirrored_by_loop(parts.X_val), None, progress=False)),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(data.test_rows_mirrored,
+                               inputs.extract(mirrored_by_loop(parts.X_test), None, progress=False), rtol=1e-6)
+    assert data.X_val_mirrored.shape == data.X_val.shape and not np.allclose(data.X_val_mirrored, data.X_val)
+    named = [line.split(" in ")[0] for line in lines if line.startswith("features:")]
+    assert "features: 50 mirrored val images (144 values each)" in named
+    assert "features: 101 mirrored test images (144 values each)" in named
+    assert set(data.arrays()) >= {"X_val_mirrored", "test_rows_mirrored"}  # sweeps count and share them
+
+
+def test_without_it_nothing_is_mirrored(small_cifar_archives, tmp_path):
+    from cs_nets.data.cifar10 import OFFICIAL
+    from cs_nets.data.extract import safe_extract
+
+    folder, _, _ = small_cifar_archives
+    safe_extract(folder / OFFICIAL["python"].filename, tmp_path, OFFICIAL["python"].folder)
+    data = build_dataset(load_config(None, [f"data.dir={tmp_path}", "data.num_val=50"]),
+                         load_cifar10(tmp_path, "python"), tmp_path, progress=False)
+    assert data.X_val_mirrored is None and data.test_rows_mirrored is None
+    assert "hflip_average" not in data.inputs.config()  # checkpoints stay as they were
+
+
+def test_it_is_refused_for_points_and_counted_in_memory():
+    with pytest.raises(ConfigError, match="data.hflip_average mirrors images"):
+        load_config(None, ["data.source=spiral", "data.hflip_average=true"])
+    plain = estimate_bytes(load_config(None, ["features=[hog]"]))
+    averaged = estimate_bytes(load_config(None, ["features=[hog]", "data.hflip_average=true"]))
+    # 10,000 test + 1,000 validation images more, as pixels and as 144 features
+    assert averaged["features"] - plain["features"] == 11_000 * 144 * 4
+    assert averaged["images"] - plain["images"] == 11_000 * 3072
+
+
+def test_a_checkpoint_config_with_a_bad_value_is_refused():
+    inputs = InputPipeline.for_config(load_config(None, ["data.hflip_average=true"]))
+    inputs.fit(np.zeros((4, 3072), np.float32))
+    config, arrays = inputs.config(), inputs.state()
+    assert config["hflip_average"] is True
+    assert InputPipeline.from_state(config, arrays).hflip_average
+    with pytest.raises(ArgumentError, match="hflip_average: expected true or false"):
+        InputPipeline.from_state({**config, "hflip_average": "yes"}, arrays)
+
+
+def test_each_epochs_validation_accuracy_is_the_averaged_one(averaged_run):
+    # The best epoch's parameters are the saved ones: its logged val_accuracy is the summary's.
+    summary = json.loads((averaged_run / "summary.json").read_text())
+    epochs = [json.loads(line) for line in (averaged_run / "metrics.jsonl").read_text().splitlines()]
+    best = epochs[summary["best_epoch"] - 1]
+    assert best["val_accuracy"] == summary["val_accuracy"]
