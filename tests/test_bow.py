@@ -277,11 +277,14 @@ def test_encoder_rejects_unknown_choices():
 def test_bow_spec_defaults_ranges_and_size():
     (t,) = normalize_transforms(["bow"])
     assert t == {"type": "bow", "words": 256, "patch": 6, "stride": 1, "encoding": "triangle",
-                 "pooling": "quadrants", "whiten": True, "samples": 100_000, "iterations": 20, "seed": 0, "weight": 1.0}
+                 "pooling": "quadrants", "whiten": True, "samples": 100_000, "iterations": 20, "seed": 0,
+                 "symmetric": False, "weight": 1.0}
     assert feature_dim(["bow"]) == 1024
     assert feature_dim([{"type": "bow", "words": 100, "pooling": "image"}, "hog"]) == 100 + 144
     for bad, match in [({"words": 0}, "words: got 0"), ({"encoding": "soft"}, "encoding: got 'soft'"),
                        ({"whiten": 1}, "whiten: got 1, expected true or false"),
+                       ({"symmetric": "yes"}, "symmetric: got 'yes', expected true or false"),
+                       ({"symmetric": True, "words": 15}, "words: got 15, expected an even number"),
                        ({"samples": 1000, "words": 2000}, "samples: got 1000, expected at least words")]:
         with pytest.raises(ConfigError, match=match):
             normalize_transforms([{"type": "bow", **bad}])

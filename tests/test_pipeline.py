@@ -209,8 +209,7 @@ def test_each_feature_phase_logs_what_it_did_and_its_time(python_dir):
     timed = [line for line in lines if re.search(r" in \d+\.\d s$", line)]
     assert [re.sub(r" in \d+\.\d s$", "", line) for line in timed] == [
         "bow: 8 words ready",
-        f"features: {n} train images ({width} values each)",
-        f"features: {n} mirrored train images ({width} values each)",
+        f"features: {n} train images and their mirrors ({width} values each)",
         f"features: {len(data.y_val)} val images ({width} values each)",
         f"features: {len(data.y_test)} test images ({width} values each)",
     ]

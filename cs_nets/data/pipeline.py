@@ -167,6 +167,7 @@ class InputPipeline:
         keyed by every byte of X_train and the transform's k-means parameters.
         """
         from cs_nets.features import cached_codebook, fit_codebook
+        from cs_nets.features.cache import CODEBOOK_PARAMS
 
         fingerprint = None
         for i, t in enumerate(self.features):
@@ -174,7 +175,7 @@ class InputPipeline:
                 if log:
                     log(f"bow: learning {t['words']} words from {t['samples']} patches of "
                         f"{len(X_train)} training images (or reading them from the cache)")
-                params = {k: t[k] for k in ("words", "patch", "whiten", "samples", "iterations", "seed")}
+                params = {k: t[k] for k in CODEBOOK_PARAMS}
                 if cache_dir is None:
                     self.codebooks[i] = fit_codebook(X_train, **params, side=self.side)
                     continue
@@ -187,13 +188,16 @@ class InputPipeline:
         return self
 
     def extract(self, X: np.ndarray, data_dir: Path | None, progress=True, log=None, name: str = "",
-                out: np.ndarray | None = None) -> np.ndarray:
+                out: np.ndarray | None = None, mirrored_out: np.ndarray | None = None) -> np.ndarray:
         """Feature vectors (N, F) float32 of one split's rows X; X itself without features.
 
         With a data folder the result is cached in <data_dir>/features, keyed by
         every byte of X, the transforms and the codebooks.
         name: the split, for the line logged with the time taken (e.g. "train").
         out: a C-contiguous (N, F) float32 array to fill (None: a new one), e.g. rows of a larger array.
+        mirrored_out: None, or an (N, F) float32 array that gets the features of the images' left-right
+        mirrors (cached as those of the mirrored rows), in the same pass where the transforms allow
+        (``extract_features``); only with features.
         """
         if not self.features:
             return X
@@ -203,14 +207,32 @@ class InputPipeline:
         codebooks = [self.codebooks.get(i) for i in range(len(self.features))]
         if data_dir is None:  # generated data: cheap to recompute, nothing to key a cache on
             rows = extract_features(X, self.features, progress=progress, codebooks=codebooks, image_size=self.side,
-                                    out=out)
+                                    out=out, mirrored_out=mirrored_out)
         else:
+            mirrored_key = None if mirrored_out is None else content_hash(mirror_rows(X, self.side))
             rows = cached_features(X, self.features, Path(data_dir) / "features", content_hash(X),
-                                   progress=progress, log=log, codebooks=codebooks, image_size=self.side, out=out)
+                                   progress=progress, log=log, codebooks=codebooks, image_size=self.side, out=out,
+                                   mirrored_out=mirrored_out, mirrored_fingerprint=mirrored_key)
         if log:
-            log(f"features: {len(rows)} {name + ' ' if name else ''}images ({rows.shape[1]} values each) "
+            what = "images and their mirrors" if mirrored_out is not None else "images"
+            log(f"features: {len(rows)} {name + ' ' if name else ''}{what} ({rows.shape[1]} values each) "
                 f"in {time.perf_counter() - started:.1f} s")
         return rows
+
+    def extract_views(self, X: np.ndarray, data_dir: Path | None, progress=True, log=None, name: str = ""):
+        """(``extract`` of the image rows X (N, 3 S S), the same for their left-right mirrors or None).
+
+        The mirrors only with hflip_average (test-time augmentation), else None; both in one
+        pass where the transforms allow. Without features: X and its mirrored rows.
+        """
+        if not self.hflip_average:
+            return self.extract(X, data_dir, progress, log, name), None
+        if not self.features:
+            return X, mirror_rows(X, self.side)
+        from cs_nets.features import feature_dim
+
+        mirrored = np.empty((len(X), feature_dim(self.features, (self.side, self.side, 3))), dtype=np.float32)
+        return self.extract(X, data_dir, progress, log, name, mirrored_out=mirrored), mirrored
 
     def fit(self, X_train: np.ndarray) -> InputPipeline:
         """Learn the normalization of the training split's features (or pixels) X_train: (N, F).
@@ -244,12 +266,6 @@ class InputPipeline:
             made_by = ", ".join(t["type"] for t in self.features) or "raw pixels"
             raise DataError(f"the model's input statistics expect {expected} values per image, but "
                             f"{made_by} gives {X.shape[1]} on this data: the checkpoint does not match it")
-
-    def mirrored(self, X: np.ndarray, data_dir: Path | None, progress=True, log=None, name: str = ""):
-        """With hflip_average, ``extract`` of the left-right mirrors of the image rows X (N, 3 S S); else None."""
-        if not self.hflip_average:
-            return None
-        return self.extract(mirror_rows(X, self.side), data_dir, progress, log, name=f"mirrored {name}".rstrip())
 
     def scores(self, model, X: np.ndarray, mirrored: np.ndarray | None = None,
                batch_size: int = SCORING_ROWS) -> np.ndarray:
@@ -309,7 +325,7 @@ class InputPipeline:
             if t["type"] == "bow":
                 prefix = f"features/{i}/"
                 mine = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-                codebooks[i] = Codebook.from_state(mine, t["patch"], t["words"], t["whiten"])
+                codebooks[i] = Codebook.from_state(mine, t["patch"], t["words"], t["whiten"], t["symmetric"])
         hflip_average = config.get("hflip_average", False)
         if not isinstance(hflip_average, bool):
             raise ArgumentError(f"hflip_average: expected true or false, got {type(hflip_average).__name__}")
@@ -380,14 +396,13 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
         X_train = NormalizedRows(X_train, inputs.normalizer)
     else:
         X_train = inputs.transform(X_train, in_place=consume)
-    val_mirrored = inputs.mirrored(split.X_val, folder, progress, log, name="val")  # before X_val is overwritten
-    X_val = inputs.transform(inputs.extract(split.X_val, folder, progress, log, name="val"), in_place=consume)
+    X_val, val_mirrored = inputs.extract_views(split.X_val, folder, progress, log, name="val")
+    X_val = inputs.transform(X_val, in_place=consume)
     if val_mirrored is not None:
         val_mirrored = inputs.transform(val_mirrored, in_place=True)
-    test_rows = inputs.extract(split.X_test, folder, progress, log, name="test")
+    test_rows, test_mirrored = inputs.extract_views(split.X_test, folder, progress, log, name="test")
     return Dataset(X_train, y_train, X_val, split.y_val, test_rows, split.y_test, split.class_names, inputs,
-                   X_val_mirrored=val_mirrored,
-                   test_rows_mirrored=inputs.mirrored(split.X_test, folder, progress, log, name="test"))
+                   X_val_mirrored=val_mirrored, test_rows_mirrored=test_mirrored)
 
 
 def _with_mirrors(inputs: InputPipeline, images, image_size: int, folder: Path | None, progress, log):
@@ -398,8 +413,7 @@ def _with_mirrors(inputs: InputPipeline, images, image_size: int, folder: Path |
 
         side = inputs.side
         both = np.empty((2 * n, feature_dim(inputs.features, (side, side, 3))), dtype=np.float32)
-        inputs.extract(images, folder, progress, log, name="train", out=both[:n])
-        inputs.extract(mirror_rows(images, image_size), folder, progress, log, name="mirrored train", out=both[n:])
+        inputs.extract(images, folder, progress, log, name="train", out=both[:n], mirrored_out=both[n:])
         return both
     stored = isinstance(images, ImageRows)  # uint8 storage: the pixels and their mirrors, in memory
     pixels = images[:] if stored else images

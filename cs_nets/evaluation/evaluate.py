@@ -81,15 +81,14 @@ def evaluate_checkpoint(checkpoint, split: str = "test", data_dir=None, url: str
     del raw
     # only the split asked for goes through the (fitted) feature transforms
     images = getattr(parts, f"X_{split}")
-    rows = inputs.extract(images, folder, progress, log)
+    # with data.hflip_average, each image scores as the mean of its scores and its mirror's
+    rows, mirrored = inputs.extract_views(images, folder, progress, log)
     y = getattr(parts, f"y_{split}")
     inputs.check_width(rows)
     if rows.shape[1] != model.input_dim:  # normalization keeps the width
         raise DataError(f"the checkpoint expects {model.input_dim} inputs per image "
                         f"(features: {inputs.features or 'raw pixels'}) but the data gives {rows.shape[1]}")
     class_names = parts.class_names
-    # with data.hflip_average, each image scores as the mean of its scores and its mirror's
-    mirrored = inputs.mirrored(images, folder, progress, log)
     confusion = confusion_matrix(y, inputs.predict(model, rows, mirrored=mirrored), len(class_names))
     per_class = per_class_accuracy(confusion)
     return {"split": split, "accuracy": accuracy_of(confusion), "num_images": int(len(y)),

@@ -125,9 +125,8 @@ class TrainedModel:
         scores = np.empty((len(rows), self.model.num_classes), dtype=np.float32)
         for start in range(0, len(rows), batch_size):
             part = rows[start:start + batch_size]
-            X = self.inputs.extract(part, None, progress=False)
             # with data.hflip_average: the mean of the images' scores and their mirrors'
-            mirrored = self.inputs.mirrored(part, None, progress=False)
+            X, mirrored = self.inputs.extract_views(part, None, progress=False)
             scores[start:start + batch_size] = self.inputs.scores(self.model, X, mirrored)
         return scores
 

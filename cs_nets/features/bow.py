@@ -18,6 +18,12 @@ quadrant pooling). Definitions (the tests hold per-patch loops to them):
    each round assigns every patch to its nearest centroid (squared Euclidean
    distance, ties to the lower index) and moves each centroid to the mean of its
    patches; a centroid that gets none stays where it is.
+   Symmetric (optional): the words come in left-right mirror pairs, word K/2 + j the
+   mirror of word j, and the whitening commutes with mirroring (its mean and
+   covariance are those of the patches and their mirrors). A mirrored image's codes
+   are then the original's with each word swapped for its pair, so the encoder
+   gives both from one pass (``Encoder.__call__``'s ``mirrored_out``; triangle codes). k-means runs on
+   the K/2 first words: a patch nearest to a mirror word counts, mirrored, for its pair.
 5. Encoding of an image: every patch on a grid with step ``stride`` (P x P
    positions, P = (S - p) // stride + 1 for S x S images), normalized and whitened like the
    training patches, is compared with the K centroids at distances d_k:
@@ -57,12 +63,15 @@ class Codebook:
     centroids: (K, 3p²) float32 cluster centres in whitened patch space.
     whiten_mean: (3p²,) float32 and whiten_matrix: (3p², 3p²) float32, or both
     None when whitening is off. patch: p.
+    symmetric: the centroids are mirror pairs and the whitening commutes with mirroring
+    (see the module's point 4; ``from_state`` checks it).
     """
 
     centroids: np.ndarray
     whiten_mean: np.ndarray | None
     whiten_matrix: np.ndarray | None
     patch: int
+    symmetric: bool = False
 
     def state(self) -> dict[str, np.ndarray]:
         arrays = {"centroids": self.centroids, "whiten_mean": self.whiten_mean,
@@ -70,8 +79,9 @@ class Codebook:
         return {k: v for k, v in arrays.items() if v is not None}
 
     @classmethod
-    def from_state(cls, arrays: dict, patch: int, words: int, whiten: bool) -> Codebook:
-        """Rebuild from ``state()``; ArgumentError when arrays are missing or misshapen."""
+    def from_state(cls, arrays: dict, patch: int, words: int, whiten: bool, symmetric: bool = False) -> Codebook:
+        """Rebuild from ``state()``; ArgumentError when arrays are missing or misshapen, or are not
+        mirror-symmetric when `symmetric` says they are."""
         dim = 3 * patch * patch
         need: dict[str, tuple[int, ...]] = {"centroids": (words, dim)}
         if whiten:
@@ -84,11 +94,28 @@ class Codebook:
             if value.shape != shape or not np.all(np.isfinite(value)):
                 raise ArgumentError(f"bow codebook {key}: expected finite {shape}, got {value.shape}")
             got[key] = value
-        return cls(got["centroids"], got.get("whiten_mean"), got.get("whiten_matrix"), patch)
+        codebook = cls(got["centroids"], got.get("whiten_mean"), got.get("whiten_matrix"), patch, symmetric)
+        if symmetric and not codebook.is_mirror_symmetric():
+            raise ArgumentError("bow codebook: expected mirror pairs of words and a mirror-symmetric whitening")
+        return codebook
+
+    def is_mirror_symmetric(self) -> bool:
+        """True when word K/2 + j is word j mirrored (K even) and the whitening commutes with mirroring."""
+        k = len(self.centroids)
+        flip = mirror_permutation(self.patch)
+        half = self.centroids[: k // 2]
+        if k % 2 or not np.array_equal(self.centroids[k // 2 :], half[:, flip]):
+            return False
+        if self.whiten_matrix is None:
+            return True
+        return bool(np.array_equal(self.whiten_mean[flip], self.whiten_mean)
+                    and np.array_equal(self.whiten_matrix[flip][:, flip], self.whiten_matrix))
 
     def digest(self) -> str:
         """Hex SHA-256 of every array: the feature cache is keyed by it."""
         h = hashlib.sha256(f"patch={self.patch}".encode())
+        if self.symmetric:  # only then, so that the digests (and feature caches) of other codebooks stay
+            h.update(b"symmetric")
         for key, value in sorted(self.state().items()):
             h.update(f"{key}{value.shape}{value.dtype}".encode())
             h.update(np.ascontiguousarray(value).data)
@@ -121,6 +148,12 @@ def sample_patches(X, patch, count, rng, side=32):
     return gathered.reshape(count, -1).astype(np.float32)
 
 
+def mirror_permutation(patch):
+    """(3 p²,) int64 index: P[:, mirror_permutation(p)] mirrors patch rows left-right ((channel, row, column) order)."""
+    index = np.arange(3 * patch * patch).reshape(3, patch, patch)
+    return index[:, :, ::-1].ravel()
+
+
 def normalize_patches(P):
     """In place: each row minus its mean, divided by sqrt(its variance + CONTRAST_EPS). P: (M, D) float32."""
     P -= P.mean(axis=1, keepdims=True)
@@ -129,14 +162,26 @@ def normalize_patches(P):
     return P
 
 
-def fit_whitening(P):
-    """ZCA of normalized patches P: (M, D) float32 -> (mean (D,), W (D, D)) float32, z = (x - mean) W."""
+def fit_whitening(P, flip=None):
+    """ZCA of normalized patches P: (M, D) float32 -> (mean (D,), W (D, D)) float32, z = (x - mean) W.
+
+    flip: None, or a (D,) permutation (``mirror_permutation``): the mean and covariance are then
+    those of the rows of P and their mirrors together, and mean, W come out exactly symmetric.
+    """
     mean = P.mean(axis=0, dtype=np.float64)
     centered = (P - mean.astype(np.float32)).astype(np.float64)
     cov = (centered.T @ centered) / len(P)  # one float64 BLAS product (mixed dtypes would skip BLAS)
+    if flip is not None:  # second moments of the rows and their mirrors, about their common mean
+        moments = cov + np.outer(mean, mean)
+        mean = (mean + mean[flip]) / 2
+        cov = (moments + moments[flip][:, flip]) / 2 - np.outer(mean, mean)
     s, V = np.linalg.eigh(cov)
     W = (V * (1.0 / np.sqrt(np.maximum(s, 0.0) + WHITEN_EPS))) @ V.T
-    return mean.astype(np.float32), W.astype(np.float32)
+    mean, W = mean.astype(np.float32), W.astype(np.float32)
+    if flip is not None:  # eigh's rounding undone: equal entries, bit for bit
+        mean = (mean + mean[flip]) / np.float32(2)
+        W = (W + W[flip][:, flip]) / np.float32(2)
+    return mean, W
 
 
 # ----------------------------------------------------------------------------- k-means
@@ -179,43 +224,59 @@ def kmeans_init(P, k, rng):
     return np.sort(rng.choice(len(P), size=k, replace=False))
 
 
-def kmeans(P, centroids, iterations):
+def kmeans(P, centroids, iterations, flip=None):
     """Lloyd's k-means from `centroids`: (K, D) -> (K, D) float32, P: (M, D) float32.
 
     Each round: assign every row to its nearest centroid, move each centroid to the
     mean of its rows; a centroid with no rows keeps its place.
+    flip: None, or a (D,) permutation (``mirror_permutation``): `centroids` are then the
+    first K of a codebook of 2K, completed by their mirrors; a row nearest to the mirror
+    of centroid j counts, mirrored, for j. Returns the 2K words, mirrors last.
     """
     centroids = np.array(centroids, dtype=np.float32)
     k = len(centroids)
+
+    def words():
+        return centroids if flip is None else np.concatenate([centroids, centroids[:, flip]])
+
     P64 = P.astype(np.float64) if iterations else P  # once: the per-cluster sums are float64
     for _ in range(iterations):
-        labels = nearest_centroid(P, centroids)
-        counts = np.bincount(labels, minlength=k)
-        filled = counts > 0
+        labels = nearest_centroid(P, words())
+        counts = np.bincount(labels, minlength=len(words()))
         # Rows sorted by cluster, summed per cluster in float64 (one reduceat, not a loop).
+        sums = np.zeros((len(counts), P.shape[1]))
+        filled = counts > 0
         grouped = P64[np.argsort(labels, kind="stable")]
-        starts = (np.cumsum(counts) - counts)[filled]
-        sums = np.add.reduceat(grouped, starts, axis=0)
-        centroids[filled] = (sums / counts[filled, None]).astype(np.float32)
-    return centroids
+        sums[filled] = np.add.reduceat(grouped, (np.cumsum(counts) - counts)[filled], axis=0)
+        if flip is not None:  # the rows of mirror word j, mirrored (a permutation of their sum), join word j's
+            sums = sums[:k] + sums[k:][:, flip]
+            counts = counts[:k] + counts[k:]
+            filled = counts > 0
+        centroids[filled] = (sums[filled] / counts[filled, None]).astype(np.float32)
+    return words()
 
 
-def fit_codebook(X, words=256, patch=6, whiten=True, samples=100_000, iterations=20, seed=0, side=32):
+def fit_codebook(X, words=256, patch=6, whiten=True, samples=100_000, iterations=20, seed=0, side=32,
+                 symmetric=False):
     """Learn a Codebook from training images X: (N, 3 S S) uint8 CIFAR rows of S x S images, S = side
-    (the training split only; 3072 values for CIFAR's 32 x 32)."""
+    (the training split only; 3072 values for CIFAR's 32 x 32).
+    symmetric: words in mirror pairs (an even number of them), see the module's point 4."""
     if X.ndim != 2 or X.shape[1] != 3 * side * side:
         raise ArgumentError(f"fit_codebook: X has {X.shape[1:]} values per row; {side}x{side} colour images have "
                             f"{3 * side * side}")
     if patch > side:
         raise ArgumentError(f"fit_codebook: patch {patch} is larger than the {side}x{side} images")
+    if symmetric and words % 2:
+        raise ArgumentError(f"fit_codebook: symmetric words come in mirror pairs; got an odd number, {words}")
     rng = np.random.default_rng(seed)
     P = normalize_patches(sample_patches(X, patch, samples, rng, side))
+    flip = mirror_permutation(patch) if symmetric else None
     mean = matrix = None
     if whiten:
-        mean, matrix = fit_whitening(P)
+        mean, matrix = fit_whitening(P, flip)
         P = (P - mean) @ matrix
-    start = P[kmeans_init(P, words, rng)]
-    return Codebook(kmeans(P, start, iterations), mean, matrix, patch)
+    start = P[kmeans_init(P, words // 2 if symmetric else words, rng)]
+    return Codebook(kmeans(P, start, iterations, flip), mean, matrix, patch, symmetric)
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -265,21 +326,45 @@ class Encoder:
         # Pooling as a product: (R, P²) rows of 1/region size, times (P², K) codes per image.
         self.pool_matrix = np.zeros((len(self.region_size), self.positions ** 2), dtype=np.float32)
         self.pool_matrix[self.region, np.arange(self.positions ** 2)] = 1 / self.region_size[self.region]
+        # One pass for an image and its mirror: a symmetric codebook on a grid that mirrors onto itself,
+        # triangle codes only: a hard code must pick one of a pair's words for a patch that is its
+        # own mirror (a flat one, say), and that pick cannot be mirrored.
+        self.mirror_words = None
+        if codebook.symmetric and encoding == "triangle" and (side - codebook.patch) % stride == 0:
+            self.mirror_words = np.r_[k // 2 : k, 0 : k // 2]  # word j's mirror pair
+            part, self.combine, self.combine_mirrored = mirror_parts(self.positions, pooling)
+            self.part_matrix = np.zeros((self.combine.shape[1], self.positions ** 2), dtype=np.float32)
+            self.part_matrix[part, np.arange(self.positions ** 2)] = 1
 
     @property
     def output_dim(self):
         return len(self.region_size) * self.words
 
-    def __call__(self, images):
-        """images: (n, 3, side, side) uint8 -> (n, R * K) float32."""
+    def __call__(self, images, mirrored_out=None):
+        """images: (n, 3, side, side) uint8 -> (n, R * K) float32.
+
+        mirrored_out: None, or an (n, R * K) float32 array that gets the codes of the images'
+        left-right mirrors: from the same pass with ``mirror_words`` (a symmetric codebook, triangle
+        codes, a grid that mirrors onto itself), else by encoding the mirrors.
+        """
         n = len(images)
         out = np.empty((n, len(self.region_size), self.words), dtype=np.float32)
+        mirrored = None
+        if mirrored_out is not None:
+            if mirrored_out.shape != (n, self.output_dim) or mirrored_out.dtype != np.float32:
+                raise ArgumentError(f"mirrored_out: expected ({n}, {self.output_dim}) float32, got "
+                                    f"{mirrored_out.shape} {mirrored_out.dtype}")
+            if self.mirror_words is None:
+                mirrored_out[...] = self(images[..., ::-1])
+            else:
+                mirrored = mirrored_out.reshape(out.shape)
         tiles = [(start, min(start + self.batch, n)) for start in range(0, n, self.batch)]
-        run_workers(lambda mine: self._encode_tiles(images, mine, out), tiles, self.threads)
+        run_workers(lambda mine: self._encode_tiles(images, mine, out, mirrored), tiles, self.threads)
         return out.reshape(n, -1)
 
-    def _encode_tiles(self, images, tiles, out):
-        """Encode images[start:stop] into out[start:stop] for each (start, stop) of `tiles`; own buffers."""
+    def _encode_tiles(self, images, tiles, out, mirrored=None):
+        """Encode images[start:stop] into out[start:stop] for each (start, stop) of `tiles`; own buffers.
+        mirrored: None, or (n, R, K) for the mirrors' codes (with ``mirror_words`` only)."""
         k, dim, p, side = self.words, self.dim, self.codebook.patch, self.positions
         per_image = side * side
         rows = max(stop - start for start, stop in tiles) * per_image
@@ -299,13 +384,15 @@ class Encoder:
             np.einsum("ij,ij->j", zt[:dim], zt[:dim], out=zt[dim + 1])
             d = d_buf[:m]
             np.matmul(zt.T, self.centroid_matrix, out=d)  # squared distances (patches, K)
+            pair = None if mirrored is None else mirrored[start:stop]
             if self.encoding == "hard":
                 self._pool_hard(d.argmin(axis=1), out[start:stop])
             else:
-                self._pool_triangle(d, out[start:stop])
+                self._pool_triangle(d, out[start:stop], pair)
 
-    def _pool_triangle(self, d, out):
-        """out (n, R, K) <- region means of max(0, mean_j(d_j) - d_k), d: (n P², K) squared distances."""
+    def _pool_triangle(self, d, out, mirrored=None):
+        """out (n, R, K) <- region means of max(0, mean_j(d_j) - d_k), d: (n P², K) squared distances;
+        mirrored (n, R, K) or None <- the same for the images' mirrors (with ``mirror_words``)."""
         # Rounding can dip a squared distance just below 0: its root is NaN, found in the
         # row's mean (one BLAS pass that is needed anyway) and set to 0 = sqrt(max(0, d²)),
         # so no separate clipping pass over the whole block.
@@ -320,8 +407,15 @@ class Encoder:
         # max(0, mu - d) = mu - min(d, mu): the pooled mu is added back after pooling.
         np.minimum(d, mu[:, None], out=d)
         n = len(out)
+        if mirrored is not None:  # sums over the parts, then each side's regions made of them
+            parts = self.part_matrix @ mu.reshape(n, -1, 1) - self.part_matrix @ d.reshape(n, -1, self.words)
+            np.matmul(self.combine, parts, out=out)
+            # a mirror's code of word k is the image's code of k's pair
+            mirrored[...] = np.matmul(self.combine_mirrored, parts)[:, :, self.mirror_words]
+            return
         np.matmul(self.pool_matrix, d.reshape(n, -1, self.words), out=out)
         np.subtract(self.pool_matrix @ mu.reshape(n, -1, 1), out, out=out)
+
 
     def _pool_hard(self, nearest, out):
         """out (n, R, K) <- fraction of each region's patches whose nearest word is k."""
@@ -397,6 +491,36 @@ def regions(side, pooling):
     second = (np.arange(side) >= (side + 1) // 2).astype(np.int64)
     region = (2 * second[:, None] + second[None, :]).ravel()
     return region, np.bincount(region, minlength=4).astype(np.float32)
+
+
+def mirror_parts(side, pooling):
+    """The parts of a side x side grid of positions whose sums give an image's pooled codes and its mirror's.
+
+    Returns (P²,) int64 part of each position (row-major), and two (R, F) float32 matrices:
+    row r holds 1 / (region r's size) at the parts that make up region r of the image, and of
+    its mirror (before the mirror's words are swapped). ``image`` pooling: one part. ``quadrants``:
+    top and bottom rows times the columns left of the middle, the middle one (odd sides) and
+    right of it; column j of a mirror is column side - 1 - j of the image, so the mirror's left
+    half is the image's middle and right columns.
+    """
+    region, size = regions(side, pooling)
+    if pooling == "image":
+        single = np.array([[1 / size[0]]], dtype=np.float32)
+        return region, single, single.copy()
+    columns = np.arange(side)
+    column_part = (columns >= side // 2).astype(np.int64) + (columns >= (side + 1) // 2)  # 0 left, 1 middle, 2 right
+    bottom = (columns >= (side + 1) // 2).astype(np.int64)
+    part = (3 * bottom[:, None] + column_part[None, :]).ravel()
+    halves = {"image": ((0, 1), (2,)), "mirror": ((1, 2), (0,))}  # the column parts of each half
+    combine = {}
+    for side_name, (first, second) in halves.items():
+        matrix = np.zeros((4, 6), dtype=np.float32)
+        for r in range(4):
+            row, column_half = divmod(r, 2)
+            for c in (first, second)[column_half]:
+                matrix[r, 3 * row + c] = 1 / size[r]
+        combine[side_name] = matrix
+    return part, combine["image"], combine["mirror"]
 
 
 def encode_images(images, codebook, stride=1, encoding="triangle", pooling="quadrants"):

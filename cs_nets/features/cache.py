@@ -1,5 +1,7 @@
 """Feature arrays cached on disk as .npy, keyed by the data, the transforms and what they learned."""
 
+import contextlib
+import functools
 import hashlib
 import json
 import warnings
@@ -28,7 +30,7 @@ def cache_key(fingerprint, transforms, codebooks=None, image_size=IMAGE_SIZE):
         "version": FEATURES_VERSION,
         "fingerprint": fingerprint,
         # weight scales values after standardization: the extracted values, and the key, do not depend on it
-        "transforms": [{k: v for k, v in t.items() if k != "weight"} for t in transforms],
+        "transforms": [_keyed(t) for t in transforms],
     }
     if image_size != IMAGE_SIZE:  # caches of different sizes never mix
         payload["image_size"] = image_size
@@ -37,13 +39,19 @@ def cache_key(fingerprint, transforms, codebooks=None, image_size=IMAGE_SIZE):
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def _keyed(transform):
+    """The parameters that shape a transform's values: not ``weight`` (it scales them after
+    standardization), and ``symmetric`` only when true (so that the keys of older caches stay)."""
+    return {k: v for k, v in transform.items() if k != "weight" and not (k == "symmetric" and not v)}
+
+
 def cache_path(cache_dir, fingerprint, transforms, codebooks=None, image_size=IMAGE_SIZE):
     """Where ``cached_features`` keeps the array: ``<cache_dir>/features-<key[:24]>.npy``."""
     return Path(cache_dir) / f"features-{cache_key(fingerprint, transforms, codebooks, image_size)[:24]}.npy"
 
 
 def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=None, codebooks=None,
-                    image_size=IMAGE_SIZE, out=None):
+                    image_size=IMAGE_SIZE, out=None, mirrored_out=None, mirrored_fingerprint=None):
     """``extract_features(X, transforms, codebooks=codebooks, image_size=image_size)``, read from or
     written to a cache file.
 
@@ -53,41 +61,75 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
     log: callable(str) for warnings, or None to use ``warnings.warn``.
     out: a C-contiguous (N, F) float32 array the features are read or extracted into (None: a new one),
     so that no second copy of them is ever held.
+    mirrored_out, mirrored_fingerprint: an (N, F) float32 array for the features of the images'
+    left-right mirrors, and the string that identifies the mirrors' rows: they are cached in a file
+    of their own (the one ``cached_features`` of the mirrored rows uses), and when neither file
+    exists both are extracted in one pass (see ``extract_features``).
     Returns (N, F) float32 (`out` when given). A cache file that cannot be read or has the wrong
     shape/dtype is reported through `log` and recomputed; failing to write the
     cache is reported too but does not fail the call.
     """
-    if not isinstance(fingerprint, str) or not fingerprint:
-        raise ValueError(f"fingerprint: got {fingerprint!r}, expected a non-empty string")
+    for name, value in (("fingerprint", fingerprint), ("mirrored_fingerprint", mirrored_fingerprint)):
+        if (name == "fingerprint" or mirrored_out is not None) and (not isinstance(value, str) or not value):
+            raise ValueError(f"{name}: got {value!r}, expected a non-empty string")
     transforms = normalize_transforms(transforms)
     check_pixels(X, image_size)
-    path = cache_path(cache_dir, fingerprint, transforms, codebooks, image_size)
     out = check_out(out, (len(X), feature_dim(transforms, (image_size, image_size, 3))))
-    if path.exists():
-        try:
-            return _load(path, out)
-        except (OSError, ValueError, EOFError) as err:
-            _warn(log, f"feature cache {path} is unusable ({err}); recomputing it")
+    targets = {"images": (cache_path(cache_dir, fingerprint, transforms, codebooks, image_size), out)}
+    if mirrored_out is not None:
+        targets["mirrors"] = (cache_path(cache_dir, mirrored_fingerprint, transforms, codebooks, image_size),
+                              check_out(mirrored_out, out.shape))
+    missing = {name for name, (path, array) in targets.items() if not _loaded(path, array, log)}
+    if not missing:
+        return out
     # Parallel runs on one data folder: one computes and writes, the others wait and read it.
+    with contextlib.ExitStack() as locks:
+        for path in sorted({targets[name][0] for name in missing}):  # one order: no two runs wait on each other
+            locks.enter_context(_locked(path, log))
+        missing = {name for name in missing if not _loaded(*targets[name], log, quiet=True)}  # written meanwhile?
+        extract = functools.partial(extract_features, transforms=transforms, progress=progress,
+                                    codebooks=codebooks, image_size=image_size)
+        if missing == {"mirrors"}:
+            side = image_size
+            rows = np.ascontiguousarray(X.reshape(-1, 3, side, side)[..., ::-1]).reshape(len(X), -1)
+            extract(rows, out=mirrored_out)
+        elif missing:
+            extract(X, out=out, mirrored_out=mirrored_out if "mirrors" in missing else None)
+        for name in sorted(missing):
+            path, array = targets[name]
+            try:
+                _save_atomic(path, array)
+            except OSError as err:
+                _warn(log, f"could not write feature cache {path}: {err}")
+    return out
+
+
+def _loaded(path, out, log, quiet=False):
+    """True when the cache file `path` exists and was read into `out`; an unusable one gives False,
+    reported through `log` unless `quiet`."""
+    if not path.exists():
+        return False
+    try:
+        _load(path, out)
+        return True
+    except (OSError, ValueError, EOFError) as err:
+        if not quiet:
+            _warn(log, f"feature cache {path} is unusable ({err}); recomputing it")
+        return False
+
+
+@contextlib.contextmanager
+def _locked(path, log):
+    """Hold the lock beside the cache file `path` (if its folder is writable); on leaving, the lock
+    file goes when the cache file is there: from then on a newcomer finds it and never locks."""
     lock = _lock(path, log)
     try:
-        if lock is not None and path.exists():
-            try:
-                return _load(path, out)  # written by the process we waited for
-            except (OSError, ValueError, EOFError):
-                pass
-        features = extract_features(X, transforms, progress=progress, codebooks=codebooks, image_size=image_size,
-                                    out=out)
-        try:
-            _save_atomic(path, features)
-        except OSError as err:
-            _warn(log, f"could not write feature cache {path}: {err}")
+        yield
     finally:
         if lock is not None:
-            if path.exists():  # from now on a newcomer finds the cache file and never locks
+            if path.exists():
                 Path(lock.lock_file).unlink(missing_ok=True)
             lock.release()
-    return features
 
 
 def _lock(path, log):
@@ -172,14 +214,14 @@ def _warn(log, message):
 # fit_codebook (not stride, encoding or pooling, which only the encoder uses).
 
 CODEBOOK_VERSION = 1  # bump when fit_codebook's result changes for the same inputs
-CODEBOOK_PARAMS = ("words", "patch", "whiten", "samples", "iterations", "seed")
+CODEBOOK_PARAMS = ("words", "patch", "whiten", "samples", "iterations", "seed", "symmetric")
 
 
 def codebook_path(cache_dir, fingerprint, transform, image_size=IMAGE_SIZE):
     """``<cache_dir>/codebook-<key[:24]>.npz`` for a normalized ``bow`` transform, a training-set fingerprint
     and the image side (in the key only when it is not 32, as in ``cache_key``)."""
     payload = {"version": CODEBOOK_VERSION, "fingerprint": fingerprint,
-               "bow": {k: transform[k] for k in CODEBOOK_PARAMS}}
+               "bow": _keyed({k: transform[k] for k in CODEBOOK_PARAMS})}
     if image_size != IMAGE_SIZE:
         payload["image_size"] = image_size
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -205,7 +247,8 @@ def cached_codebook(X_train, transform, cache_dir, fingerprint, log=None, image_
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as arrays:
-                return Codebook.from_state(dict(arrays), params["patch"], params["words"], params["whiten"])
+                return Codebook.from_state(dict(arrays), params["patch"], params["words"], params["whiten"],
+                                           params["symmetric"])
         except (OSError, ValueError, EOFError, ArgumentError) as err:
             _warn(log, f"codebook cache {path} is unusable ({err}); learning the codebook again")
     codebook = fit_codebook(X_train, **params, side=image_size)

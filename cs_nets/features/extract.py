@@ -8,7 +8,7 @@ from cs_nets.features.bow import Codebook, Encoder
 from cs_nets.features.color import color_histogram
 from cs_nets.features.hog import hog_features, to_grayscale
 from cs_nets.features.polar import polar_features
-from cs_nets.features.spec import feature_dim, is_point_transforms, normalize_transforms
+from cs_nets.features.spec import feature_dim, feature_sizes, is_point_transforms, normalize_transforms
 
 IMAGE_SIZE = 32  # CIFAR's side; folder datasets have data.image_size
 
@@ -51,7 +51,8 @@ def check_codebooks(transforms, codebooks):
     return codebooks
 
 
-def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, image_size=IMAGE_SIZE, out=None):
+def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, image_size=IMAGE_SIZE, out=None,
+                     mirrored_out=None):
     """Apply each transform to every image and concatenate the results per image.
 
     X: (N, 3 S S) uint8 CIFAR rows of S x S images (S = image_size; 3072 values for 32),
@@ -67,8 +68,13 @@ def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, i
     Works on `chunk` images at a time (about 0.3 MB of temporaries per image for HOG)
     and shows a tqdm bar on stderr when `progress` is true and stderr is a terminal.
     out: a C-contiguous (N, F) float32 array to write into (None: a new one), e.g. rows of a larger array.
+    mirrored_out: None, or a C-contiguous (N, F) float32 array that gets the features of the images'
+      left-right mirrors, in the same pass: the colour histogram is the image's own, and a ``symmetric``
+      bow codebook gives a mirror's codes with the image's (``Encoder``); the rest read the mirrors.
     """
     transforms = normalize_transforms(transforms)
+    if mirrored_out is not None and is_point_transforms(transforms):
+        raise ArgumentError("mirrored_out: 2-D points have no mirror images")
     if is_point_transforms(transforms):
         points = np.concatenate([polar_features(X) for _ in transforms], axis=1)
         if out is None:
@@ -81,6 +87,10 @@ def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, i
         raise ValueError(f"chunk: got {chunk!r}, expected a positive integer")
     n = len(X)
     out = check_out(out, (n, feature_dim(transforms, (image_size, image_size, 3))))
+    if mirrored_out is not None:
+        mirrored_out = check_out(mirrored_out, out.shape)
+    sizes = feature_sizes(transforms, (image_size, image_size, 3))
+    grays: dict[bool, np.ndarray] = {}
     encoders = {i: Encoder(codebooks[i], t["stride"], t["encoding"], t["pooling"], side=image_size)
                 for i, t in enumerate(transforms) if t["type"] == "bow"}
     # disable=None lets tqdm hide itself when stderr is not a terminal.
@@ -88,19 +98,35 @@ def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, i
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             images = X[start:stop].reshape(-1, 3, image_size, image_size)  # a view: rows are contiguous
-            gray = None  # shared by every hog transform of this chunk
             column = 0
             for i, t in enumerate(transforms):
-                if t["type"] == "raw":
-                    block = images.reshape(stop - start, -1).astype(np.float32) / 255
-                elif t["type"] == "hog":
-                    gray = to_grayscale(images) if gray is None else gray
-                    block = hog_features(gray, cell=t["cell"], bins=t["bins"])
-                elif t["type"] == "bow":
-                    block = encoders[i](images)
+                width = sizes[i]
+                mirrored = None if mirrored_out is None else mirrored_out[start:stop, column : column + width]
+                if t["type"] == "bow":
+                    pair = None if mirrored is None else np.empty(mirrored.shape, dtype=np.float32)
+                    block = encoders[i](images, mirrored_out=pair)
+                    if mirrored is not None:
+                        mirrored[...] = pair
                 else:
-                    block = color_histogram(images, bins=t["bins"], space=t["space"])
-                out[start:stop, column : column + block.shape[1]] = block
-                column += block.shape[1]
+                    block = _transform(t, images, grays, False)
+                    if t["type"] == "color_hist" and mirrored is not None:
+                        mirrored[...] = block  # the same pixels, so the same histogram
+                    elif mirrored is not None:
+                        mirrored[...] = _transform(t, images[..., ::-1], grays, True)
+                out[start:stop, column : column + width] = block
+                column += width
+            grays.clear()
             bar.update(stop - start)
     return out
+
+
+def _transform(t, images, grays, mirror):
+    """One raw, hog or color_hist transform of images (n, 3, S, S) uint8 -> (n, width) float32.
+    grays: {mirror: grayscale images} shared by the hog transforms of one chunk."""
+    if t["type"] == "raw":
+        return images.reshape(len(images), -1).astype(np.float32) / 255
+    if t["type"] == "hog":
+        if mirror not in grays:
+            grays[mirror] = to_grayscale(images)
+        return hog_features(grays[mirror], cell=t["cell"], bins=t["bins"])
+    return color_histogram(images, bins=t["bins"], space=t["space"])

@@ -25,7 +25,7 @@ DEFAULTS = {
     "hog": {"cell": 8, "bins": 9},
     "color_hist": {"bins": 10, "space": "hsv"},
     "bow": {"words": 256, "patch": 6, "stride": 1, "encoding": "triangle", "pooling": "quadrants",
-            "whiten": True, "samples": 100_000, "iterations": 20, "seed": 0},
+            "whiten": True, "samples": 100_000, "iterations": 20, "seed": 0, "symmetric": False},
     "polar": {},
 }
 
@@ -39,7 +39,7 @@ _CHOICES = {
     ("bow", "encoding"): ENCODINGS,
     ("bow", "pooling"): POOLINGS,
 }
-_BOOLS = {("bow", "whiten")}
+_BOOLS = {("bow", "whiten"), ("bow", "symmetric")}
 
 # Inclusive integer ranges. A cell larger than a 32x32 CIFAR image leaves no cell;
 # more than 180 orientation bins is finer than 1 degree.
@@ -118,6 +118,9 @@ def _normalize_one(index, item):
     if kind == "bow" and out["samples"] < out["words"]:
         raise ConfigError(f"{where}.samples: got {out['samples']}, expected at least words ({out['words']}): "
                           f"k-means starts from that many distinct patches")
+    if kind == "bow" and out["symmetric"] and out["words"] % 2:
+        raise ConfigError(f"{where}.words: got {out['words']}, expected an even number: symmetric words "
+                          f"come in mirror pairs")
     return out
 
 
