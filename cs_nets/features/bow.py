@@ -106,8 +106,8 @@ class Codebook:
         half = self.centroids[: k // 2]
         if k % 2 or not np.array_equal(self.centroids[k // 2 :], half[:, flip]):
             return False
-        if self.whiten_matrix is None:
-            return True
+        if self.whiten_matrix is None or self.whiten_mean is None:
+            return self.whiten_matrix is None and self.whiten_mean is None
         return bool(np.array_equal(self.whiten_mean[flip], self.whiten_mean)
                     and np.array_equal(self.whiten_matrix[flip][:, flip], self.whiten_matrix))
 
