@@ -3,6 +3,8 @@
     python scripts/bench_features.py --data-dir D [--repeats 3] [--transforms hog,color_hist]
     python scripts/bench_features.py --data-dir D --transforms bow      # bag of words, 256 words
     python scripts/bench_features.py --data-dir D --transforms bow --set words=1600 --set stride=2
+    python scripts/bench_features.py --data-dir D --transforms bow --set words=1600 --mirrors
+    python scripts/bench_features.py --data-dir D --transforms bow --set words=1600 --set symmetric=true --mirrors
 
 For ``bow`` the codebook is first learned from the training images (timed on its
 own), then every repeat encodes all the images from scratch (no feature cache), and
@@ -10,6 +12,9 @@ right after it times the encoder's distance products alone: the same (tile rows,
 3p² + 2) x (3p² + 2, words) float32 products, tile for tile, with the same workers
 and BLAS threads (cs_nets.features.bow.run_workers), on random numbers. Their
 median is the floor the encoder is measured against ("encoder / products").
+With --mirrors every repeat extracts the images and their left-right mirrors
+(``extract_features``'s mirrored_out, as data.hflip_copies and data.hflip_average do):
+a symmetric codebook gives both from one pass, any other encodes the mirrors too.
 The peak RSS of the process is printed at the end.
 
 Loads the python-layout batches from <data-dir>/cifar-10-batches-py (through
@@ -54,7 +59,7 @@ def load_pixels(data_dir):
 def fit_codebooks(transforms, X_train):
     """The codebook of every bow transform, learned from X_train (None for the others), and the seconds taken."""
     start = time.perf_counter()
-    keys = ("words", "patch", "whiten", "samples", "iterations", "seed")
+    keys = ("words", "patch", "whiten", "samples", "iterations", "seed", "symmetric")
     codebooks = [fit_codebook(X_train, **{k: t[k] for k in keys}) if t["type"] == "bow" else None
                  for t in transforms]
     return codebooks, time.perf_counter() - start
@@ -85,6 +90,7 @@ def main(argv=None):
     parser.add_argument("--transforms", default="hog,color_hist", help="comma-separated types, defaults for each")
     parser.add_argument("--images", type=int, default=60000, help="images per run (tiled if the data has fewer)")
     parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument("--mirrors", action="store_true", help="extract the images' mirrors too (one pass if it can)")
     parser.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
                         help="a parameter for every transform that has it, e.g. words=1600 (repeatable)")
     args = parser.parse_args(argv)
@@ -112,7 +118,10 @@ def main(argv=None):
     times, floors = [], []
     for i in range(args.repeats):
         start = time.perf_counter()
-        features = extract_features(X, transforms, chunk=args.chunk, progress=False, codebooks=codebooks)
+        mirrored = np.empty((len(X), feature_dim(transforms)), dtype=np.float32) if args.mirrors else None
+        features = extract_features(X, transforms, chunk=args.chunk, progress=False, codebooks=codebooks,
+                                    mirrored_out=mirrored)
+        del mirrored
         times.append(time.perf_counter() - start)
         line = f"  run {i + 1}: {times[-1]:.2f} s"
         if encoders:
@@ -120,7 +129,8 @@ def main(argv=None):
             line += f"; distance products alone {floors[-1]:.2f} s"
         print(line + f" (load {os.getloadavg()[0]:.2f})", flush=True)
     median = statistics.median(times)
-    print(f"median: {median:.2f} s for {len(X)} images ({len(X) / median:,.0f} images/s), "
+    what = "images and their mirrors" if args.mirrors else "images"
+    print(f"median: {median:.2f} s for {len(X)} {what} ({len(X) / median:,.0f} images/s), "
           f"output {features.shape} {features.dtype}")
     if floors:
         floor = statistics.median(floors)
