@@ -3,8 +3,8 @@
     python scripts/bench_features.py --data-dir D [--repeats 3] [--transforms hog,color_hist]
     python scripts/bench_features.py --data-dir D --transforms bow      # bag of words, 256 words
     python scripts/bench_features.py --data-dir D --transforms bow --set words=1600 --set stride=2
-    python scripts/bench_features.py --data-dir D --transforms bow --set words=1600 --mirrors
-    python scripts/bench_features.py --data-dir D --transforms bow --set words=1600 --set symmetric=true --mirrors
+    python scripts/bench_features.py --data-dir D --transforms bow --set words=1600 --mirrors \
+        --variant symmetric=false --variant symmetric=true     # alternated, repeat by repeat
 
 For ``bow`` the codebook is first learned from the training images (timed on its
 own), then every repeat encodes all the images from scratch (no feature cache), and
@@ -93,53 +93,64 @@ def main(argv=None):
     parser.add_argument("--mirrors", action="store_true", help="extract the images' mirrors too (one pass if it can)")
     parser.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
                         help="a parameter for every transform that has it, e.g. words=1600 (repeatable)")
+    parser.add_argument("--variant", dest="variants", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="parameters on top of --set; several variants are timed in turn, repeat by repeat")
     args = parser.parse_args(argv)
 
-    params = {key.strip(): yaml_load(value) for key, _, value in (p.partition("=") for p in args.params)}
-    transforms = normalize_transforms([name.strip() for name in args.transforms.split(",")])
-    transforms = normalize_transforms([{**t, **{k: v for k, v in params.items() if k in t}} for t in transforms])
     X, num_train, source = load_pixels(args.data_dir)
-    codebooks, fit_seconds = fit_codebooks(transforms, X[:num_train])
     real = len(X)
+    print(f"data: {real} images via {source}" + (f", tiled to {args.images}" if args.images > real else ""))
+    variants = [prepare(args, variant, X[:num_train]) for variant in (args.variants or [""])]
     if real < args.images:
         X = np.concatenate([X] * (-(-args.images // real)))
     X = np.ascontiguousarray(X[: args.images])
-
-    print(f"data: {real} images via {source}" + (f", tiled to {len(X)}" if len(X) > real else ""))
-    print(f"transforms: {transforms} -> {feature_dim(transforms)} features per image")
-    if any(c is not None for c in codebooks):
-        print(f"codebook(s) learned from the {num_train} training images in {fit_seconds:.1f} s")
     print(f"cpus: {os.cpu_count()}, load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    encoders = [Encoder(c, t["stride"], t["encoding"], t["pooling"]) for c, t in zip(codebooks, transforms)
-                if c is not None]
-    if encoders:
-        print("encoder: " + ", ".join(f"{e.words} words, {e.positions ** 2} patches/image, {e.batch} images/tile, "
-                                      f"{e.threads} workers" for e in encoders))
-    times, floors = [], []
-    for i in range(args.repeats):
-        start = time.perf_counter()
-        mirrored = np.empty((len(X), feature_dim(transforms)), dtype=np.float32) if args.mirrors else None
-        features = extract_features(X, transforms, chunk=args.chunk, progress=False, codebooks=codebooks,
-                                    mirrored_out=mirrored)
-        del mirrored
-        times.append(time.perf_counter() - start)
-        line = f"  run {i + 1}: {times[-1]:.2f} s"
-        if encoders:
-            floors.append(products_alone(encoders, len(X)))
-            line += f"; distance products alone {floors[-1]:.2f} s"
-        print(line + f" (load {os.getloadavg()[0]:.2f})", flush=True)
-    median = statistics.median(times)
+    for i in range(args.repeats):  # the variants alternate, so a change in the machine's load hits each alike
+        for v in variants:
+            start = time.perf_counter()
+            mirrored = np.empty((len(X), feature_dim(v["transforms"])), dtype=np.float32) if args.mirrors else None
+            features = extract_features(X, v["transforms"], chunk=args.chunk, progress=False,
+                                        codebooks=v["codebooks"], mirrored_out=mirrored)
+            del mirrored
+            v["times"].append(time.perf_counter() - start)
+            line = f"  run {i + 1}{' ' + v['name'] if v['name'] else ''}: {v['times'][-1]:.2f} s"
+            if v["encoders"]:
+                v["floors"].append(products_alone(v["encoders"], len(X)))
+                line += f"; distance products alone {v['floors'][-1]:.2f} s"
+            print(line + f" (load {os.getloadavg()[0]:.2f})", flush=True)
     what = "images and their mirrors" if args.mirrors else "images"
-    print(f"median: {median:.2f} s for {len(X)} {what} ({len(X) / median:,.0f} images/s), "
-          f"output {features.shape} {features.dtype}")
-    if floors:
-        floor = statistics.median(floors)
-        flops = sum(2 * len(X) * e.positions ** 2 * (e.dim + 2) * e.words for e in encoders)
-        print(f"distance products alone: median {floor:.2f} s ({flops / floor / 1e9:.0f} GFLOP/s); "
-              f"encoder / products {median / floor:.2f}")
+    for v in variants:
+        median = statistics.median(v["times"])
+        print(f"{v['name'] + ': ' if v['name'] else ''}median {median:.2f} s for {len(X)} {what} "
+              f"({len(X) / median:,.0f} images/s), output {features.shape[1]} values per image")
+        if v["floors"]:
+            floor = statistics.median(v["floors"])
+            flops = sum(2 * len(X) * e.positions ** 2 * (e.dim + 2) * e.words for e in v["encoders"])
+            print(f"  distance products alone: median {floor:.2f} s ({flops / floor / 1e9:.0f} GFLOP/s); "
+                  f"encoder / products {median / floor:.2f}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
+
+
+def prepare(args, variant, X_train):
+    """One variant's transforms (--set, then the variant's KEY=VALUE pairs), codebooks and encoders, printed."""
+    pairs = [*args.params, *[p for p in variant.split(",") if p.strip()]]
+    params = {key.strip(): yaml_load(value) for key, _, value in (p.partition("=") for p in pairs)}
+    transforms = normalize_transforms([name.strip() for name in args.transforms.split(",")])
+    transforms = normalize_transforms([{**t, **{k: v for k, v in params.items() if k in t}} for t in transforms])
+    codebooks, fit_seconds = fit_codebooks(transforms, X_train)
+    name = variant.strip()
+    print(f"{name + ': ' if name else ''}transforms {transforms} -> {feature_dim(transforms)} features per image")
+    if any(c is not None for c in codebooks):
+        print(f"  codebook(s) learned from the {len(X_train)} training images in {fit_seconds:.1f} s")
+    encoders = [Encoder(c, t["stride"], t["encoding"], t["pooling"]) for c, t in zip(codebooks, transforms)
+                if c is not None]
+    if encoders:
+        print("  encoder: " + ", ".join(f"{e.words} words, {e.positions ** 2} patches/image, {e.batch} images/tile, "
+                                        f"{e.threads} workers" for e in encoders))
+    return {"name": name, "transforms": transforms, "codebooks": codebooks, "encoders": encoders,
+            "times": [], "floors": []}
 
 
 if __name__ == "__main__":
