@@ -351,9 +351,10 @@ class Encoder:
         out = np.empty((n, len(self.region_size), self.words), dtype=np.float32)
         mirrored = None
         if mirrored_out is not None:
-            if mirrored_out.shape != (n, self.output_dim) or mirrored_out.dtype != np.float32:
-                raise ArgumentError(f"mirrored_out: expected ({n}, {self.output_dim}) float32, got "
-                                    f"{mirrored_out.shape} {mirrored_out.dtype}")
+            if mirrored_out.shape != (n, self.output_dim) or mirrored_out.dtype != np.float32 \
+                    or not mirrored_out.flags.c_contiguous:  # written through a reshaped view
+                raise ArgumentError(f"mirrored_out: expected a C-contiguous ({n}, {self.output_dim}) float32 "
+                                    f"array, got {mirrored_out.shape} {mirrored_out.dtype}")
             if self.mirror_words is None:
                 mirrored_out[...] = self(images[..., ::-1])
             else:
@@ -415,7 +416,6 @@ class Encoder:
             return
         np.matmul(self.pool_matrix, d.reshape(n, -1, self.words), out=out)
         np.subtract(self.pool_matrix @ mu.reshape(n, -1, 1), out, out=out)
-
 
     def _pool_hard(self, nearest, out):
         """out (n, R, K) <- fraction of each region's patches whose nearest word is k."""
@@ -507,9 +507,9 @@ def mirror_parts(side, pooling):
     if pooling == "image":
         single = np.array([[1 / size[0]]], dtype=np.float32)
         return region, single, single.copy()
-    columns = np.arange(side)
-    column_part = (columns >= side // 2).astype(np.int64) + (columns >= (side + 1) // 2)  # 0 left, 1 middle, 2 right
-    bottom = (columns >= (side + 1) // 2).astype(np.int64)
+    index = np.arange(side)  # of a row or a column
+    column_part = (index >= side // 2).astype(np.int64) + (index >= (side + 1) // 2)  # 0 left, 1 middle, 2 right
+    bottom = (index >= (side + 1) // 2).astype(np.int64)  # the rows' halves, as in ``regions``
     part = (3 * bottom[:, None] + column_part[None, :]).ravel()
     halves = {"image": ((0, 1), (2,)), "mirror": ((1, 2), (0,))}  # the column parts of each half
     combine = {}
