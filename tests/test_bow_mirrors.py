@@ -6,6 +6,7 @@ column by column and encoded on their own; the pair k-means to a plain loop.
 
 import numpy as np
 import pytest
+from mirrors import mirrored_by_loop
 
 from cs_nets.data.pipeline import InputPipeline
 from cs_nets.errors import ArgumentError
@@ -13,16 +14,6 @@ from cs_nets.features import Codebook, Encoder, cache_path, cached_features, ext
 from cs_nets.features.bow import fit_whitening, kmeans, mirror_permutation, normalize_patches, sample_patches
 from cs_nets.features.cache import cache_key, codebook_path
 from cs_nets.features.spec import normalize_transforms
-
-
-def mirrored_by_loop(rows, side=32):
-    """Each (3 S S) row's image with its columns in reverse order, one column at a time."""
-    out = np.empty_like(rows)
-    for i, row in enumerate(rows):
-        image, flipped = row.reshape(3, side, side), out[i].reshape(3, side, side)
-        for col in range(side):
-            flipped[:, :, col] = image[:, :, side - 1 - col]
-    return out
 
 
 def images(n, side=32, seed=0):

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from mirrors import mirrored_by_loop
 
 from cs_nets.cli import main
 from cs_nets.config import config_from_dict, load_config
@@ -21,16 +22,6 @@ SMOKE = str(ROOT / "configs" / "smoke.yaml")
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def mirrored_by_loop(rows, side=32):
-    """Each (3 S S) row's image with its columns in reverse order, one column at a time."""
-    out = np.empty_like(rows)
-    for i, row in enumerate(rows):
-        image, flipped = row.reshape(3, side, side), out[i].reshape(3, side, side)
-        for col in range(side):
-            flipped[:, :, col] = image[:, :, side - 1 - col]
-    return out
 
 
 @pytest.fixture(scope="module", params=["pixels", "features", "symmetric bow"])
