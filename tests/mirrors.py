@@ -1,4 +1,4 @@
-"""Test helper: left-right mirrors made the slow, obvious way, to hold the product's mirrors to."""
+"""Test helpers: mirrored and moved images made the slow, obvious way, to hold the product's views to."""
 
 import numpy as np
 
@@ -10,4 +10,17 @@ def mirrored_by_loop(rows, side=32):
         image, flipped = row.reshape(3, side, side), out[i].reshape(3, side, side)
         for col in range(side):
             flipped[:, :, col] = image[:, :, side - 1 - col]
+    return out
+
+
+def viewed_by_loop(rows, view, side=32):
+    """Each (3 S S) row's image as `view` shows it (mirrored, then moved dy down and dx right, the
+    uncovered rows and columns copies of the edge), pixel by pixel."""
+    source = mirrored_by_loop(rows, side) if view.mirrored else rows
+    out = np.empty_like(rows)
+    for i, row in enumerate(source):
+        image, moved = row.reshape(3, side, side), out[i].reshape(3, side, side)
+        for y in range(side):
+            for x in range(side):
+                moved[:, y, x] = image[:, min(max(y - view.dy, 0), side - 1), min(max(x - view.dx, 0), side - 1)]
     return out

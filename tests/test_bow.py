@@ -6,6 +6,7 @@ loops over points and centroids, and an encoder that loops over patch positions.
 
 import numpy as np
 import pytest
+from bow_loops import loop_encode
 
 from cs_nets.config import config_from_dict
 from cs_nets.data.pipeline import InputPipeline, build_dataset, split_of
@@ -36,6 +37,8 @@ from cs_nets.features.bow import (
     kmeans_init,
     nearest_centroid,
     normalize_patches,
+    pool_matrix,
+    regions,
     sample_patches,
 )
 
@@ -60,30 +63,6 @@ def loop_kmeans(P, centroids, iterations):
             if members:
                 C[j] = sum(members) / len(members)
     return C
-
-
-def loop_encode(image, codebook, stride, encoding, pooling):
-    """Bag-of-words code of one (3, H, W) uint8 image, patch by patch, in float64."""
-    p = codebook.patch
-    side = (image.shape[1] - p) // stride + 1
-    C = codebook.centroids.astype(np.float64)
-    codes = np.zeros((side, side, len(C)))
-    for i in range(side):
-        for j in range(side):
-            x = image[:, i * stride:i * stride + p, j * stride:j * stride + p].astype(np.float64).ravel()
-            x = (x - x.mean()) / np.sqrt(x.var() + CONTRAST_EPS)
-            if codebook.whiten_matrix is not None:
-                x = (x - codebook.whiten_mean) @ codebook.whiten_matrix.astype(np.float64)
-            d = np.array([np.sqrt(np.sum((x - c) ** 2)) for c in C])
-            if encoding == "hard":
-                codes[i, j, np.argmin(d)] = 1
-            else:
-                codes[i, j] = np.maximum(0, d.mean() - d)
-    if pooling == "image":
-        return codes.mean(axis=(0, 1))
-    h = (side + 1) // 2
-    return np.concatenate([codes[:h, :h].mean(axis=(0, 1)), codes[:h, h:].mean(axis=(0, 1)),
-                           codes[h:, :h].mean(axis=(0, 1)), codes[h:, h:].mean(axis=(0, 1))])
 
 
 # ------------------------------------------------------------------ k-means
@@ -242,7 +221,7 @@ def test_triangle_pooling_treats_negative_squared_distances_as_zero():
     dist = np.sqrt(np.maximum(d2.astype(np.float64), 0))
     expected = np.maximum(0, dist.mean(axis=1, keepdims=True) - dist).reshape(2, 4, 5)
     out = np.empty((2, 4, 5), dtype=np.float32)
-    encoder._pool_triangle(d2.copy(), out)
+    encoder._pool_triangle(d2.copy(), out, pool_matrix(*regions(2, "quadrants")))
     assert np.all(np.isfinite(out))
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 

@@ -10,14 +10,15 @@ Outputs are raw (not standardized): the training pipeline standardizes them.
   color.py    color_histogram: hue (HSV) or per-channel RGB histograms
   bow.py      fit_codebook (training split only), Encoder: bag of visual words
   polar.py    polar_features: (x, y) -> (r, θ) for 2-D points
-  extract.py  extract_features: (N, 3 S S) uint8 rows of S x S images -> (N, F) float32, chunked
+  extract.py  extract_features: (N, 3 S S) uint8 rows of S x S images -> (N, F) float32, chunked;
+              extract_views: the same for views of the images (mirrored, moved: views.py)
   cache.py    cached_features: the same, stored as .npy in a cache folder; cached_codebook: bow codebooks
 """
 
 from cs_nets.features.bow import Codebook, Encoder, encode_images, fit_codebook
 from cs_nets.features.cache import cache_path, cached_codebook, cached_features, codebook_path
 from cs_nets.features.color import color_histogram
-from cs_nets.features.extract import extract_features
+from cs_nets.features.extract import extract_features, extract_views
 from cs_nets.features.hog import hog_features
 from cs_nets.features.polar import polar_features
 from cs_nets.features.spec import FEATURE_TYPES, feature_dim, feature_weights, is_point_transforms, normalize_transforms
@@ -33,6 +34,7 @@ __all__ = [
     "color_histogram",
     "encode_images",
     "extract_features",
+    "extract_views",
     "feature_dim",
     "feature_weights",
     "fit_codebook",

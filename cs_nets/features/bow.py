@@ -22,7 +22,7 @@ quadrant pooling). Definitions (the tests hold per-patch loops to them):
    mirror of word j, and the whitening commutes with mirroring (its mean and
    covariance are those of the patches and their mirrors). A mirrored image's codes
    are then the original's with each word swapped for its pair, so the encoder
-   gives both from one pass (``Encoder.__call__``'s ``mirrored_out``; triangle codes). k-means runs on
+   gives both from one pass (``Encoder.encode_views``; triangle codes). k-means runs on
    the K/2 first words: a patch nearest to a mirror word counts, mirrored, for its pair.
 5. Encoding of an image: every patch on a grid with step ``stride`` (P x P
    positions, P = (S - p) // stride + 1 for S x S images), normalized and whitened like the
@@ -35,6 +35,9 @@ quadrant pooling). Definitions (the tests hold per-patch loops to them):
    (``quadrants``, 4K values in the order top-left, top-right, bottom-left,
    bottom-right, each K long). Position rows i < (P + 1) // 2 are the top half,
    the same split for columns.
+7. Views (test-time augmentation, ``cs_nets.features.views``): the codes of the image
+   moved a few pixels are those of its own patches that the moved image holds whole,
+   pooled over the moved image's regions; no patch is encoded twice.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cs_nets.errors import ArgumentError
+from cs_nets.features.views import MIRROR, ORIGINAL
 
 CONTRAST_EPS = 10.0  # added to each patch's variance (pixel units²) before dividing
 WHITEN_EPS = 0.1  # added to the covariance eigenvalues before the inverse square root
@@ -297,6 +301,8 @@ class Encoder:
     runs the products and the elementwise passes alike.
     Patches are kept transposed, (3p², patches): copying the windows out of the
     images then moves rows of P pixels at a time instead of p.
+    Views (``encode_views``): the codes of an image's mirror and of the image moved a
+    few pixels come from the same code map, pooled over other regions.
     batch: images per tile (None: about TILE_ELEMENTS distances);
     threads: workers (None: as many as NumPy's BLAS uses).
     """
@@ -322,23 +328,17 @@ class Encoder:
         self.centroid_matrix[dim + 1] = 1
         self.whiten_t = None if codebook.whiten_matrix is None else np.ascontiguousarray(codebook.whiten_matrix.T)
         self.row_mean = np.full(k, 1 / k, dtype=np.float32)
-        self.region, self.region_size = regions(self.positions, pooling)
-        # Pooling as a product: (R, P²) rows of 1/region size, times (P², K) codes per image.
-        self.pool_matrix = np.zeros((len(self.region_size), self.positions ** 2), dtype=np.float32)
-        self.pool_matrix[self.region, np.arange(self.positions ** 2)] = 1 / self.region_size[self.region]
-        # One pass for an image and its mirror: a symmetric codebook on a grid that mirrors onto itself,
+        self.region_count = len(regions(self.positions, pooling)[1])
+        # One code map for an image and its mirror: a symmetric codebook on a grid that mirrors onto itself,
         # triangle codes only: a hard code must pick one of a pair's words for a patch that is its
         # own mirror (a flat one, say), and that pick cannot be mirrored.
         self.mirror_words = None
         if codebook.symmetric and encoding == "triangle" and (side - codebook.patch) % stride == 0:
             self.mirror_words = np.r_[k // 2 : k, 0 : k // 2]  # word j's mirror pair
-            part, self.combine, self.combine_mirrored = mirror_parts(self.positions, pooling)
-            self.part_matrix = np.zeros((self.combine.shape[1], self.positions ** 2), dtype=np.float32)
-            self.part_matrix[part, np.arange(self.positions ** 2)] = 1
 
     @property
     def output_dim(self):
-        return len(self.region_size) * self.words
+        return self.region_count * self.words
 
     def __call__(self, images, mirrored_out=None):
         """images: (n, 3, side, side) uint8 -> (n, R * K) float32.
@@ -347,32 +347,70 @@ class Encoder:
         left-right mirrors: from the same pass with ``mirror_words`` (a symmetric codebook, triangle
         codes, a grid that mirrors onto itself), else by encoding the mirrors.
         """
-        n = len(images)
-        out = np.empty((n, len(self.region_size), self.words), dtype=np.float32)
-        mirrored = None
-        if mirrored_out is not None:
-            if mirrored_out.shape != (n, self.output_dim) or mirrored_out.dtype != np.float32 \
-                    or not mirrored_out.flags.c_contiguous:  # written through a reshaped view
-                raise ArgumentError(f"mirrored_out: expected a C-contiguous ({n}, {self.output_dim}) float32 "
-                                    f"array, got {mirrored_out.shape} {mirrored_out.dtype}")
-            if self.mirror_words is None:
-                mirrored_out[...] = self(images[..., ::-1])
-            else:
-                mirrored = mirrored_out.reshape(out.shape)
-        tiles = [(start, min(start + self.batch, n)) for start in range(0, n, self.batch)]
-        run_workers(lambda mine: self._encode_tiles(images, mine, out, mirrored), tiles, self.threads)
-        return out.reshape(n, -1)
+        if mirrored_out is None:
+            return self.encode_views(images, [ORIGINAL])[0]
+        return self.encode_views(images, [ORIGINAL, MIRROR], [None, mirrored_out])[0]
 
-    def _encode_tiles(self, images, tiles, out, mirrored=None):
-        """Encode images[start:stop] into out[start:stop] for each (start, stop) of `tiles`; own buffers.
-        mirrored: None, or (n, R, K) for the mirrors' codes (with ``mirror_words`` only)."""
+    def encode_views(self, images, views, outs=None):
+        """The codes of `views` (``cs_nets.features.views.View``) of each image: one (n, R * K) float32 per view.
+
+        images: (n, 3, side, side) uint8. outs: None, or one (n, R * K) float32 array per view to
+        write into (None entries: new arrays); columns of a larger array will do.
+        A moved view pools the patches that lie wholly inside the moved image, which are patches of
+        the image itself: each region of the view takes the mean code of those of its positions
+        (``view_regions``); the rows and columns that the move fills with copies of the edge are
+        left out, and no patch is encoded twice. Its moves must be multiples of the stride.
+        A mirror view reads the image's own code map with ``mirror_words``, else the mirrored
+        images are encoded too.
+        """
+        n = len(images)
+        outs = list(outs) if outs is not None else [None] * len(views)
+        if len(outs) != len(views):
+            raise ArgumentError(f"outs: got {len(outs)} arrays for {len(views)} views")
+        for v, out in enumerate(outs):
+            if out is None:
+                outs[v] = np.empty((n, self.output_dim), dtype=np.float32)
+            elif out.shape != (n, self.output_dim) or out.dtype != np.float32:
+                name = "mirrored_out" if views[v] == MIRROR else f"outs[{v}]"
+                raise ArgumentError(f"{name}: expected an ({n}, {self.output_dim}) float32 array, "
+                                    f"got {out.shape} {out.dtype}")
+        one_map = self.mirror_words is not None
+        groups = [(images, [v for v, view in enumerate(views) if one_map or not view.mirrored])]
+        if not one_map:
+            groups.append((images[..., ::-1], [v for v, view in enumerate(views) if view.mirrored]))
+        for source, members in groups:
+            if members:
+                self._encode_group(source, [views[v] for v in members], [outs[v] for v in members])
+        return outs
+
+    def _encode_group(self, images, views, outs):
+        """``encode_views`` of views that all read the code map of `images` (the images, or their mirrors)."""
+        # with mirror_words a mirror view reads the image's own code map, its columns in reverse
+        flips = [view.mirrored and self.mirror_words is not None for view in views]
+        pooling = [view_regions(self.positions, self.pooling, view, self.stride, flip)
+                   for view, flip in zip(views, flips)]
+        matrix = np.concatenate([pool_matrix(region, size) for region, size in pooling])
+        targets = list(zip(outs, flips))
+        n = len(images)
+        tiles = [(start, min(start + self.batch, n)) for start in range(0, n, self.batch)]
+        run_workers(lambda mine: self._encode_tiles(images, mine, matrix, pooling, targets), tiles, self.threads)
+
+    def _encode_tiles(self, images, tiles, matrix, pooling, targets):
+        """Encode images[start:stop] for each (start, stop) of `tiles` into `targets`; own buffers.
+
+        matrix: (V R, P²) pooling rows of the V views; pooling: each view's (region, size) for hard
+        codes; targets: each view's (out, swap): out (n, R K) float32, swap: each word's code is its
+        mirror pair's (a mirror view read from the image's own code map).
+        """
         k, dim, p, side = self.words, self.dim, self.codebook.patch, self.positions
         per_image = side * side
-        rows = max(stop - start for start, stop in tiles) * per_image
+        batch = max(stop - start for start, stop in tiles)
+        rows = batch * per_image
         # zT: [xW, 1, ||xW||²] transposed, (dim + 2, patches); without whitening x is written into it.
         z_buf = np.empty((dim + 2, rows), dtype=np.float32)
         x_buf = np.empty((dim, rows), dtype=np.float32) if self.whiten_t is not None else None
         d_buf = np.empty((rows, k), dtype=np.float32)
+        pooled_buf = np.empty((batch, len(matrix), k), dtype=np.float32)
         for start, stop in tiles:
             chunk, m = images[start:stop], (stop - start) * per_image
             zt = z_buf[:, :m]
@@ -385,15 +423,20 @@ class Encoder:
             np.einsum("ij,ij->j", zt[:dim], zt[:dim], out=zt[dim + 1])
             d = d_buf[:m]
             np.matmul(zt.T, self.centroid_matrix, out=d)  # squared distances (patches, K)
-            pair = None if mirrored is None else mirrored[start:stop]
+            pooled = pooled_buf[: stop - start]
             if self.encoding == "hard":
-                self._pool_hard(d.argmin(axis=1), out[start:stop])
+                self._pool_hard(d.argmin(axis=1), pooled, pooling)
             else:
-                self._pool_triangle(d, out[start:stop], pair)
+                self._pool_triangle(d, pooled, matrix)
+            r = self.region_count
+            for v, (out, swap) in enumerate(targets):
+                block = pooled[:, v * r : (v + 1) * r]
+                # a mirror's code of word k is the image's code of k's pair
+                out[start:stop] = (block[:, :, self.mirror_words] if swap else block).reshape(stop - start, -1)
 
-    def _pool_triangle(self, d, out, mirrored=None):
-        """out (n, R, K) <- region means of max(0, mean_j(d_j) - d_k), d: (n P², K) squared distances;
-        mirrored (n, R, K) or None <- the same for the images' mirrors (with ``mirror_words``)."""
+    def _pool_triangle(self, d, out, matrix):
+        """out (n, V R, K) <- region means (the rows of `matrix`, (V R, P²)) of max(0, mean_j(d_j) - d_k),
+        d: (n P², K) squared distances."""
         # Rounding can dip a squared distance just below 0: its root is NaN, found in the
         # row's mean (one BLAS pass that is needed anyway) and set to 0 = sqrt(max(0, d²)),
         # so no separate clipping pass over the whole block.
@@ -408,22 +451,19 @@ class Encoder:
         # max(0, mu - d) = mu - min(d, mu): the pooled mu is added back after pooling.
         np.minimum(d, mu[:, None], out=d)
         n = len(out)
-        if mirrored is not None:  # sums over the parts, then each side's regions made of them
-            parts = self.part_matrix @ mu.reshape(n, -1, 1) - self.part_matrix @ d.reshape(n, -1, self.words)
-            np.matmul(self.combine, parts, out=out)
-            # a mirror's code of word k is the image's code of k's pair
-            mirrored[...] = np.matmul(self.combine_mirrored, parts)[:, :, self.mirror_words]
-            return
-        np.matmul(self.pool_matrix, d.reshape(n, -1, self.words), out=out)
-        np.subtract(self.pool_matrix @ mu.reshape(n, -1, 1), out, out=out)
+        np.matmul(matrix, d.reshape(n, -1, self.words), out=out)
+        np.subtract(matrix @ mu.reshape(n, -1, 1), out, out=out)
 
-    def _pool_hard(self, nearest, out):
-        """out (n, R, K) <- fraction of each region's patches whose nearest word is k."""
-        n, regions_, k = out.shape
-        image = np.repeat(np.arange(n), self.positions ** 2)
-        region = np.tile(self.region, n)
-        counts = np.bincount((image * regions_ + region) * k + nearest, minlength=n * regions_ * k)
-        out[...] = (counts.reshape(n, regions_, k) / self.region_size[:, None]).astype(np.float32)
+    def _pool_hard(self, nearest, out, pooling):
+        """out (n, V R, K) <- for each view's (region, size) of ``pooling``: the fraction of each
+        region's patches whose nearest word is k."""
+        n, _, k = out.shape
+        nearest = nearest.reshape(n, -1)
+        for v, (region, size) in enumerate(pooling):
+            r, inside = len(size), region >= 0
+            index = (np.arange(n)[:, None] * r + region[inside]) * k + nearest[:, inside]
+            counts = np.bincount(index.ravel(), minlength=n * r * k).reshape(n, r, k)
+            out[:, v * r : (v + 1) * r] = counts / size[:, None]
 
 
 def _windows(images, patch, stride):
@@ -493,34 +533,41 @@ def regions(side, pooling):
     return region, np.bincount(region, minlength=4).astype(np.float32)
 
 
-def mirror_parts(side, pooling):
-    """The parts of a side x side grid of positions whose sums give an image's pooled codes and its mirror's.
+def view_regions(side, pooling, view, stride=1, flip=False):
+    """Which pooling region of `view` each position of a side x side code map counts for.
 
-    Returns (P²,) int64 part of each position (row-major), and two (R, F) float32 matrices:
-    row r holds 1 / (region r's size) at the parts that make up region r of the image, and of
-    its mirror (before the mirror's words are swapped). ``image`` pooling: one part. ``quadrants``:
-    top and bottom rows times the columns left of the middle, the middle one (odd sides) and
-    right of it; column j of a mirror is column side - 1 - j of the image, so the mirror's left
-    half is the image's middle and right columns.
+    Returns (P²,) int64 region of each position (row-major), -1 where it counts for none, and (R,)
+    float32 region sizes. The view's position (i, j) shows the patch at (i - dy/stride, j - dx/stride)
+    of the image (or of its mirror: ``view.mirrored``) when that is a position of the grid; it
+    belongs to the region ``regions`` gives (i, j). flip: the code map is the unmirrored image's
+    (with a symmetric codebook), whose column P - 1 - j is column j of the mirror's.
     """
+    if view.dy % stride or view.dx % stride:
+        raise ArgumentError(f"view {tuple(view)}: a move of the image must be a multiple of the bag of "
+                            f"words' stride ({stride}) to keep its patches on the grid")
     region, size = regions(side, pooling)
-    if pooling == "image":
-        single = np.array([[1 / size[0]]], dtype=np.float32)
-        return region, single, single.copy()
-    index = np.arange(side)  # of a row or a column
-    column_part = (index >= side // 2).astype(np.int64) + (index >= (side + 1) // 2)  # 0 left, 1 middle, 2 right
-    bottom = (index >= (side + 1) // 2).astype(np.int64)  # the rows' halves, as in ``regions``
-    part = (3 * bottom[:, None] + column_part[None, :]).ravel()
-    halves = {"image": ((0, 1), (2,)), "mirror": ((1, 2), (0,))}  # the column parts of each half
-    combine = {}
-    for side_name, (first, second) in halves.items():
-        matrix = np.zeros((4, 6), dtype=np.float32)
-        for r in range(4):
-            row, column_half = divmod(r, 2)
-            for c in (first, second)[column_half]:
-                matrix[r, 3 * row + c] = 1 / size[r]
-        combine[side_name] = matrix
-    return part, combine["image"], combine["mirror"]
+    own = region.reshape(side, side)
+    out = np.full((side, side), -1, dtype=np.int64)
+    dy, dx = view.dy // stride, view.dx // stride
+    # source position (a, b) is shown at (a + dy, b + dx): keep those inside the grid
+    a, b = slice(max(0, -dy), min(side, side - dy)), slice(max(0, -dx), min(side, side - dx))
+    out[a, b] = own[max(0, dy) : min(side, side + dy), max(0, dx) : min(side, side + dx)]
+    if flip:
+        out = out[:, ::-1]
+    out = out.ravel()
+    size = np.bincount(out[out >= 0], minlength=len(size)).astype(np.float32)
+    if not size.all():
+        raise ArgumentError(f"view {tuple(view)}: moved so far that a pooling region of the {side}x{side} "
+                            "positions keeps no patch")
+    return out, size
+
+
+def pool_matrix(region, size):
+    """(R, P²) float32: row r holds 1 / size[r] at the positions of region r (see ``view_regions``)."""
+    matrix = np.zeros((len(size), len(region)), dtype=np.float32)
+    inside = np.flatnonzero(region >= 0)
+    matrix[region[inside], inside] = 1 / size[region[inside]]
+    return matrix
 
 
 def encode_images(images, codebook, stride=1, encoding="triangle", pooling="quadrants"):

@@ -9,6 +9,7 @@ from cs_nets.features.color import color_histogram
 from cs_nets.features.hog import hog_features, to_grayscale
 from cs_nets.features.polar import polar_features
 from cs_nets.features.spec import feature_dim, feature_sizes, is_point_transforms, normalize_transforms
+from cs_nets.features.views import MIRROR, ORIGINAL, View, view_images
 
 IMAGE_SIZE = 32  # CIFAR's side; folder datasets have data.image_size
 
@@ -69,28 +70,49 @@ def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, i
     and shows a tqdm bar on stderr when `progress` is true and stderr is a terminal.
     out: a C-contiguous (N, F) float32 array to write into (None: a new one), e.g. rows of a larger array.
     mirrored_out: None, or a C-contiguous (N, F) float32 array that gets the features of the images'
-      left-right mirrors, in the same pass: the colour histogram is the image's own, and a ``symmetric``
-      bow codebook gives a mirror's codes with the image's (``Encoder``); the rest read the mirrors.
+      left-right mirrors, in the same pass (``extract_views``).
     """
     transforms = normalize_transforms(transforms)
-    if mirrored_out is not None and is_point_transforms(transforms):
-        raise ArgumentError("mirrored_out: 2-D points have no mirror images")
     if is_point_transforms(transforms):
+        if mirrored_out is not None:
+            raise ArgumentError("mirrored_out: 2-D points have no mirror images")
         points = np.concatenate([polar_features(X) for _ in transforms], axis=1)
         if out is None:
             return points
         check_out(out, points.shape)[...] = points
         return out
+    if mirrored_out is None:
+        return extract_views(X, transforms, [ORIGINAL], [out], chunk, progress, codebooks, image_size)[0]
+    return extract_views(X, transforms, [ORIGINAL, MIRROR], [out, mirrored_out], chunk, progress, codebooks,
+                         image_size)[0]
+
+
+def extract_views(X, transforms, views, outs=None, chunk=1000, progress=True, codebooks=None,
+                  image_size=IMAGE_SIZE):
+    """``extract_features`` of several views of the images (``cs_nets.features.views.View``), in one pass.
+
+    X: (N, 3 S S) uint8 image rows. Returns one (N, F) float32 array per view (outs: None, or one
+    C-contiguous (N, F) float32 array or None per view to write into). Each transform reads the
+    view's image (``view_images``: mirrored, moved with its edges repeated), except where the
+    image's own pass gives the view for less:
+      color_hist -> a mirror's histogram is that of the unmirrored view (the same pixels);
+      bow        -> the codes of every view come from the images' code map (``Encoder.encode_views``):
+                    a moved view pools the patches the moved image holds whole.
+    """
+    transforms = normalize_transforms(transforms)
+    if is_point_transforms(transforms):
+        raise ArgumentError("views: 2-D points have no images to mirror or move")
     check_pixels(X, image_size)
     codebooks = check_codebooks(transforms, codebooks)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk: got {chunk!r}, expected a positive integer")
+    views = [View(*v) for v in views]
+    outs = list(outs) if outs is not None else [None] * len(views)
+    if len(outs) != len(views):
+        raise ArgumentError(f"outs: got {len(outs)} arrays for {len(views)} views")
     n = len(X)
-    out = check_out(out, (n, feature_dim(transforms, (image_size, image_size, 3))))
-    if mirrored_out is not None:
-        mirrored_out = check_out(mirrored_out, out.shape)
+    outs = [check_out(out, (n, feature_dim(transforms, (image_size, image_size, 3)))) for out in outs]
     sizes = feature_sizes(transforms, (image_size, image_size, 3))
-    grays: dict[bool, np.ndarray] = {}
     encoders = {i: Encoder(codebooks[i], t["stride"], t["encoding"], t["pooling"], side=image_size)
                 for i, t in enumerate(transforms) if t["type"] == "bow"}
     # disable=None lets tqdm hide itself when stderr is not a terminal.
@@ -98,35 +120,40 @@ def extract_features(X, transforms, chunk=1000, progress=True, codebooks=None, i
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             images = X[start:stop].reshape(-1, 3, image_size, image_size)  # a view: rows are contiguous
+            seen: dict[View, np.ndarray] = {}  # each view's images, moved once per chunk
+            grays: dict[View, np.ndarray] = {}  # and their grayscale, shared by the hog transforms
             column = 0
             for i, t in enumerate(transforms):
-                width = sizes[i]
-                mirrored = None if mirrored_out is None else mirrored_out[start:stop, column : column + width]
+                blocks = [out[start:stop, column : column + sizes[i]] for out in outs]
                 if t["type"] == "bow":
-                    pair = None if mirrored is None else np.empty(mirrored.shape, dtype=np.float32)
-                    block = encoders[i](images, mirrored_out=pair)
-                    if mirrored is not None:
-                        mirrored[...] = pair
+                    encoders[i].encode_views(images, views, blocks)
                 else:
-                    block = _transform(t, images, grays, False)
-                    if t["type"] == "color_hist" and mirrored is not None:
-                        mirrored[...] = block  # the same pixels, so the same histogram
-                    elif mirrored is not None:
-                        mirrored[...] = _transform(t, images[..., ::-1], grays, True)
-                out[start:stop, column : column + width] = block
-                column += width
-            grays.clear()
+                    done: dict[View, np.ndarray] = {}
+                    for view, block in zip(views, blocks):
+                        if t["type"] == "color_hist" and view.mirrored:  # the same pixels: the same histogram
+                            view = View(view.dy, -view.dx)
+                        if view not in done:
+                            done[view] = _transform(t, _images_of(view, images, seen), grays, view)
+                        block[...] = done[view]
+                column += sizes[i]
             bar.update(stop - start)
-    return out
+    return outs
 
 
-def _transform(t, images, grays, mirror):
-    """One raw, hog or color_hist transform of images (n, 3, S, S) uint8 -> (n, width) float32.
-    grays: {mirror: grayscale images} shared by the hog transforms of one chunk."""
+def _images_of(view, images, seen):
+    """``view_images(images, view)``, made once per chunk (`seen`: {view: images})."""
+    if view not in seen:
+        seen[view] = view_images(images, view)
+    return seen[view]
+
+
+def _transform(t, images, grays, view):
+    """One raw, hog or color_hist transform of images (n, 3, S, S) uint8, `view` of a chunk's images,
+    -> (n, width) float32. grays: {view: grayscale images} shared by the hog transforms of one chunk."""
     if t["type"] == "raw":
         return images.reshape(len(images), -1).astype(np.float32) / 255
     if t["type"] == "hog":
-        if mirror not in grays:
-            grays[mirror] = to_grayscale(images)
-        return hog_features(grays[mirror], cell=t["cell"], bins=t["bins"])
+        if view not in grays:
+            grays[view] = to_grayscale(images)
+        return hog_features(grays[view], cell=t["cell"], bins=t["bins"])
     return color_histogram(images, bins=t["bins"], space=t["space"])
