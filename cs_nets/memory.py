@@ -139,6 +139,10 @@ def estimate_bytes(config, num_train: int | None = None, input_dim: int | None =
     num_train += mirrors
     parts["inputs"] = (num_val if storage == "uint8" else num_train + num_val) * input_dim * itemsize
     parts["inputs"] += (num_val if scored_mirrors else 0) * input_dim * itemsize  # the val mirrors' inputs
+    # data.shift_average: the validation images' moved views (4 moves, each with its mirror with
+    # hflip_average) are held as inputs; the test images' are made a chunk at a time as scored.
+    if data.shift_average and data.source not in POINT_SOURCES:
+        parts["inputs"] += num_val * 4 * (1 + bool(scored_mirrors)) * input_dim * itemsize
     shapes = param_shapes(config.model.type, input_dim, classes, config.model.build_kwargs())
     params = sum(math.prod(s) for s in shapes.values())
     # Training holds the parameters, the best epoch's copy and, with momentum, the

@@ -68,6 +68,10 @@ class DataConfig:
                                        "training split, before features (validation and test unchanged)")
     hflip_average: bool = option(False, "test-time augmentation: score each validation, test or predicted image "
                                         "and its left-right mirror, and average the two score vectors")
+    shift_average: int = option(0, "test-time augmentation: also score each validation, test or predicted image "
+                                   "moved this many pixels right, left, down and up (edges repeated; with "
+                                   "hflip_average, their mirrors too), and average all the score vectors",
+                                min=0, max=8)
 
 
 @dataclass
@@ -320,7 +324,26 @@ def build_config(raw: dict, where: Where, name: str = "run") -> Config:
     if config.train.hflip and config.data.source in registry.POINT_SOURCES:
         raise ConfigError(f"{where(('train', 'hflip'))}: train.hflip flips images; "
                           f"data.source {config.data.source} gives 2-D points")
+    check_shift_average(config, where)
     return config
+
+
+def check_shift_average(config: Config, where: Where):
+    """data.shift_average moves images: not 2-D points, less than half their side, and whole steps of
+    every bag of words' grid (its moved views reuse the image's patches)."""
+    shift, data = config.data.shift_average, config.data
+    if not shift:
+        return
+    here = where(("data", "shift_average"))
+    if data.source in registry.POINT_SOURCES:
+        raise ConfigError(f"{here}: data.shift_average moves images; data.source {data.source} gives 2-D points")
+    side = data.image_size if data.source in registry.IMAGE_FOLDER_SOURCES else 32
+    if 2 * shift >= side:
+        raise ConfigError(f"{here}: a move of {shift} pixels is half or more of the {side}-pixel images")
+    for i, t in enumerate(config.features):
+        if t["type"] == "bow" and shift % t["stride"]:
+            raise ConfigError(f"{here}: {shift} pixels is not a multiple of features[{i}].stride "
+                              f"({t['stride']}): the moved images' patches would leave the grid")
 
 
 def check_image_source(config: Config, where: Where):

@@ -26,6 +26,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -46,6 +47,9 @@ from cs_nets.errors import ArgumentError, ConfigError, DataError
 from cs_nets.memory import choose_storage, return_freed_memory
 from cs_nets.nn.models.base import SCORING_ROWS
 
+if TYPE_CHECKING:  # the features are imported where they are used: a run on raw pixels never loads them
+    from cs_nets.features.views import View
+
 SPLITS = registry.SPLITS
 
 
@@ -58,8 +62,12 @@ class Dataset:
     test_rows: (T, F) the test split before normalization (uint8 pixels, feature
         vectors or points): ``inputs.predict(model, test_rows)`` scores it chunk by chunk.
     inputs: the InputPipeline (``inputs.data_fingerprint``: the content hash of the data).
-    X_val_mirrored, test_rows_mirrored: with data.hflip_average, the same as X_val and
-        test_rows for the left-right mirrors of those images (row i: image i's mirror), else None.
+    X_val_views: the inputs of the validation images' other test-time views (``inputs.views``
+        after the first: their mirrors with data.hflip_average, then the moved images with
+        data.shift_average; row i: image i's view), averaged with X_val's when scored; else empty.
+    test_rows_mirrored: with data.hflip_average, test_rows of the test images' mirrors, else None.
+    test_images: with data.shift_average, the test images' (T, 3 S S) uint8 rows, whose moved views
+        are made chunk by chunk as they are scored (never all held), else None.
     """
 
     X_train: np.ndarray
@@ -70,8 +78,9 @@ class Dataset:
     y_test: np.ndarray
     class_names: list
     inputs: InputPipeline
-    X_val_mirrored: np.ndarray | None = None
+    X_val_views: list[np.ndarray] = dataclasses.field(default_factory=list)
     test_rows_mirrored: np.ndarray | None = None
+    test_images: np.ndarray | None = None
 
     @property
     def storage(self) -> str:
@@ -80,8 +89,9 @@ class Dataset:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array, by field name (what a sweep shares between its trials)."""
-        names = ("X_train", "y_train", "X_val", "y_val", "test_rows", "y_test", "X_val_mirrored", "test_rows_mirrored")
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        names = ("X_train", "y_train", "X_val", "y_val", "test_rows", "y_test", "test_rows_mirrored", "test_images")
+        arrays = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        return arrays | {f"X_val_views/{i}": X for i, X in enumerate(self.X_val_views)}
 
 
 def load_images(data: DataConfig, seed: int, data_dir=None, progress=True, log=None,
@@ -137,15 +147,17 @@ class InputPipeline:
     ``from_state``); codebooks: {transform index: Codebook} of the ``bow``
     transforms (learned by ``fit_features`` from the training split, or restored).
     Feature vectors are always standardized (mean and std of the training split).
-    hflip_average: score every image as the mean of its scores and its left-right
-    mirror's (data.hflip_average, test-time augmentation; cs_nets.training.metrics.mean_scores).
+    hflip_average, shift_average: score every image as the mean of its scores over the test-time
+    ``views`` (data.hflip_average: with its left-right mirror; data.shift_average: with the image moved
+    that many pixels; cs_nets.training.metrics.mean_scores).
     """
 
     def __init__(self, features: list[dict], normalizer: Normalizer, codebooks: dict | None = None,
-                 hflip_average: bool = False):
+                 hflip_average: bool = False, shift_average: int = 0):
         self.features = list(features)
         self.normalizer = normalizer
         self.hflip_average = hflip_average
+        self.shift_average = shift_average
         self.data_fingerprint: str | None = None  # of the raw data it was fit on (see prepare_dataset)
         self.image_size: int | None = None  # side of the square images it reads (None: 2-D points)
         self.codebooks = dict(codebooks or {})
@@ -153,7 +165,15 @@ class InputPipeline:
     @classmethod
     def for_config(cls, config: Config) -> InputPipeline:
         mode = "mean_std" if config.features else config.data.normalize
-        return cls(config.features, Normalizer(mode, dtype=config.data.dtype), hflip_average=config.data.hflip_average)
+        return cls(config.features, Normalizer(mode, dtype=config.data.dtype), hflip_average=config.data.hflip_average,
+                   shift_average=config.data.shift_average)
+
+    @property
+    def views(self) -> list[View]:
+        """The test-time views whose scores are averaged, the image itself first (``averaged_views``)."""
+        from cs_nets.features.views import averaged_views
+
+        return averaged_views(self.shift_average, self.hflip_average)
 
     @property
     def side(self) -> int:
@@ -234,6 +254,23 @@ class InputPipeline:
         mirrored = np.empty((len(X), feature_dim(self.features, (self.side, self.side, 3))), dtype=np.float32)
         return self.extract(X, data_dir, progress, log, name, mirrored_out=mirrored), mirrored
 
+    def moved_views(self, X: np.ndarray) -> list[np.ndarray]:
+        """What ``extract`` makes of the moved test-time views of the image rows X (N, 3 S S) uint8:
+        one (N, F) array per view of ``views`` that moves the images (data.shift_average), in that
+        order; [] without. Never cached: scoring makes them a chunk at a time (``scores``)."""
+        moved = [view for view in self.views if view.shifted]
+        if not moved:
+            return []
+        if not self.features:  # the moved pixels themselves
+            from cs_nets.features.views import view_images
+
+            images = X.reshape(-1, 3, self.side, self.side)
+            return [np.ascontiguousarray(view_images(images, view)).reshape(len(X), -1) for view in moved]
+        from cs_nets.features import extract_views
+
+        codebooks = [self.codebooks.get(i) for i in range(len(self.features))]
+        return extract_views(X, self.features, moved, progress=False, codebooks=codebooks, image_size=self.side)
+
     def fit(self, X_train: np.ndarray) -> InputPipeline:
         """Learn the normalization of the training split's features (or pixels) X_train: (N, F).
 
@@ -267,32 +304,39 @@ class InputPipeline:
             raise DataError(f"the model's input statistics expect {expected} values per image, but "
                             f"{made_by} gives {X.shape[1]} on this data: the checkpoint does not match it")
 
-    def scores(self, model, X: np.ndarray, mirrored: np.ndarray | None = None,
+    def scores(self, model, X: np.ndarray, mirrored: np.ndarray | None = None, images: np.ndarray | None = None,
                batch_size: int = SCORING_ROWS) -> np.ndarray:
         """The model's (N, C) float32 class scores of the rows X (N, F), as ``extract`` made them.
 
-        mirrored: the rows of the same images' mirrors (``mirrored``): each score is then
-        the mean of the two. Normalizes ``batch_size`` rows at a time (no float copy of all of X).
+        mirrored: the rows of the same images' mirrors (``extract_views``); images: the images'
+        (N, 3 S S) uint8 rows, required with shift_average: their moved views are made ``batch_size``
+        images at a time (``moved_views``). Each score is the mean over the views given.
+        Normalizes ``batch_size`` rows at a time (no float copy of all of X).
         """
         from cs_nets.training.metrics import mean_scores
 
         if mirrored is not None and mirrored.shape != X.shape:
             raise ArgumentError(f"mirrored rows {mirrored.shape} do not match the rows {X.shape}")
+        if self.shift_average and (images is None or len(images) != len(X)):
+            raise ArgumentError(f"images: the moved views (shift_average {self.shift_average}) need the "
+                                f"{len(X)} images themselves")
         out = np.empty((len(X), model.num_classes), dtype=np.float32)
         for start in range(0, len(X), batch_size):
             part = slice(start, start + batch_size)
             views = [self.transform(X[part])] + ([] if mirrored is None else [self.transform(mirrored[part])])
+            if images is not None and self.shift_average:
+                views += [self.transform(rows, in_place=True) for rows in self.moved_views(images[part])]
             out[part] = mean_scores(model, views)
         return out
 
-    def predict(self, model, X: np.ndarray, mirrored: np.ndarray | None = None,
+    def predict(self, model, X: np.ndarray, mirrored: np.ndarray | None = None, images: np.ndarray | None = None,
                 batch_size: int = SCORING_ROWS) -> np.ndarray:
         """The model's class for each row of X (N, F), as ``extract`` made them -> (N,) int64.
 
-        mirrored: as in ``scores``. Normalizes ``batch_size`` rows at a time.
+        mirrored, images: as in ``scores``. Normalizes ``batch_size`` rows at a time.
         """
-        if mirrored is not None:
-            return self.scores(model, X, mirrored, batch_size).argmax(axis=1).astype(np.int64)
+        if mirrored is not None or self.shift_average:
+            return self.scores(model, X, mirrored, images, batch_size).argmax(axis=1).astype(np.int64)
         labels = np.empty(len(X), dtype=np.int64)
         for start in range(0, len(X), batch_size):
             labels[start:start + batch_size] = model.predict(self.transform(X[start:start + batch_size]))
@@ -300,8 +344,10 @@ class InputPipeline:
 
     def config(self) -> dict:
         config = {"features": self.features, "normalizer": self.normalizer.config()}
-        if self.hflip_average:  # only then: checkpoints without the key load as before
+        if self.hflip_average:  # only then: checkpoints without the keys load as before
             config["hflip_average"] = True
+        if self.shift_average:
+            config["shift_average"] = self.shift_average
         return config
 
     def state(self) -> dict[str, np.ndarray]:
@@ -326,10 +372,14 @@ class InputPipeline:
                 prefix = f"features/{i}/"
                 mine = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
                 codebooks[i] = Codebook.from_state(mine, t["patch"], t["words"], t["whiten"], t["symmetric"])
-        hflip_average = config.get("hflip_average", False)
+        hflip_average, shift_average = config.get("hflip_average", False), config.get("shift_average", 0)
         if not isinstance(hflip_average, bool):
             raise ArgumentError(f"hflip_average: expected true or false, got {type(hflip_average).__name__}")
-        return cls(features, Normalizer.from_state(config["normalizer"], arrays), codebooks, hflip_average)
+        if isinstance(shift_average, bool) or not isinstance(shift_average, int) or not 0 <= shift_average <= 8:
+            raise ArgumentError(f"shift_average: expected a whole number of pixels from 0 to 8, "
+                                f"got {str(shift_average)[:40]!r}")
+        return cls(features, Normalizer.from_state(config["normalizer"], arrays), codebooks, hflip_average,
+                   shift_average)
 
 
 def split_of(raw: RawCifar, data: DataConfig, seed: int, in_place: bool = False) -> Split:
@@ -398,11 +448,24 @@ def build_dataset(config: Config, raw: RawCifar, folder: Path | None = None, pro
         X_train = inputs.transform(X_train, in_place=consume)
     X_val, val_mirrored = inputs.extract_views(split.X_val, folder, progress, log, name="val")
     X_val = inputs.transform(X_val, in_place=consume)
-    if val_mirrored is not None:
-        val_mirrored = inputs.transform(val_mirrored, in_place=True)
+    val_views = [] if val_mirrored is None else [inputs.transform(val_mirrored, in_place=True)]
+    val_views += _moved_views(inputs, split.X_val, log)
     test_rows, test_mirrored = inputs.extract_views(split.X_test, folder, progress, log, name="test")
     return Dataset(X_train, y_train, X_val, split.y_val, test_rows, split.y_test, split.class_names, inputs,
-                   X_val_mirrored=val_mirrored, test_rows_mirrored=test_mirrored)
+                   X_val_views=val_views, test_rows_mirrored=test_mirrored,
+                   test_images=split.X_test if inputs.shift_average else None)
+
+
+def _moved_views(inputs: InputPipeline, images: np.ndarray, log) -> list[np.ndarray]:
+    """The model inputs of the validation `images`' moved views (``inputs.moved_views``), held for every epoch."""
+    if not inputs.shift_average:
+        return []
+    started = time.perf_counter()
+    views = [inputs.transform(rows, in_place=True) for rows in inputs.moved_views(images)]
+    if log:
+        log(f"features: {len(images)} val images moved {inputs.shift_average} pixels, {len(views)} views "
+            f"in {time.perf_counter() - started:.1f} s")
+    return views
 
 
 def _with_mirrors(inputs: InputPipeline, images, image_size: int, folder: Path | None, progress, log):

@@ -81,7 +81,7 @@ def evaluate_checkpoint(checkpoint, split: str = "test", data_dir=None, url: str
     del raw
     # only the split asked for goes through the (fitted) feature transforms
     images = getattr(parts, f"X_{split}")
-    # with data.hflip_average, each image scores as the mean of its scores and its mirror's
+    # with data.hflip_average or shift_average, each image scores as the mean over its views
     rows, mirrored = inputs.extract_views(images, folder, progress, log)
     y = getattr(parts, f"y_{split}")
     inputs.check_width(rows)
@@ -89,7 +89,7 @@ def evaluate_checkpoint(checkpoint, split: str = "test", data_dir=None, url: str
         raise DataError(f"the checkpoint expects {model.input_dim} inputs per image "
                         f"(features: {inputs.features or 'raw pixels'}) but the data gives {rows.shape[1]}")
     class_names = parts.class_names
-    confusion = confusion_matrix(y, inputs.predict(model, rows, mirrored=mirrored), len(class_names))
+    confusion = confusion_matrix(y, inputs.predict(model, rows, mirrored=mirrored, images=images), len(class_names))
     per_class = per_class_accuracy(confusion)
     return {"split": split, "accuracy": accuracy_of(confusion), "num_images": int(len(y)),
             "per_class_accuracy": {n: float(a) for n, a in zip(class_names, per_class)},

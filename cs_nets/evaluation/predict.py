@@ -121,13 +121,13 @@ class TrainedModel:
 
     def scores_of_rows(self, rows: np.ndarray, batch_size: int = CHUNK) -> np.ndarray:
         """(N, 3 S S) uint8 CIFAR rows -> (N, C) float32 class scores, through the features and normalization
-        (averaged with the mirrors' scores when the run used data.hflip_average)."""
+        (averaged over the test-time views when the run used data.hflip_average or shift_average)."""
         scores = np.empty((len(rows), self.model.num_classes), dtype=np.float32)
         for start in range(0, len(rows), batch_size):
             part = rows[start:start + batch_size]
-            # with data.hflip_average: the mean of the images' scores and their mirrors'
+            # with data.hflip_average or shift_average: the mean of the scores of the images' views
             X, mirrored = self.inputs.extract_views(part, None, progress=False)
-            scores[start:start + batch_size] = self.inputs.scores(self.model, X, mirrored)
+            scores[start:start + batch_size] = self.inputs.scores(self.model, X, mirrored, images=part)
         return scores
 
     def prediction(self, scores: np.ndarray) -> Prediction:

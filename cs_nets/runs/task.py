@@ -310,7 +310,7 @@ def _train(config, data, model, run_dir: RunDir, state, header, progress, log, o
     with np.errstate(over="ignore", invalid="ignore"):
         result = fit(model, data.X_train, data.y_train, data.X_val, data.y_val, config.optim, config.train,
                      seed=config.seed, progress=progress, on_epoch=epoch_done, state=state,
-                     X_val_mirrored=data.X_val_mirrored)
+                     X_val_views=data.X_val_views)
     if result.status == "interrupted" and run_dir.staging is not None:
         run_dir.discard()  # nothing saved yet: the run that was there stays as it was
         return RunResult(run_dir.path, "interrupted", result.message + f"; {run_dir.path} was left unchanged", {})
@@ -384,13 +384,13 @@ def finish_run(config, data, model, run_dir: RunDir, fields: dict) -> dict:
     """
     save_checkpoint(run_dir.folder / "model.npz", model, data.inputs,
                     meta={"class_names": list(data.class_names), "config": config.to_dict()})
-    test_labels = data.inputs.predict(model, data.test_rows, mirrored=data.test_rows_mirrored)
+    test_labels = data.inputs.predict(model, data.test_rows, mirrored=data.test_rows_mirrored, images=data.test_images)
     confusion = confusion_matrix(data.y_test, test_labels, len(data.class_names))
     rows = train_eval_rows(len(data.y_train), config.train.train_eval_size, np.random.default_rng(config.seed))
     summary = {
         **fields,
         "test_accuracy": accuracy_of(confusion),
-        "val_accuracy": _accuracy_in_chunks(model, data.X_val, data.y_val, mirrored=data.X_val_mirrored),
+        "val_accuracy": _accuracy_in_chunks(model, data.X_val, data.y_val, views=data.X_val_views),
         "train_accuracy": _accuracy_in_chunks(model, data.X_train, data.y_train, rows),
         "test_confusion": confusion.tolist(),
     }
@@ -398,12 +398,12 @@ def finish_run(config, data, model, run_dir: RunDir, fields: dict) -> dict:
     return summary
 
 
-def _accuracy_in_chunks(model, X, y, rows=None, chunk: int = SCORING_ROWS, mirrored=None) -> float:
+def _accuracy_in_chunks(model, X, y, rows=None, chunk: int = SCORING_ROWS, views=()) -> float:
     """accuracy(model, X[rows], y[rows]) scored `chunk` rows at a time: no copy of X[rows], and a stop
     signal is acted on between chunks (a second or so), whatever the split's size.
-    mirrored: the inputs of the images' mirrors (data.hflip_average; rows must be None): scores averaged."""
-    if mirrored is not None:
-        return accuracy_of_views(model, [X, mirrored], y, chunk)
+    views: the inputs of other views of the images (Dataset.X_val_views; rows must be None): scores averaged."""
+    if views:
+        return accuracy_of_views(model, [X, *views], y, chunk)
     rows = np.arange(len(y)) if rows is None else rows
     if len(rows) == 0:
         return float("nan")

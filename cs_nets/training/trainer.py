@@ -98,7 +98,7 @@ def _loss_split(parts: np.ndarray) -> dict:
 
 def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_config: TrainConfig,
         seed: int = 0, progress: bool = True, on_epoch=None, state: TrainState | None = None,
-        X_val_mirrored: np.ndarray | None = None) -> TrainResult:
+        X_val_views: list[np.ndarray] | None = None) -> TrainResult:
     """Train `model` in place with minibatch SGD and return what happened.
 
     X_train: (N, D) float, or anything with its ``shape``, ``dtype``, ``X_train[rows]`` and
@@ -107,8 +107,9 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
     on_epoch: optional callable(metrics: dict, state: TrainState) after each epoch.
     state: a TrainState saved by an earlier call with the same model, data and
     configs; training continues after its last epoch.
-    X_val_mirrored: (M, D) inputs of the validation images' left-right mirrors
-    (data.hflip_average): each epoch's val_accuracy averages their scores with X_val's.
+    X_val_views: (M, D) inputs of other views of the validation images (their mirrors, the images
+    moved: data.hflip_average, data.shift_average): each epoch's val_accuracy averages their scores
+    with X_val's.
     Same seed, data and config -> bit-identical parameters, resumed or not.
     """
     n, dim = X_train.shape
@@ -178,8 +179,8 @@ def fit(model, X_train, y_train, X_val, y_val, optim_config: OptimConfig, train_
                 "train_loss": float(losses.mean()),
                 **_loss_split(parts),
                 "train_accuracy": accuracy(model, X_eval, y_eval),
-                "val_accuracy": (accuracy(model, X_val, y_val) if X_val_mirrored is None
-                                 else accuracy_of_views(model, [X_val, X_val_mirrored], y_val, SCORING_ROWS)),
+                "val_accuracy": (accuracy_of_views(model, [X_val, *X_val_views], y_val, SCORING_ROWS)
+                                 if X_val_views else accuracy(model, X_val, y_val)),
                 "lr": lr,
                 "seconds": seconds,
             }
