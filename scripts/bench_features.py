@@ -5,6 +5,8 @@
     python scripts/bench_features.py --data-dir D --transforms bow --set words=1600 --set stride=2
     python scripts/bench_features.py --data-dir D --transforms bow --set words=1600 --mirrors \
         --variant symmetric=false --variant symmetric=true     # alternated, repeat by repeat
+    python scripts/bench_features.py --data-dir D --transforms hog,color_hist,bow --set words=1600 \
+        --set symmetric=true --mirrors --moved 2 --images 6000   # the views data.shift_average scores
 
 For ``bow`` the codebook is first learned from the training images (timed on its
 own), then every repeat encodes all the images from scratch (no feature cache), and
@@ -15,6 +17,9 @@ median is the floor the encoder is measured against ("encoder / products").
 With --mirrors every repeat extracts the images and their left-right mirrors
 (``extract_features``'s mirrored_out, as data.hflip_copies and data.hflip_average do):
 a symmetric codebook gives both from one pass, any other encodes the mirrors too.
+With --moved N every repeat extracts instead the images' views moved N pixels (right,
+left, down, up; with --mirrors each with its mirror: ``extract_views``), what
+data.shift_average adds to the scoring of every image.
 The peak RSS of the process is printed at the end.
 
 Loads the python-layout batches from <data-dir>/cifar-10-batches-py (through
@@ -35,8 +40,9 @@ from pathlib import Path
 import numpy as np
 
 from cs_nets.config import yaml_load
-from cs_nets.features import Encoder, extract_features, feature_dim, fit_codebook, normalize_transforms
+from cs_nets.features import Encoder, extract_features, extract_views, feature_dim, fit_codebook, normalize_transforms
 from cs_nets.features.bow import run_workers
+from cs_nets.features.views import averaged_views
 
 
 def load_pixels(data_dir):
@@ -91,6 +97,8 @@ def main(argv=None):
     parser.add_argument("--images", type=int, default=60000, help="images per run (tiled if the data has fewer)")
     parser.add_argument("--chunk", type=int, default=1000)
     parser.add_argument("--mirrors", action="store_true", help="extract the images' mirrors too (one pass if it can)")
+    parser.add_argument("--moved", type=int, default=0, metavar="N",
+                        help="extract the views moved N pixels instead (with --mirrors: and their mirrors)")
     parser.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
                         help="a parameter for every transform that has it, e.g. words=1600 (repeatable)")
     parser.add_argument("--variant", dest="variants", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
@@ -108,10 +116,15 @@ def main(argv=None):
     for i in range(args.repeats):  # the variants alternate, so a change in the machine's load hits each alike
         for v in variants:
             start = time.perf_counter()
-            mirrored = np.empty((len(X), feature_dim(v["transforms"])), dtype=np.float32) if args.mirrors else None
-            features = extract_features(X, v["transforms"], chunk=args.chunk, progress=False,
-                                        codebooks=v["codebooks"], mirrored_out=mirrored)
-            del mirrored
+            if args.moved:
+                moved = [view for view in averaged_views(args.moved, args.mirrors) if view.shifted]
+                features = extract_views(X, v["transforms"], moved, chunk=args.chunk, progress=False,
+                                         codebooks=v["codebooks"])[0]
+            else:
+                mirrored = np.empty((len(X), feature_dim(v["transforms"])), dtype=np.float32) if args.mirrors else None
+                features = extract_features(X, v["transforms"], chunk=args.chunk, progress=False,
+                                            codebooks=v["codebooks"], mirrored_out=mirrored)
+                del mirrored
             v["times"].append(time.perf_counter() - start)
             line = f"  run {i + 1}{' ' + v['name'] if v['name'] else ''}: {v['times'][-1]:.2f} s"
             if v["encoders"]:
@@ -119,6 +132,8 @@ def main(argv=None):
                 line += f"; distance products alone {v['floors'][-1]:.2f} s"
             print(line + f" (load {os.getloadavg()[0]:.2f})", flush=True)
     what = "images and their mirrors" if args.mirrors else "images"
+    if args.moved:
+        what = f"images' {4 * (1 + args.mirrors)} views moved {args.moved} pixels"
     for v in variants:
         median = statistics.median(v["times"])
         print(f"{v['name'] + ': ' if v['name'] else ''}median {median:.2f} s for {len(X)} {what} "
