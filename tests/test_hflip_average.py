@@ -35,9 +35,11 @@ MIRRORS, MOVES = ["data.hflip_average=true"], ["data.shift_average=2"]
 RUNS = {"pixels": MIRRORS, "features": MIRRORS + FEATURES, "symmetric bow": MIRRORS + SYMMETRIC_BOW,
         "moved pixels": MOVES, "moved features": MIRRORS + MOVES + FEATURES,
         "moved symmetric bow": MIRRORS + MOVES + SYMMETRIC_BOW}
+SLOW_RUNS = {"moved pixels", "moved symmetric bow"}  # the inner loop keeps one run with moved views
 
 
-@pytest.fixture(scope="module", params=list(RUNS))
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=[pytest.mark.slow] if name in SLOW_RUNS else [])
+                                        for name in RUNS])
 def averaged_run(request, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / request.param.replace(" ", "_")
     sets = [arg for key in RUNS[request.param] for arg in ("--set", key)]
