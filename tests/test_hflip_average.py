@@ -142,6 +142,28 @@ def test_the_mirrors_of_validation_and_test_are_extracted_and_normalized(small_c
     assert set(data.arrays()) >= {"X_val_views/0", "test_rows_mirrored"}  # sweeps count and share them
 
 
+def test_the_moved_views_of_validation_are_held_and_the_test_images_kept(small_cifar_archives, tmp_path):
+    from cs_nets.data.cifar10 import OFFICIAL
+    from cs_nets.data.extract import safe_extract
+
+    folder, _, _ = small_cifar_archives
+    safe_extract(folder / OFFICIAL["python"].filename, tmp_path, OFFICIAL["python"].folder)
+    lines = []
+    sets = [f"data.dir={tmp_path}", "data.num_val=50", "features=[hog]", "data.shift_average=3"]
+    data = build_dataset(load_config(None, sets), load_cifar10(tmp_path, "python"), tmp_path, progress=False,
+                         log=lines.append)
+    parts = split_of(load_cifar10(tmp_path, "python"), load_config(None, sets).data, 0)
+    inputs = data.inputs
+    assert inputs.views == [View(0, 0), View(0, 3), View(0, -3), View(3, 0), View(-3, 0)]
+    assert len(data.X_val_views) == 4 and data.test_rows_mirrored is None
+    for view, X in zip(inputs.views[1:], data.X_val_views):
+        np.testing.assert_allclose(X, view_inputs(inputs, parts.X_val, view), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(data.test_images, parts.X_test)  # the test views are made as they are scored
+    assert any(line.startswith("features: 50 val images moved 3 pixels, 4 views in ") for line in lines)
+    with pytest.raises(ArgumentError, match="the moved views .* need the 101 images"):
+        inputs.scores(None, data.test_rows)
+
+
 def test_without_it_nothing_is_mirrored(small_cifar_archives, tmp_path):
     from cs_nets.data.cifar10 import OFFICIAL
     from cs_nets.data.extract import safe_extract

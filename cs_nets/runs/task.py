@@ -322,7 +322,9 @@ def _train(config, data, model, run_dir: RunDir, state, header, progress, log, o
             log(f"training: {len(result.history)} epochs in {result.train_seconds:.1f} s")
             started = time.perf_counter()
             summary = finish_run(config, data, model, run_dir, {**fields, "status": result.status})
-            log(f"test split scored and the run saved in {time.perf_counter() - started:.1f} s")
+            views = len(data.inputs.views)  # data.hflip_average, data.shift_average
+            scored = f" ({views} views of each image)" if views > 1 else ""
+            log(f"test split scored{scored} and the run saved in {time.perf_counter() - started:.1f} s")
             if result.status != "interrupted":
                 run_dir.remove_state()  # finished: nothing left to resume
             run_dir.promote()
