@@ -15,12 +15,14 @@ def mirrored_by_loop(rows, side=32):
 
 def viewed_by_loop(rows, view, side=32):
     """Each (3 S S) row's image as `view` shows it (mirrored, then moved dy down and dx right, the
-    uncovered rows and columns copies of the edge), pixel by pixel."""
+    uncovered rows and columns copies of the edge), one row, then one column at a time."""
     source = mirrored_by_loop(rows, side) if view.mirrored else rows
     out = np.empty_like(rows)
     for i, row in enumerate(source):
         image, moved = row.reshape(3, side, side), out[i].reshape(3, side, side)
+        down = np.empty_like(image)
         for y in range(side):
-            for x in range(side):
-                moved[:, y, x] = image[:, min(max(y - view.dy, 0), side - 1), min(max(x - view.dx, 0), side - 1)]
+            down[:, y, :] = image[:, min(max(y - view.dy, 0), side - 1), :]
+        for x in range(side):
+            moved[:, :, x] = down[:, :, min(max(x - view.dx, 0), side - 1)]
     return out

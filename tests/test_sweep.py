@@ -167,6 +167,7 @@ def test_a_trial_that_fails_on_its_data_names_the_swept_data_key_and_its_line(tm
     assert summaries(out)["trial-000"]["status"] == "completed" and not (out / "trial-001").exists()
 
 
+@pytest.mark.slow  # sweep subprocesses
 def test_list_values_are_split_outside_brackets(tmp_path):
     out = tmp_path / "sweep"
     proc = sweep_sh(SMOKE, "model.type=fc_net", "model.hidden_dims=[16,8],[32]", "train.num_epochs=1", "--out", out,
@@ -499,6 +500,7 @@ def make_killed_before_config(run_dir):
     (run_dir / "summary.json").write_text(json.dumps(summary))
 
 
+@pytest.mark.slow  # sweep subprocesses
 def test_a_trial_killed_before_its_config_was_written_starts_afresh_on_resume(tmp_path):
     out = tmp_path / "sweep"
     grid = ["sweep", "--config", SMOKE, "--grid", "train.num_epochs=1,2", "--backend", "local", "--out", out]
