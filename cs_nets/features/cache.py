@@ -12,6 +12,7 @@ import numpy as np
 from cs_nets.errors import DataError
 from cs_nets.features.extract import IMAGE_SIZE, check_out, check_pixels, extract_features
 from cs_nets.features.spec import feature_dim, normalize_transforms
+from cs_nets.features.views import MIRROR, view_images
 from cs_nets.files.atomic import atomic_open
 from cs_nets.files.untrusted import open_regular
 
@@ -90,9 +91,8 @@ def cached_features(X, transforms, cache_dir, fingerprint, progress=True, log=No
         extract = functools.partial(extract_features, transforms=transforms, progress=progress,
                                     codebooks=codebooks, image_size=image_size)
         if missing == {"mirrors"}:
-            side = image_size
-            rows = np.ascontiguousarray(X.reshape(-1, 3, side, side)[..., ::-1]).reshape(len(X), -1)
-            extract(rows, out=mirrored_out)
+            mirrors = view_images(X.reshape(-1, 3, image_size, image_size), MIRROR)
+            extract(np.ascontiguousarray(mirrors).reshape(len(X), -1), out=mirrored_out)
         elif missing:
             extract(X, out=out, mirrored_out=mirrored_out if "mirrors" in missing else None)
         for name in sorted(missing):

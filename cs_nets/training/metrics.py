@@ -26,9 +26,9 @@ def accuracy_of(confusion: np.ndarray) -> float:
 def mean_scores(model, views: list[np.ndarray]) -> np.ndarray:
     """(N, C) float32: the model's class scores of each view, averaged.
 
-    views: one (N, D) array of model inputs per view of the same N images (the images,
-    then their left-right mirrors: data.hflip_average), a test-time augmentation that
-    keeps one score vector per image.
+    views: one (N, D) array of model inputs per view of the same N images (the images, then
+    their mirrors and moved copies: data.hflip_average, data.shift_average), a test-time
+    augmentation that keeps one score vector per image.
     """
     out = np.array(model.loss(views[0]), dtype=np.float32)
     for X in views[1:]:
